@@ -1,0 +1,48 @@
+# jetbackup — build, test, demo, bench. Every target that builds depends on `setup`,
+# so a fresh machine with a Swift 6 toolchain needs nothing else.
+SWIFT ?= swift
+PREFIX ?= /usr/local
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN = .build/release/jetbackup
+DEBUG_BIN = .build/debug/jetbackup
+
+.PHONY: setup build release test stress fuzz demo install bench fixtures clean
+
+setup:
+	@if ! pkg-config --exists libzstd 2>/dev/null || ! command -v zstd >/dev/null 2>&1; then \
+		echo "installing libzstd-dev, zstd and pkg-config with apt-get"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libzstd-dev zstd pkg-config >/dev/null; \
+	fi
+
+build: setup
+	$(SWIFT) build
+
+release: setup
+	$(SWIFT) build -c release
+
+# The unit, CLI and short crash/corruption suites (under 10 minutes on 2 cores).
+test: setup
+	$(SWIFT) build --build-tests
+	JETBACKUP_STRESS=short $(SWIFT) test --skip-build --parallel --num-workers 2
+
+# The long crash, kill -9 and corruption loops.
+stress: setup
+	$(SWIFT) build --build-tests
+	JETBACKUP_STRESS=long $(SWIFT) test --skip-build --filter Stress
+
+demo: release
+	./scripts/demo.sh $(BIN)
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/jetbackup
+
+fixtures: build
+	./scripts/make-fixtures.sh $(DEBUG_BIN)
+
+bench: release
+	./bench/run.sh $(BIN)
+
+clean:
+	rm -rf .build demo

@@ -1,0 +1,59 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Arrows run one way: jetbackup (main) → JetBackupCLI → JetBackup → JetStore → C targets.
+let package = Package(
+    name: "jetbackup",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "jetbackup", targets: ["jetbackup"]),
+        .library(name: "JetStore", targets: ["JetStore"]),
+        .library(name: "JetBackup", targets: ["JetBackup"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .target(name: "CCRC32C"),
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        .target(
+            name: "JetStore",
+            dependencies: [
+                "CCRC32C",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "JetBackup",
+            dependencies: [
+                "JetStore", "CZstd",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "JetBackupCLI",
+            dependencies: [
+                "JetStore", "JetBackup",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "jetbackup", dependencies: ["JetBackupCLI"]),
+        .testTarget(name: "JetStoreTests", dependencies: ["JetStore", "CCRC32C"]),
+        .testTarget(name: "JetBackupTests", dependencies: ["JetBackup", "JetStore"]),
+        .testTarget(
+            name: "CLITests",
+            dependencies: [
+                "JetBackupCLI", "JetStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,298 @@
+/// The ordered key-value B+tree of one database, over the page cache.
+/// Called only under the engine lock, inside an operation (`PageCache.endOperation`
+/// unpins what it fetched). Every change goes through `PageFrame`'s recorded writes so
+/// the commit logs exactly the bytes that changed.
+struct BTree {
+    let db: DatabaseFile
+    let cache: PageCache
+
+    static let maxKeyLength = 255
+    static let maxValueLength = 16 * 1024 * 1024
+
+    var dbid: UInt16 { db.dbid }
+
+    /// Largest cell kept inline in a leaf: a leaf holds at least four.
+    var maxInlineCell: Int { (db.pageSize - PageFormat.headerSize) / 4 - 2 }
+    var overflowCapacity: Int { db.pageSize - PageFormat.headerSize }
+
+    private func change(_ f: PageFrame) { cache.beginChange(f) }
+
+    private func markHeader() throws {
+        let h = try cache.fetch(dbid, PageFormat.headerPage)
+        change(h)
+        // Allocation fields only: [112, 136).
+        let before = [UInt8](h.bytes[112..<136])
+        db.header.encodeAllocation(into: h.buffer)
+        let after = [UInt8](h.bytes[112..<136])
+        if before != after { h.noteChange(112..<136) }
+    }
+
+    // MARK: Page allocation
+
+    private func allocate(_ type: PageFormat.PageType) throws -> PageFrame {
+        let f: PageFrame
+        if db.header.freeListHead != 0 {
+            let pgno = db.header.freeListHead
+            f = try cache.fetch(dbid, pgno)
+            guard f.type == .free else { throw Node.corrupt(f, db, "free list names a page in use") }
+            db.header.freeListHead = f.next
+            db.header.freeCount -= 1
+        } else {
+            let pgno = db.header.pageCount
+            db.header.pageCount += 1
+            f = try cache.create(dbid, pgno)
+        }
+        change(f)
+        f.format(type, pageSize: db.pageSize)
+        try markHeader()
+        return f
+    }
+
+    private func free(_ f: PageFrame) throws {
+        change(f)
+        f.format(.free, pageSize: db.pageSize)
+        f.setU32(PageFormat.nextOffset, db.header.freeListHead)
+        db.header.freeListHead = f.pgno
+        db.header.freeCount += 1
+        try markHeader()
+    }
+
+    // MARK: Overflow chains
+
+    private func writeOverflow(_ value: UnsafeRawBufferPointer) throws -> UInt32 {
+        let cap = overflowCapacity
+        let n = (value.count + cap - 1) / cap
+        var frames: [PageFrame] = []
+        for _ in 0..<n { frames.append(try allocate(.overflow)) }
+        for (k, f) in frames.enumerated() {
+            let lo = k * cap, hi = min(value.count, lo + cap)
+            f.copyIn(UnsafeRawBufferPointer(rebasing: value[lo..<hi]), at: PageFormat.headerSize)
+            f.setU32(PageFormat.usedOffset, UInt32(hi - lo))
+            f.setU32(PageFormat.nextOffset, k + 1 < n ? frames[k + 1].pgno : 0)
+        }
+        return frames[0].pgno
+    }
+
+    private func readOverflow(first: UInt32, length: Int) throws -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(length)
+        var pgno = first
+        var hops = 0
+        while pgno != 0 {
+            guard pgno >= PageFormat.firstDataPage, pgno < db.header.pageCount, hops <= db.header.pageCount else {
+                throw JetError(.databaseCorrupted, "overflow chain of \(db.path) names page \(pgno); run 'jetbackup check'")
+            }
+            let f = try cache.fetch(dbid, pgno)
+            guard f.type == .overflow, f.used <= overflowCapacity else { throw Node.corrupt(f, db, "not an overflow page") }
+            out.append(contentsOf: f.bytes[PageFormat.headerSize..<(PageFormat.headerSize + f.used)])
+            pgno = f.next
+            hops += 1
+        }
+        guard out.count == length else {
+            throw JetError(.databaseCorrupted, "a value in \(db.path) should be \(length) bytes, its overflow chain holds \(out.count)")
+        }
+        return out
+    }
+
+    private func freeOverflow(first: UInt32) throws {
+        var pgno = first
+        var hops = 0
+        while pgno != 0 {
+            guard pgno >= PageFormat.firstDataPage, pgno < db.header.pageCount, hops <= db.header.pageCount else {
+                throw JetError(.databaseCorrupted, "overflow chain of \(db.path) names page \(pgno)")
+            }
+            let f = try cache.fetch(dbid, pgno)
+            guard f.type == .overflow else { throw Node.corrupt(f, db, "not an overflow page") }
+            pgno = f.next
+            try free(f)
+            hops += 1
+        }
+    }
+
+    // MARK: Reading
+
+    /// Descends to the leaf for `key`, returning the path of (branch, child index).
+    private func descend(_ key: UnsafeRawBufferPointer) throws -> (leaf: PageFrame, path: [(PageFrame, Int)]) {
+        var f = try cache.fetch(dbid, db.header.rootPage)
+        var path: [(PageFrame, Int)] = []
+        var depth = 0
+        while f.type == .branch {
+            let i = try Node.childIndex(f, key, db)
+            path.append((f, i))
+            f = try cache.fetch(dbid, try Node.child(f, i, db))
+            depth += 1
+            if depth > 64 { throw Node.corrupt(f, db, "tree deeper than 64 levels") }
+        }
+        guard f.type == .leaf else { throw Node.corrupt(f, db, "expected a leaf or branch page, found type \(f.bytes[PageFormat.typeOffset])") }
+        return (f, path)
+    }
+
+    private func value(_ f: PageFrame, _ i: Int) throws -> [UInt8] {
+        let o = try Node.cellOffset(f, i, db)
+        let kl = Int(f.buffer.u16(o))
+        let vl = Int(f.buffer.u32(o + 4))
+        let start = o + Node.cellHeader + kl
+        if (f.buffer[o + 2] & Node.overflowFlag) != 0 {
+            guard start + 4 <= db.pageSize else { throw Node.corrupt(f, db, "cell \(i)") }
+            return try readOverflow(first: f.buffer.u32(start), length: vl)
+        }
+        guard start + vl <= db.pageSize else { throw Node.corrupt(f, db, "value of cell \(i)") }
+        return [UInt8](f.bytes[start..<(start + vl)])
+    }
+
+    func get(_ key: UnsafeRawBufferPointer) throws -> [UInt8]? {
+        let (leaf, _) = try descend(key)
+        let (i, found) = try Node.lowerBound(leaf, key, db)
+        return found ? try value(leaf, i) : nil
+    }
+
+    /// Records in key order, starting after `after` (or at the first key with `prefix`),
+    /// until `limit` records or about `maxBytes` of them. `body` returns false to stop.
+    func scan(after: [UInt8]?, prefix: [UInt8], limit: Int, maxBytes: Int, _ body: ([UInt8], [UInt8]) throws -> Void) throws -> Int {
+        let start = after ?? prefix
+        var (leaf, path) = try start.withUnsafeBytes { try descend($0) }
+        var (i, found) = try start.withUnsafeBytes { try Node.lowerBound(leaf, $0, db) }
+        if found && after != nil { i += 1 }
+        var n = 0, bytes = 0
+        while n < limit && bytes < maxBytes {
+            if i >= leaf.count {
+                // Next leaf: up the path to a branch with a child to the right, then leftmost down.
+                var next: PageFrame?
+                while let (b, ci) = path.popLast() {
+                    if ci + 1 < b.count {
+                        path.append((b, ci + 1))
+                        var f = try cache.fetch(dbid, try Node.child(b, ci + 1, db))
+                        while f.type == .branch {
+                            path.append((f, 0))
+                            f = try cache.fetch(dbid, try Node.child(f, 0, db))
+                        }
+                        guard f.type == .leaf else { throw Node.corrupt(f, db, "expected a leaf") }
+                        next = f
+                        break
+                    }
+                }
+                guard let nl = next else { break }
+                leaf = nl
+                i = 0
+                continue
+            }
+            let k = try Node.key(leaf, i, db)
+            if !prefix.isEmpty {
+                if k.count < prefix.count || Node.compare(UnsafeRawBufferPointer(rebasing: k[0..<prefix.count]), prefix.withUnsafeBytes { $0 }) != 0 {
+                    break
+                }
+            }
+            let key = [UInt8](k)
+            let v = try value(leaf, i)
+            try body(key, v)
+            n += 1
+            bytes += key.count + v.count
+            i += 1
+        }
+        return n
+    }
+
+    // MARK: Writing
+
+    /// Inserts or replaces; true if the key was there.
+    @discardableResult
+    func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool {
+        let (leaf, path) = try descend(key)
+        var (i, found) = try Node.lowerBound(leaf, key, db)
+        change(leaf)
+        if found {
+            try removeValue(leaf, i)
+        }
+        let inline = Node.cellHeader + key.count + value.count <= maxInlineCell
+        let cell: [UInt8]
+        if inline {
+            cell = Node.leafCell(key: key, valueLength: value.count, inline: value, overflow: 0)
+        } else {
+            cell = Node.leafCell(key: key, valueLength: value.count, inline: nil, overflow: try writeOverflow(value))
+        }
+        if try !Node.insertCell(leaf, i, cell, db) {
+            try split(leaf, insert: cell, at: &i, path: path)
+        }
+        return found
+    }
+
+    /// Removes cell `i` of a leaf and frees its overflow pages.
+    private func removeValue(_ leaf: PageFrame, _ i: Int) throws {
+        let o = try Node.cellOffset(leaf, i, db)
+        if (leaf.buffer[o + 2] & Node.overflowFlag) != 0 {
+            let kl = Int(leaf.buffer.u16(o))
+            try freeOverflow(first: leaf.buffer.u32(o + Node.cellHeader + kl))
+        }
+        try Node.removeCell(leaf, i, db)
+    }
+
+    /// Splits a full node while inserting `cell` at `i`, then inserts the separator into the
+    /// parent (splitting it too if needed, up to a new root).
+    private func split(_ node: PageFrame, insert cell: [UInt8], at i: inout Int, path: [(PageFrame, Int)]) throws {
+        var path = path
+        var node = node
+        var cell = cell
+        var at = i
+        while true {
+            let type = node.type ?? .leaf
+            var cells: [[UInt8]] = []
+            cells.reserveCapacity(node.count + 1)
+            for k in 0..<node.count { cells.append(try Node.cellBytes(node, k, db)) }
+            cells.insert(cell, at: at)
+            // Appending at the right edge (sequential keys): leave the left page full.
+            var m: Int
+            if at == cells.count - 1 && cells.count > 2 {
+                m = cells.count - 1
+            } else {
+                let total = cells.reduce(0) { $0 + $1.count + 2 }
+                var acc = 0
+                m = 0
+                while m < cells.count - 1 && acc + cells[m].count + 2 <= total / 2 { acc += cells[m].count + 2; m += 1 }
+                m = max(1, min(m, cells.count - 1))
+            }
+            let right = try allocate(type)
+            Node.rewrite(node, cells[0..<m], type: type, db)
+            Node.rewrite(right, cells[m...], type: type, db)
+            let sepKey = cells[m].withUnsafeBytes { b in
+                [UInt8](b[Node.cellHeader..<(Node.cellHeader + Int(b.u16(0)))])
+            }
+            let sepCell = sepKey.withUnsafeBytes { Node.branchCell(key: $0, child: right.pgno) }
+            guard let (parent, ci) = path.popLast() else {
+                // New root: its cell 0 stands for "everything below sepKey".
+                let root = try allocate(.branch)
+                let left = [UInt8]().withUnsafeBytes { Node.branchCell(key: $0, child: node.pgno) }
+                _ = try Node.insertCell(root, 0, left, db)
+                _ = try Node.insertCell(root, 1, sepCell, db)
+                db.header.rootPage = root.pgno
+                try markHeader()
+                return
+            }
+            change(parent)
+            if try Node.insertCell(parent, ci + 1, sepCell, db) { return }
+            node = parent
+            cell = sepCell
+            at = ci + 1
+        }
+    }
+
+    /// Deletes `key`; false if it was not there. An emptied leaf leaves the tree and its page
+    /// goes to the free list; a root branch with a single child gives way to it.
+    func delete(_ key: UnsafeRawBufferPointer) throws -> Bool {
+        let (leaf, path) = try descend(key)
+        let (i, found) = try Node.lowerBound(leaf, key, db)
+        guard found else { return false }
+        change(leaf)
+        try removeValue(leaf, i)
+        if leaf.count == 0, let (parent, ci) = path.last, parent.count > 1 {
+            change(parent)
+            try Node.removeCell(parent, ci, db)
+            try free(leaf)
+            if parent.pgno == db.header.rootPage && parent.count == 1 {
+                db.header.rootPage = try Node.child(parent, 0, db)
+                try free(parent)
+                try markHeader()
+            }
+        }
+        return true
+    }
+}

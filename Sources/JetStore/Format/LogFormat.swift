@@ -1,0 +1,152 @@
+/// The shared contract of log generations (leveldb `db/log_format.h`).
+///
+/// A generation is a fixed-size file. Its first `headerSize` bytes are the header:
+/// ```
+/// 0  8  magic "JETLOG01"
+/// 8  u32 format version
+/// 12 u32 generation
+/// 16 16  log signature (random, time)
+/// 32 u64 creation time (µs)
+/// 40 u64 creation time of the previous generation (the chain link; 0 for the first)
+/// 48 u32 file size
+/// 52 u32 CRC32C of bytes [0, 52)
+/// ```
+/// Records follow, each 8-byte aligned:
+/// ```
+/// 0 u32 CRC32C of bytes [4, 12 + length)
+/// 4 u32 length of the payload
+/// 8 u8  type: full, first, middle, last (a transaction larger than the space left in a
+///       generation continues in the next one)
+/// 9 3   zero
+/// 12    payload
+/// ```
+/// A zero length with type zero marks the end of what was written (files start zeroed).
+public enum LogFormat {
+    public static let magic: [UInt8] = Array("JETLOG01".utf8)
+    public static let version: UInt32 = 1
+    public static let headerSize = 4096
+    public static let recordHeaderSize = 12
+    public static let alignment = 8
+    public static let minimumFileSize = 64 * 1024
+    public static let maximumFileSize = 1024 * 1024 * 1024
+
+    public enum RecordType: UInt8, Sendable {
+        case full = 1
+        case first = 2
+        case middle = 3
+        case last = 4
+    }
+
+    public struct Header: Sendable, Equatable {
+        public var generation: UInt32
+        public var signature: Signature
+        public var creationTime: UInt64
+        public var previousCreationTime: UInt64
+        public var fileSize: UInt32
+
+        public init(generation: UInt32, signature: Signature, creationTime: UInt64, previousCreationTime: UInt64, fileSize: UInt32) {
+            self.generation = generation; self.signature = signature; self.creationTime = creationTime
+            self.previousCreationTime = previousCreationTime; self.fileSize = fileSize
+        }
+
+        public func encode() -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: LogFormat.headerSize)
+            out.withUnsafeMutableBytes { p in
+                for (i, b) in LogFormat.magic.enumerated() { p[i] = b }
+                p.setU32(8, LogFormat.version)
+                p.setU32(12, generation)
+                signature.encode(p, 16)
+                p.setU64(32, creationTime)
+                p.setU64(40, previousCreationTime)
+                p.setU32(48, fileSize)
+                p.setU32(52, CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<52])))
+            }
+            return out
+        }
+
+        /// Decodes and checks a header; the error names the file.
+        public static func decode(_ p: UnsafeRawBufferPointer, file: String) throws -> Header {
+            guard p.count >= 56, Array(p[0..<8]) == LogFormat.magic else {
+                throw JetError(.logReadVerifyFailure, "\(file) is not a log generation (bad magic); the log is damaged: restore from a backup")
+            }
+            guard p.u32(52) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<52])) else {
+                throw JetError(.logReadVerifyFailure, "the header of log generation \(file) fails its checksum; the log is damaged: restore from a backup")
+            }
+            guard p.u32(8) == LogFormat.version else {
+                throw JetError(.logReadVerifyFailure, "\(file) has log format version \(p.u32(8)), this jetbackup reads \(LogFormat.version)")
+            }
+            return Header(generation: p.u32(12), signature: Signature.decode(p, 16), creationTime: p.u64(32),
+                          previousCreationTime: p.u64(40), fileSize: p.u32(48))
+        }
+    }
+
+    @inline(__always)
+    public static func aligned(_ n: Int) -> Int { (n + alignment - 1) & ~(alignment - 1) }
+
+    /// Bytes a record with `payload` bytes takes, header and padding included.
+    @inline(__always)
+    public static func recordSize(payload: Int) -> Int { aligned(recordHeaderSize + payload) }
+
+    /// Writes a record (header, payload, zero padding) into `out`.
+    static func appendRecord(_ out: inout [UInt8], type: RecordType, payload: UnsafeRawBufferPointer) {
+        let start = out.count
+        var w = ByteWriter()
+        w.u32(0); w.u32(UInt32(payload.count)); w.u8(type.rawValue); w.u8(0); w.u8(0); w.u8(0)
+        out.append(contentsOf: w.bytes)
+        out.append(contentsOf: payload)
+        let padded = recordSize(payload: payload.count)
+        out.append(contentsOf: repeatElement(0, count: padded - (out.count - start)))
+        out.withUnsafeMutableBytes { p in
+            var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(start + 4)..<(start + 12)]))
+            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(start + 12)..<(start + 12 + payload.count)]), extending: crc)
+            p.setU32(start, crc)
+        }
+    }
+}
+
+/// The checkpoint file `edb.chk`: two copies of one small record, written one after the
+/// other with an fsync between, so at every instant at least one copy is whole. The valid
+/// copy with the higher sequence number wins (LMDB's two meta pages).
+///
+/// Each copy, at offsets 0 and `copySize`:
+/// ```
+/// 0  8   magic "JETCHK01"
+/// 8  u64 sequence
+/// 16 16  log signature
+/// 32 u64 checkpoint position (generation << 32 | offset): replay starts here
+/// 40 u64 time (µs)
+/// 48 u32 CRC32C of bytes [0, 48)
+/// ```
+public struct Checkpoint: Sendable, Equatable {
+    public static let magic: [UInt8] = Array("JETCHK01".utf8)
+    public static let copySize = 512
+
+    public var sequence: UInt64
+    public var logSignature: Signature
+    public var position: LogPosition
+    public var time: UInt64
+
+    public init(sequence: UInt64, logSignature: Signature, position: LogPosition, time: UInt64) {
+        self.sequence = sequence; self.logSignature = logSignature; self.position = position; self.time = time
+    }
+
+    public func encodeCopy() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Self.copySize)
+        out.withUnsafeMutableBytes { p in
+            for (i, b) in Self.magic.enumerated() { p[i] = b }
+            p.setU64(8, sequence)
+            logSignature.encode(p, 16)
+            p.setU64(32, position.rawValue)
+            p.setU64(40, time)
+            p.setU32(48, CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<48])))
+        }
+        return out
+    }
+
+    public static func decodeCopy(_ p: UnsafeRawBufferPointer) -> Checkpoint? {
+        guard p.count >= 52, Array(p[0..<8]) == magic,
+              p.u32(48) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<48])) else { return nil }
+        return Checkpoint(sequence: p.u64(8), logSignature: Signature.decode(p, 16),
+                          position: LogPosition(rawValue: p.u64(32)), time: p.u64(40))
+    }
+}

@@ -1,0 +1,93 @@
+/// The one seam all engine and backup I/O goes through (leveldb's `Env`).
+/// `PosixFileSystem` is the real one; `MemoryFileSystem` keeps files in memory and can
+/// crash after the N-th write or fsync, dropping or tearing what was not synced.
+public protocol StorageFile: AnyObject, Sendable {
+    var path: String { get }
+    /// Reads up to `buffer.count` bytes at `offset`; fewer only at end of file.
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+    /// Writes all of `bytes` at `offset`, extending the file as needed.
+    func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws
+    /// Makes everything written so far durable.
+    func sync() throws
+    func size() throws -> Int64
+    func truncate(to size: Int64) throws
+    func close()
+}
+
+public enum OpenMode: Sendable {
+    case readOnly
+    case readWrite
+    /// Fails if the file exists.
+    case createNew
+    /// Creates or empties the file.
+    case createOrTruncate
+}
+
+public protocol FileLock: AnyObject, Sendable {
+    func release()
+}
+
+public protocol FileSystem: Sendable {
+    func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile
+    func exists(_ path: String) -> Bool
+    func isDirectory(_ path: String) -> Bool
+    /// True if `path` is a symbolic link (never followed).
+    func isSymlink(_ path: String) -> Bool
+    /// Names (not paths) of the entries of a directory, sorted.
+    func list(_ directory: String) throws -> [String]
+    func remove(_ path: String) throws
+    func removeDirectory(_ path: String) throws
+    /// Atomic replace of `to` by `from` (POSIX rename).
+    func rename(_ from: String, _ to: String) throws
+    /// Creates a directory readable by its owner only (0700).
+    func createDirectory(_ path: String) throws
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    func syncDirectory(_ path: String) throws
+    /// Exclusive owner lock; fails at once with `fileAccessDenied` naming the holder.
+    func lock(_ path: String, owner: String) throws -> any FileLock
+}
+
+extension FileSystem {
+    /// Reads a whole small file (manifests, parameters).
+    public func readAll(_ path: String) throws -> [UInt8] {
+        let f = try open(path, .readOnly)
+        defer { f.close() }
+        let n = Int(try f.size())
+        var out = [UInt8](repeating: 0, count: n)
+        let got = try out.withUnsafeMutableBytes { try f.read(at: 0, into: $0) }
+        if got < n { out.removeLast(n - got) }
+        return out
+    }
+
+    /// Writes a small file durably and atomically: temp file, fsync, rename, fsync directory
+    /// (leveldb `SetCurrentFile`). After it returns, `path` holds `bytes` or, after a crash
+    /// before the rename, its old content.
+    public func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+        let tmp = path + ".tmp"
+        if exists(tmp) { try remove(tmp) }
+        let f = try open(tmp, .createNew)
+        do {
+            try bytes.withUnsafeBytes { try f.write(at: 0, $0) }
+            try f.sync()
+            f.close()
+        } catch {
+            f.close()
+            try? remove(tmp)
+            throw error
+        }
+        try rename(tmp, path)
+        try syncDirectory(FilePaths.directory(of: path))
+    }
+
+    /// Removes a directory and everything below it (it never follows links).
+    public func removeTree(_ path: String) throws {
+        if isSymlink(path) || !isDirectory(path) {
+            if exists(path) || isSymlink(path) { try remove(path) }
+            return
+        }
+        for name in try list(path) {
+            try removeTree(FilePaths.join(path, name))
+        }
+        try removeDirectory(path)
+    }
+}

@@ -1,0 +1,333 @@
+/// A file system in memory with fault injection (leveldb `helpers/memenv` plus
+/// `fault_injection_test`). Every file keeps what was synced apart from what was only
+/// written, so a simulated crash can drop unsynced writes, keep a prefix of them, or tear
+/// the last one mid-way. Directory operations (create, rename, remove) count as durable at
+/// once: the engine fsyncs the directory after each, so this loses nothing it relies on.
+public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
+    public enum CrashMode: Sendable {
+        /// Every write since the last fsync of its file is lost.
+        case dropUnsynced
+        /// Unsynced writes reach the disk in order up to a point; the last one is torn.
+        case tornPrefix(seed: UInt64)
+    }
+
+    final class Node {
+        var data: [UInt8] = []
+        var synced: [UInt8] = []
+        /// Writes since the last sync, oldest first.
+        var pending: [(offset: Int, bytes: [UInt8])] = []
+    }
+
+    private let lock = SpinLock()
+    private var files: [String: Node] = [:]
+    private var directories: Set<String> = ["/"]
+    private var locks: Set<String> = []
+    /// Writes and fsyncs performed; the crash point counts these.
+    public private(set) var ioCount = 0
+    private var crashAt: Int?
+    private var failure: JetError?
+    private var failAt: Int?
+    public private(set) var crashed = false
+
+    public init() {}
+
+    /// After `n` more writes or fsyncs, every operation fails as if the machine stopped.
+    public func crash(afterOperations n: Int) { lock.withLock { crashAt = ioCount + n } }
+
+    /// The `n`-th next write or fsync fails once with `error` (disk full, I/O error).
+    public func fail(afterOperations n: Int, with error: JetError) {
+        lock.withLock { failAt = ioCount + n; failure = error }
+    }
+
+    /// Brings the "machine" back: files hold what a real disk could hold after the crash.
+    public func reboot(_ mode: CrashMode) {
+        lock.withLock {
+            var rng = SplitMix64(seed: { if case .tornPrefix(let s) = mode { return s }; return 0 }())
+            for node in files.values {
+                var image = node.synced
+                if case .tornPrefix = mode, !node.pending.isEmpty {
+                    let keep = Int(rng.next() % UInt64(node.pending.count + 1))
+                    for (i, w) in node.pending.prefix(keep).enumerated() {
+                        var bytes = w.bytes
+                        if i == keep - 1 { bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1)))) }
+                        MemoryFileSystem.apply(&image, w.offset, bytes)
+                    }
+                }
+                node.data = image
+                node.synced = image
+                node.pending = []
+            }
+            locks.removeAll()
+            crashed = false
+            crashAt = nil
+            failAt = nil
+        }
+    }
+
+    static func apply(_ image: inout [UInt8], _ offset: Int, _ bytes: [UInt8]) {
+        if image.count < offset + bytes.count {
+            image.append(contentsOf: repeatElement(0, count: offset + bytes.count - image.count))
+        }
+        image.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
+    }
+
+    /// Counts one write or fsync; throws when a crash or a failure was asked for.
+    fileprivate func tick(_ path: String) throws {
+        try lock.withLock {
+            if crashed { throw JetError(.diskIO, "simulated crash: \(path) is gone with the machine") }
+            ioCount += 1
+            if let c = crashAt, ioCount >= c {
+                crashed = true
+                throw JetError(.diskIO, "simulated crash at I/O \(ioCount) (\(path))")
+            }
+            if let f = failAt, ioCount >= f, let e = failure {
+                failAt = nil
+                throw JetError(e.code, "injected: \(e.message) (\(path))")
+            }
+        }
+    }
+
+    fileprivate func checkAlive(_ path: String) throws {
+        try lock.withLock {
+            if crashed { throw JetError(.diskIO, "simulated crash: \(path) is gone with the machine") }
+        }
+    }
+
+    fileprivate func node(_ path: String) -> Node? { lock.withLock { files[path] } }
+
+    fileprivate func withNode<T>(_ n: Node, _ body: (Node) throws -> T) rethrows -> T {
+        try lock.withLock { try body(n) }
+    }
+
+    /// Raw bytes of a file as written (tests flip bytes through this).
+    public func contents(_ path: String) -> [UInt8]? { lock.withLock { files[path]?.data } }
+
+    /// Replaces a file's bytes, as durable (tests use it to damage files).
+    public func setContents(_ path: String, _ bytes: [UInt8]) {
+        lock.withLock {
+            let n = files[path] ?? Node()
+            n.data = bytes; n.synced = bytes; n.pending = []
+            files[path] = n
+        }
+    }
+
+    public func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
+        try checkAlive(path)
+        return try lock.withLock {
+            let parent = FilePaths.directory(of: path)
+            guard directories.contains(parent) else {
+                throw JetError(.fileNotFound, "\(parent) does not exist (open \(path))")
+            }
+            switch mode {
+            case .readOnly, .readWrite:
+                guard let n = files[path] else { throw JetError(.fileNotFound, "\(path) does not exist (open)") }
+                return MemoryFile(fs: self, path: path, node: n, writable: mode == .readWrite)
+            case .createNew:
+                if files[path] != nil || directories.contains(path) {
+                    throw JetError(.diskIO, "\(path) already exists (create)")
+                }
+                let n = Node(); files[path] = n
+                return MemoryFile(fs: self, path: path, node: n, writable: true)
+            case .createOrTruncate:
+                let n = files[path] ?? Node()
+                n.data = []; n.synced = []; n.pending = []
+                files[path] = n
+                return MemoryFile(fs: self, path: path, node: n, writable: true)
+            }
+        }
+    }
+
+    public func exists(_ path: String) -> Bool {
+        lock.withLock { files[path] != nil || directories.contains(path) }
+    }
+
+    public func isDirectory(_ path: String) -> Bool { lock.withLock { directories.contains(path) } }
+
+    public func isSymlink(_ path: String) -> Bool { false }
+
+    public func list(_ directory: String) throws -> [String] {
+        try checkAlive(directory)
+        return try lock.withLock {
+            guard directories.contains(directory) else {
+                throw JetError(.fileNotFound, "\(directory) does not exist (list)")
+            }
+            let prefix = directory == "/" ? "/" : directory + "/"
+            var names = Set<String>()
+            for p in files.keys where p.hasPrefix(prefix) {
+                let rest = p.dropFirst(prefix.count)
+                if !rest.contains("/") { names.insert(String(rest)) }
+            }
+            for d in directories where d.hasPrefix(prefix) && d != directory {
+                let rest = d.dropFirst(prefix.count)
+                if !rest.contains("/") { names.insert(String(rest)) }
+            }
+            return names.sorted()
+        }
+    }
+
+    public func remove(_ path: String) throws {
+        try tick(path)
+        try lock.withLock {
+            guard files.removeValue(forKey: path) != nil else {
+                throw JetError(.fileNotFound, "\(path) does not exist (remove)")
+            }
+        }
+    }
+
+    public func removeDirectory(_ path: String) throws {
+        try tick(path)
+        try lock.withLock {
+            let prefix = path + "/"
+            if files.keys.contains(where: { $0.hasPrefix(prefix) }) || directories.contains(where: { $0.hasPrefix(prefix) }) {
+                throw JetError(.diskIO, "\(path) is not empty (remove directory)")
+            }
+            guard directories.remove(path) != nil else {
+                throw JetError(.fileNotFound, "\(path) does not exist (remove directory)")
+            }
+        }
+    }
+
+    public func rename(_ from: String, _ to: String) throws {
+        try tick(from)
+        try lock.withLock {
+            if let n = files.removeValue(forKey: from) {
+                files[to] = n
+                return
+            }
+            guard directories.contains(from) else { throw JetError(.fileNotFound, "\(from) does not exist (rename)") }
+            // A directory moves with everything below it; an empty target directory is replaced.
+            directories.remove(to)
+            let prefix = from + "/"
+            directories.remove(from); directories.insert(to)
+            for d in directories where d.hasPrefix(prefix) {
+                directories.remove(d); directories.insert(to + d.dropFirst(from.count))
+            }
+            for (p, n) in files where p.hasPrefix(prefix) {
+                files.removeValue(forKey: p); files[to + p.dropFirst(from.count)] = n
+            }
+        }
+    }
+
+    public func createDirectory(_ path: String) throws {
+        try tick(path)
+        try lock.withLock {
+            if directories.contains(path) || files[path] != nil {
+                throw JetError(.diskIO, "\(path) already exists (create directory)")
+            }
+            guard directories.contains(FilePaths.directory(of: path)) else {
+                throw JetError(.fileNotFound, "\(FilePaths.directory(of: path)) does not exist (create directory)")
+            }
+            directories.insert(path)
+        }
+    }
+
+    /// Creates a directory and its parents (test setup only; counts no I/O).
+    public func makeDirectories(_ path: String) {
+        lock.withLock {
+            var p = ""
+            for part in path.split(separator: "/") {
+                p += "/" + part
+                directories.insert(p)
+            }
+        }
+    }
+
+    public func syncDirectory(_ path: String) throws { try tick(path) }
+
+    public func lock(_ path: String, owner: String) throws -> any FileLock {
+        try checkAlive(path)
+        return try lock.withLock {
+            if locks.contains(path) {
+                throw JetError(.fileAccessDenied, "instance is in use by another process (\(owner)); wait for it to finish or stop it")
+            }
+            locks.insert(path)
+            if files[path] == nil { files[path] = Node() }
+            return MemoryLock(fs: self, path: path)
+        }
+    }
+
+    fileprivate func unlock(_ path: String) { _ = lock.withLock { locks.remove(path) } }
+}
+
+final class MemoryLock: FileLock, @unchecked Sendable {
+    let fs: MemoryFileSystem
+    let path: String
+    private let done = AtomicFlag()
+    init(fs: MemoryFileSystem, path: String) { self.fs = fs; self.path = path }
+    func release() { if done.setOnce() { fs.unlock(path) } }
+}
+
+final class MemoryFile: StorageFile, @unchecked Sendable {
+    let fs: MemoryFileSystem
+    let path: String
+    let node: MemoryFileSystem.Node
+    let writable: Bool
+
+    init(fs: MemoryFileSystem, path: String, node: MemoryFileSystem.Node, writable: Bool) {
+        self.fs = fs; self.path = path; self.node = node; self.writable = writable
+    }
+
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try fs.checkAlive(path)
+        return fs.withNode(node) { n in
+            let start = Int(offset)
+            guard start < n.data.count else { return 0 }
+            let count = min(buffer.count, n.data.count - start)
+            n.data.withUnsafeBytes { src in
+                buffer.baseAddress!.copyMemory(from: src.baseAddress! + start, byteCount: count)
+            }
+            return count
+        }
+    }
+
+    func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {
+        guard writable else { throw JetError(.diskIO, "\(path) is open read-only (write)") }
+        try fs.tick(path)
+        let copy = [UInt8](bytes)
+        fs.withNode(node) { n in
+            MemoryFileSystem.apply(&n.data, Int(offset), copy)
+            n.pending.append((Int(offset), copy))
+        }
+    }
+
+    func sync() throws {
+        try fs.tick(path)
+        fs.withNode(node) { n in
+            n.synced = n.data
+            n.pending = []
+        }
+    }
+
+    func size() throws -> Int64 {
+        try fs.checkAlive(path)
+        return fs.withNode(node) { Int64($0.data.count) }
+    }
+
+    func truncate(to size: Int64) throws {
+        try fs.tick(path)
+        fs.withNode(node) { n in
+            let s = Int(size)
+            if n.data.count > s { n.data.removeLast(n.data.count - s) } else {
+                n.data.append(contentsOf: repeatElement(0, count: s - n.data.count))
+            }
+            // A truncate is metadata: durable at once in this model (the engine fsyncs after).
+            n.synced = n.data
+            n.pending = []
+        }
+    }
+
+    func close() {}
+}
+
+/// A small deterministic generator (tests, fault plans, the workload generator).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

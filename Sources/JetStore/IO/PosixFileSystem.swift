@@ -1,0 +1,223 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SystemPackage
+
+/// Maps an errno to the ESE error SPEC 5 asks for: no space is `JET_errDiskFull`,
+/// anything else `JET_errDiskIO`; the message names the operation and the path.
+func ioError(_ errno: Errno, _ operation: String, _ path: String) -> JetError {
+    switch errno {
+    case .noSpace, .diskQuotaExceeded:
+        return JetError(.diskFull, "no space left on device while trying to \(operation) \(path); free space and try again")
+    case .noSuchFileOrDirectory:
+        return JetError(.fileNotFound, "\(path) does not exist (\(operation))")
+    default:
+        return JetError(.diskIO, "I/O error while trying to \(operation) \(path): \(errno.description)")
+    }
+}
+
+/// Runs a Glibc call that returns -1 and sets errno on failure, once, in one place.
+@inline(__always)
+func valueOrErrno(_ operation: String, _ path: String, _ body: () -> Int32) throws -> Int32 {
+    while true {
+        let r = body()
+        if r != -1 { return r }
+        let e = Errno(rawValue: errno)
+        if e == .interrupted { continue }
+        throw ioError(e, operation, path)
+    }
+}
+
+public final class PosixFile: StorageFile, @unchecked Sendable {
+    // The descriptor is immutable after init; the kernel serializes pread/pwrite.
+    public let path: String
+    let fd: FileDescriptor
+    private let closed = AtomicFlag()
+
+    init(path: String, fd: FileDescriptor) {
+        self.path = path
+        self.fd = fd
+    }
+
+    deinit { if !closed.isSet { try? fd.close() } }
+
+    public func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n: Int
+            do {
+                n = try fd.read(fromAbsoluteOffset: offset + Int64(done),
+                                into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]),
+                                retryOnInterrupt: true)
+            } catch let e as Errno {
+                throw ioError(e, "read", path)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    public func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {
+        do {
+            _ = try fd.writeAll(toAbsoluteOffset: offset, bytes)
+        } catch let e as Errno {
+            throw ioError(e, "write", path)
+        }
+    }
+
+    public func sync() throws {
+        _ = try valueOrErrno("fsync", path) { fsync(fd.rawValue) }
+    }
+
+    public func size() throws -> Int64 {
+        do {
+            return try fd.seek(offset: 0, from: .end)
+        } catch let e as Errno {
+            throw ioError(e, "stat", path)
+        }
+    }
+
+    public func truncate(to size: Int64) throws {
+        _ = try valueOrErrno("truncate", path) { ftruncate(fd.rawValue, off_t(size)) }
+    }
+
+    public func close() {
+        if closed.setOnce() { try? fd.close() }
+    }
+}
+
+/// A tiny once-flag, so `close()` and `deinit` never close a descriptor twice.
+final class AtomicFlag: @unchecked Sendable {
+    private var value = false
+    private let lock = SpinLock()
+    var isSet: Bool { lock.withLock { value } }
+    /// Sets the flag; true if this call set it.
+    func setOnce() -> Bool { lock.withLock { if value { return false }; value = true; return true } }
+}
+
+final class PosixFileLock: FileLock, @unchecked Sendable {
+    let file: PosixFile
+    init(file: PosixFile) { self.file = file }
+    func release() {
+        _ = flock(file.fd.rawValue, LOCK_UN)
+        file.close()
+    }
+}
+
+/// The real file system. Files are created 0600 and directories 0700: backups and instances
+/// hold the user's data and are readable by their owner only.
+public struct PosixFileSystem: FileSystem {
+    public init() {}
+
+    public func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
+        let access: FileDescriptor.AccessMode
+        var options: FileDescriptor.OpenOptions = [.noFollow]
+        switch mode {
+        case .readOnly: access = .readOnly
+        case .readWrite: access = .readWrite
+        case .createNew: access = .readWrite; options.formUnion([.create, .exclusiveCreate])
+        case .createOrTruncate: access = .readWrite; options.formUnion([.create, .truncate])
+        }
+        do {
+            let fd = try FileDescriptor.open(FilePath(path), access, options: options,
+                                             permissions: [.ownerReadWrite], retryOnInterrupt: true)
+            return PosixFile(path: path, fd: fd)
+        } catch let e as Errno {
+            if e == .tooManySymbolicLinkLevels {
+                throw JetError(.invalidParameter, "\(path) is a symbolic link; jetbackup does not follow links in instances and backup sets")
+            }
+            throw ioError(e, "open", path)
+        }
+    }
+
+    public func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    public func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public func isSymlink(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK
+    }
+
+    public func list(_ directory: String) throws -> [String] {
+        guard let dir = opendir(directory) else {
+            throw ioError(Errno(rawValue: errno), "list", directory)
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    public func remove(_ path: String) throws {
+        _ = try valueOrErrno("remove", path) { unlink(path) }
+    }
+
+    public func removeDirectory(_ path: String) throws {
+        _ = try valueOrErrno("remove directory", path) { rmdir(path) }
+    }
+
+    public func rename(_ from: String, _ to: String) throws {
+        _ = try valueOrErrno("rename \(from) to", to) { Glibc.rename(from, to) }
+    }
+
+    public func createDirectory(_ path: String) throws {
+        _ = try valueOrErrno("create directory", path) { mkdir(path, 0o700) }
+    }
+
+    public func syncDirectory(_ path: String) throws {
+        let fd = try valueOrErrno("open directory", path) { Glibc.open(path, O_RDONLY | O_DIRECTORY) }
+        defer { _ = Glibc.close(fd) }
+        _ = try valueOrErrno("fsync directory", path) { fsync(fd) }
+    }
+
+    public func lock(_ path: String, owner: String) throws -> any FileLock {
+        let fdRaw = try valueOrErrno("open lock file", path) {
+            Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        }
+        let file = PosixFile(path: path, fd: FileDescriptor(rawValue: fdRaw))
+        if flock(fdRaw, LOCK_EX | LOCK_NB) != 0 {
+            let e = Errno(rawValue: errno)
+            var holder = [UInt8](repeating: 0, count: 512)
+            let n = (try? holder.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }) ?? 0
+            file.close()
+            if e == .wouldBlock {
+                let who = String(decoding: holder[..<n], as: UTF8.self)
+                    .trimmingWhitespace()
+                throw JetError(.fileAccessDenied,
+                               "instance is in use by another process (\(who.isEmpty ? "unknown" : who)); wait for it to finish or stop it")
+            }
+            throw ioError(e, "lock", path)
+        }
+        // The lock is the flock; the content only names the owner for others' messages.
+        let text = Array(owner.utf8)
+        try file.truncate(to: 0)
+        try text.withUnsafeBytes { try file.write(at: 0, $0) }
+        return PosixFileLock(file: file)
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace || c == "\0" { s.removeFirst() }
+        while let c = s.last, c.isWhitespace || c == "\0" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,60 @@
+extension Instance {
+    /// Advances the checkpoint to the current end of the log. Called with the engine lock.
+    ///
+    /// Order, and what holds on disk after each step:
+    /// 1. `horizon` = the log position now; from here on a page's first change is logged
+    ///    as a full image (its dbtime is at most the database's dbtime at the horizon);
+    /// 2. the log is made durable (write-ahead rule for the pages below);
+    /// 3. every dirty page is written, every database fsynced: all changes logged before
+    ///    `horizon` are in the database files;
+    /// 4. `edb.chk` names `horizon`: recovery starts there. A crash before this step
+    ///    recovers from the previous checkpoint, whose log is still all there;
+    /// 5. with circular logging, generations older than `horizon` are deleted.
+    func checkpointLocked() throws {
+        let horizon = log?.position ?? .zero
+        try log?.flush()
+        for f in cache.dirtyFrames() {
+            try database(f.dbid).writePage(f.pgno, f.buffer)
+            f.dirty = false
+        }
+        for db in databases.values {
+            try db.file.sync()
+            db.dbtimeAtCheckpoint = db.header.dbtime
+        }
+        guard log != nil else { return }
+        let cp = Checkpoint(sequence: checkpoint.sequence + 1, logSignature: parameters.logSignature,
+                            position: horizon, time: Clock.microsecondsSinceEpoch())
+        try CheckpointFile.write(fs: fs, path: file(FileNames.checkpoint), cp)
+        checkpoint = cp
+        if parameters.circularLogging {
+            _ = try deleteGenerationsLocked(below: horizon.generation)
+        }
+    }
+
+    /// Forces a checkpoint now (tests, `backup` before truncation).
+    public func flushCheckpoint() throws {
+        engine.lock()
+        defer { engine.unlock() }
+        try checkUsable(writing: false)
+        try checkpointLocked()
+    }
+
+    /// Archived generations present, in order.
+    func archivedGenerations() throws -> [UInt32] {
+        try fs.list(path).compactMap { FileNames.parseArchivedLog($0) }.sorted()
+    }
+
+    /// Deletes archived generations below `bound` (and below any generation a running backup
+    /// pinned). Returns the range deleted.
+    func deleteGenerationsLocked(below bound: UInt32) throws -> ClosedRange<UInt32>? {
+        var limit = min(bound, checkpoint.position.generation)
+        if let pin = pinnedGeneration { limit = min(limit, pin) }
+        let victims = try archivedGenerations().filter { $0 < limit }
+        guard let lo = victims.first, let hi = victims.last else { return nil }
+        for g in victims {
+            try fs.remove(file(FileNames.archivedLog(g)))
+        }
+        try fs.syncDirectory(path)
+        return lo...hi
+    }
+}

@@ -1,0 +1,124 @@
+/// Reads log generations (leveldb `db/log_reader.cc`): checks the header and every
+/// record's checksum, and reassembles transactions that span generations.
+public struct LogReader {
+    /// One record as read.
+    public struct Fragment {
+        public var offset: Int
+        public var type: LogFormat.RecordType
+        public var payload: Range<Int>
+    }
+
+    /// How a generation's records end.
+    public enum End: Equatable {
+        /// A zero header, or the end of the file: everything before it is whole.
+        case clean(offset: Int)
+        /// A record that fails its checksum or is cut short, at `offset`.
+        case bad(offset: Int, reason: String)
+    }
+
+    /// A generation read whole into memory.
+    public struct Generation {
+        public let path: String
+        public let header: LogFormat.Header
+        public let bytes: [UInt8]
+        public let fragments: [Fragment]
+        public let end: End
+
+        /// True if any record with a valid checksum lies after `offset`: then a bad record
+        /// at `offset` is damage, not a torn tail of an interrupted write.
+        public func hasValidRecord(after offset: Int) -> Bool {
+            bytes.withUnsafeBytes { p in
+                var o = offset + LogFormat.alignment
+                while o + LogFormat.recordHeaderSize <= p.count {
+                    if LogReader.recordAt(p, o) != nil { return true }
+                    o += LogFormat.alignment
+                }
+                return false
+            }
+        }
+    }
+
+    /// Reads a generation file: header, then records from `from` (default: the first).
+    public static func read(fs: any FileSystem, path: String, from: Int = LogFormat.headerSize) throws -> Generation {
+        let bytes = try fs.readAll(path)
+        return try parse(bytes, path: path, from: from)
+    }
+
+    public static func parse(_ bytes: [UInt8], path: String, from: Int = LogFormat.headerSize) throws -> Generation {
+        let header = try bytes.withUnsafeBytes { try LogFormat.Header.decode($0, file: path) }
+        guard Int(header.fileSize) == bytes.count, bytes.count >= LogFormat.headerSize else {
+            throw JetError(.logReadVerifyFailure,
+                           "log generation \(path) is \(bytes.count) bytes, its header says \(header.fileSize); the file was truncated or extended: restore from a backup")
+        }
+        var fragments: [Fragment] = []
+        var end = End.clean(offset: bytes.count)
+        bytes.withUnsafeBytes { p in
+            var o = max(from, LogFormat.headerSize)
+            while true {
+                if o + LogFormat.recordHeaderSize > p.count { end = .clean(offset: o); break }
+                let length = Int(p.u32(o + 4)), typeByte = p[o + 8]
+                if length == 0 && typeByte == 0 && p.u32(o) == 0 { end = .clean(offset: o); break }
+                guard let (type, payload) = recordAt(p, o) else {
+                    end = .bad(offset: o, reason: o + LogFormat.recordHeaderSize + length > p.count
+                        ? "a record runs past the end of the file" : "a record fails its checksum")
+                    break
+                }
+                fragments.append(Fragment(offset: o, type: type, payload: payload))
+                o += LogFormat.recordSize(payload: payload.count)
+            }
+        }
+        return Generation(path: path, header: header, bytes: bytes, fragments: fragments, end: end)
+    }
+
+    /// The record at `o` if its header is sane and its checksum matches.
+    static func recordAt(_ p: UnsafeRawBufferPointer, _ o: Int) -> (LogFormat.RecordType, Range<Int>)? {
+        guard o + LogFormat.recordHeaderSize <= p.count else { return nil }
+        let length = Int(p.u32(o + 4))
+        guard let type = LogFormat.RecordType(rawValue: p[o + 8]), p[o + 9] == 0, p[o + 10] == 0, p[o + 11] == 0,
+              o + LogFormat.recordHeaderSize + length <= p.count else { return nil }
+        var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(o + 4)..<(o + 12)]))
+        crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(o + 12)..<(o + 12 + length)]), extending: crc)
+        guard crc == p.u32(o) else { return nil }
+        return (type, (o + 12)..<(o + 12 + length))
+    }
+}
+
+/// Reassembles transactions from fragments across generations.
+struct TransactionAssembler {
+    private var parts: [UInt8] = []
+    private var open = false
+    private(set) var openStart: LogPosition?
+
+    /// Feeds a fragment; returns a whole transaction payload when one completes.
+    mutating func feed(_ f: LogReader.Fragment, _ g: LogReader.Generation) throws -> [UInt8]? {
+        let place = "\(g.path) offset \(f.offset)"
+        switch f.type {
+        case .full:
+            guard !open else { throw broken(place) }
+            return [UInt8](g.bytes[f.payload])
+        case .first:
+            guard !open else { throw broken(place) }
+            open = true
+            openStart = LogPosition(generation: g.header.generation, offset: UInt32(f.offset))
+            parts = [UInt8](g.bytes[f.payload])
+            return nil
+        case .middle:
+            guard open else { throw broken(place) }
+            parts.append(contentsOf: g.bytes[f.payload])
+            return nil
+        case .last:
+            guard open else { throw broken(place) }
+            parts.append(contentsOf: g.bytes[f.payload])
+            open = false
+            openStart = nil
+            defer { parts = [] }
+            return parts
+        }
+    }
+
+    var isOpen: Bool { open }
+
+    private func broken(_ place: String) -> JetError {
+        JetError(.logReadVerifyFailure, "the log's transaction fragments are out of order at \(place); the log is damaged: restore from a backup")
+    }
+}

@@ -1,0 +1,235 @@
+/// Appends transactions to the current generation `edb.log` and makes them durable with
+/// group commit: committers append under a short lock, then one of them (the leader)
+/// writes and fsyncs everything appended so far while the others wait for it.
+///
+/// Invariants:
+/// - bytes [0, `flushedOffset`) of `edb.log` are written; [0, durable.offset) are fsynced;
+/// - a generation is fsynced before it is renamed to its numbered name, and the next one
+///   (prepared ahead as `edbtmp.log`, zero-filled, header written and fsynced) takes its
+///   place by a rename; the directory is fsynced after both renames.
+public final class LogWriter: @unchecked Sendable {
+    let fs: any FileSystem
+    let directory: String
+    let signature: Signature
+    private(set) var fileSize: Int
+    private let cond = Condition()
+
+    // State under `cond`.
+    private var generation: UInt32
+    private var creationTime: UInt64
+    private var file: any StorageFile
+    private var pending: [UInt8] = []
+    /// Offset in `edb.log` where `pending` starts.
+    private var pendingStart: Int
+    private var durable: LogPosition
+    private var flushing = false
+    private var failure: JetError?
+    /// Generations at or above this are pinned by a running backup (not deleted).
+    private var nextFileSize: Int
+
+    /// Called after each roll with the generation just finished.
+    var onRoll: (@Sendable (UInt32) -> Void)?
+
+    init(fs: any FileSystem, directory: String, signature: Signature, fileSize: Int,
+         generation: UInt32, creationTime: UInt64, file: any StorageFile, fileLength: Int, endOffset: Int) {
+        self.fs = fs
+        self.directory = directory
+        self.signature = signature
+        self.fileSize = fileLength
+        self.nextFileSize = fileSize
+        self.generation = generation
+        self.creationTime = creationTime
+        self.file = file
+        self.pendingStart = endOffset
+        self.durable = LogPosition(generation: generation, offset: UInt32(endOffset))
+    }
+
+    func path(_ name: String) -> String { FilePaths.join(directory, name) }
+
+    /// The position the next record will start at.
+    public var position: LogPosition {
+        cond.withLock { LogPosition(generation: generation, offset: UInt32(pendingStart + pending.count)) }
+    }
+
+    public var currentGeneration: UInt32 { cond.withLock { generation } }
+
+    public var durablePosition: LogPosition { cond.withLock { durable } }
+
+    /// Size of generations created from now on (`config log-file-size`).
+    func setNextFileSize(_ n: Int) { cond.withLock { nextFileSize = n } }
+
+    /// The error that stopped the log, if any: the instance takes no more commits.
+    var failed: JetError? { cond.withLock { failure } }
+
+    // MARK: Creating generations
+
+    /// Creates a generation file: header, zero fill to its size, fsync. Used by `init`,
+    /// and ahead of each roll for the next one.
+    static func createGeneration(fs: any FileSystem, path: String, header: LogFormat.Header) throws -> any StorageFile {
+        if fs.exists(path) { try fs.remove(path) }
+        let f = try fs.open(path, .createNew)
+        do {
+            let h = header.encode()
+            try h.withUnsafeBytes { try f.write(at: 0, $0) }
+            // Zero-fill so later appends overwrite allocated blocks and the end of what was
+            // written is the first zero record header.
+            let zeros = [UInt8](repeating: 0, count: 256 * 1024)
+            var off = LogFormat.headerSize
+            let size = Int(header.fileSize)
+            while off < size {
+                let n = min(zeros.count, size - off)
+                try zeros.withUnsafeBytes { try f.write(at: Int64(off), UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                off += n
+            }
+            try f.sync()
+        } catch {
+            f.close()
+            try? fs.remove(path)
+            throw error
+        }
+        return f
+    }
+
+    private func prepareNext(after gen: UInt32, creation: UInt64) throws -> (any StorageFile, LogFormat.Header) {
+        let header = LogFormat.Header(generation: gen + 1, signature: signature, creationTime: Clock.microsecondsSinceEpoch(),
+                                      previousCreationTime: creation, fileSize: UInt32(nextFileSize))
+        let p = path(FileNames.preparedLog)
+        // A prepared file left by an earlier run is reused only if it is exactly the one we need.
+        if fs.exists(p), let existing = try? fs.open(p, .readWrite) {
+            var buf = [UInt8](repeating: 0, count: 64)
+            if let n = try? buf.withUnsafeMutableBytes({ try existing.read(at: 0, into: $0) }), n == 64,
+               let h = try? buf.withUnsafeBytes({ try LogFormat.Header.decode($0, file: p) }),
+               h.generation == gen + 1, h.previousCreationTime == creation, h.signature == signature,
+               (try? existing.size()) == Int64(h.fileSize) {
+                return (existing, h)
+            }
+            existing.close()
+        }
+        return (try LogWriter.createGeneration(fs: fs, path: p, header: header), header)
+    }
+
+    // MARK: Appending
+
+    /// Appends one transaction; returns the positions of its start and end. It is durable
+    /// once `waitDurable(end)` returns.
+    func append(_ payload: [UInt8]) throws -> (start: LogPosition, end: LogPosition) {
+        cond.lock()
+        defer { cond.unlock() }
+        if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written earlier (\(f.message)); restart the instance to recover") }
+        let start = LogPosition(generation: generation, offset: UInt32(pendingStart + pending.count))
+        try payload.withUnsafeBytes { p in
+            var rest = p[...]
+            var first = true
+            while true {
+                let room = fileSize - (pendingStart + pending.count) - LogFormat.recordHeaderSize
+                let minimum = 64
+                if room >= rest.count {
+                    LogFormat.appendRecord(&pending, type: first ? .full : .last, payload: UnsafeRawBufferPointer(rebasing: rest))
+                    break
+                }
+                if room >= minimum {
+                    let take = room & ~(LogFormat.alignment - 1)
+                    let n = min(take, rest.count)
+                    LogFormat.appendRecord(&pending, type: first ? .first : .middle,
+                                           payload: UnsafeRawBufferPointer(rebasing: rest.prefix(n)))
+                    rest = rest.dropFirst(n)
+                    first = false
+                    if rest.isEmpty {
+                        // Cannot happen: room < rest.count above; kept for clarity of the loop's end.
+                        break
+                    }
+                }
+                try rollLocked()
+            }
+        }
+        let end = LogPosition(generation: generation, offset: UInt32(pendingStart + pending.count))
+        return (start, end)
+    }
+
+    /// Waits until the log is durable up to `position`; the first waiter writes and fsyncs
+    /// for everyone (group commit).
+    func waitDurable(_ position: LogPosition) throws {
+        cond.lock()
+        defer { cond.unlock() }
+        while durable < position {
+            if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written (\(f.message)); restart the instance to recover") }
+            if flushing { cond.wait(); continue }
+            try flushLocked()
+        }
+    }
+
+    /// Writes and fsyncs what is pending. Called with the lock held; releases it during I/O.
+    private func flushLocked() throws {
+        flushing = true
+        let bytes = pending
+        let at = pendingStart
+        let target = LogPosition(generation: generation, offset: UInt32(at + bytes.count))
+        let f = file
+        pending.removeAll(keepingCapacity: true)
+        pendingStart = at + bytes.count
+        cond.unlock()
+        var err: JetError?
+        do {
+            if !bytes.isEmpty { try bytes.withUnsafeBytes { try f.write(at: Int64(at), $0) } }
+            try f.sync()
+        } catch let e as JetError {
+            err = e
+        } catch {
+            err = JetError(.diskIO, "\(error)")
+        }
+        cond.lock()
+        flushing = false
+        if let e = err {
+            failure = JetError(e.code == .diskFull ? .diskFull : .logWriteFail, "writing \(f.path): \(e.message)")
+            cond.broadcast()
+            throw JetError(.logWriteFail, "could not write the log \(f.path): \(e.message); the instance takes no more commits until it is reopened")
+        }
+        if target > durable { durable = target }
+        cond.broadcast()
+    }
+
+    /// Makes everything appended durable.
+    func flush() throws { try waitDurable(position) }
+
+    /// Finishes the current generation and starts the next one; returns the finished one.
+    @discardableResult
+    func roll() throws -> UInt32 {
+        cond.lock()
+        defer { cond.unlock() }
+        if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written earlier (\(f.message))") }
+        let g = generation
+        try rollLocked()
+        return g
+    }
+
+    private func rollLocked() throws {
+        while flushing { cond.wait() }
+        // Finish the current generation: pending bytes written and fsynced.
+        try flushLocked()
+        while flushing { cond.wait() }
+        do {
+            let (next, header) = try prepareNext(after: generation, creation: creationTime)
+            file.close()
+            try fs.rename(path(FileNames.currentLog), path(FileNames.archivedLog(generation)))
+            try fs.rename(path(FileNames.preparedLog), path(FileNames.currentLog))
+            try fs.syncDirectory(directory)
+            let finished = generation
+            generation = header.generation
+            creationTime = header.creationTime
+            fileSize = Int(header.fileSize)
+            file = next
+            pendingStart = LogFormat.headerSize
+            durable = LogPosition(generation: generation, offset: UInt32(LogFormat.headerSize))
+            onRoll?(finished)
+        } catch let e as JetError {
+            failure = e
+            cond.broadcast()
+            throw JetError(e.code == .diskFull ? .diskFull : .logWriteFail,
+                           "could not start log generation \(generation + 1): \(e.message); the instance takes no more commits until it is reopened")
+        }
+    }
+
+    func close() {
+        cond.withLock { file.close() }
+    }
+}

@@ -1,0 +1,168 @@
+/// A bounded buffer cache shared by all databases of an instance (CLOCK replacement).
+/// Used only under the engine lock. Pinned frames (in use by the running operation, or
+/// changed by the open transaction) are never evicted; when all frames are pinned the
+/// cache grows past its bound until the transaction ends, then shrinks back.
+final class PageCache {
+    let capacity: Int
+    private var frames: [PageFrame] = []
+    private var index: [UInt64: Int] = [:]
+    private var hand = 0
+    /// Frames changed by the open transaction, in first-change order.
+    private(set) var transactionFrames: [PageFrame] = []
+    /// Frames pinned by the running operation.
+    private var operationPins: [PageFrame] = []
+
+    /// Writes a dirty frame back (the engine makes the log durable first).
+    let writeBack: (PageFrame) throws -> Void
+    let database: (UInt16) throws -> DatabaseFile
+
+    init(capacity: Int, database: @escaping (UInt16) throws -> DatabaseFile, writeBack: @escaping (PageFrame) throws -> Void) {
+        self.capacity = max(16, capacity)
+        self.database = database
+        self.writeBack = writeBack
+    }
+
+    var count: Int { frames.count }
+
+    /// The frame of a page, read from disk (and verified) if not cached. Pinned until
+    /// `endOperation`.
+    func fetch(_ dbid: UInt16, _ pgno: UInt32) throws -> PageFrame {
+        let key = PageFrame.key(dbid, pgno)
+        if let i = index[key] {
+            let f = frames[i]
+            f.referenced = true
+            pin(f)
+            return f
+        }
+        let db = try database(dbid)
+        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize)
+        try db.readPage(pgno, into: f.buffer)
+        try insert(f)
+        pin(f)
+        return f
+    }
+
+    /// A frame for a page that is new (beyond the end of the file): zeroed, not read.
+    func create(_ dbid: UInt16, _ pgno: UInt32) throws -> PageFrame {
+        let key = PageFrame.key(dbid, pgno)
+        if let i = index[key] {
+            let f = frames[i]
+            pin(f)
+            return f
+        }
+        let db = try database(dbid)
+        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize)
+        try insert(f)
+        pin(f)
+        return f
+    }
+
+    /// A cached frame without reading (recovery installs full images this way).
+    func cached(_ dbid: UInt16, _ pgno: UInt32) -> PageFrame? {
+        index[PageFrame.key(dbid, pgno)].map { frames[$0] }
+    }
+
+    private func pin(_ f: PageFrame) {
+        f.pins += 1
+        operationPins.append(f)
+    }
+
+    /// Unpins what the operation fetched.
+    func endOperation() {
+        for f in operationPins { f.pins -= 1 }
+        operationPins.removeAll(keepingCapacity: true)
+    }
+
+    /// Marks a frame as changed by the open transaction (pinned until commit or abort).
+    func beginChange(_ f: PageFrame) {
+        guard !f.inTransaction else { return }
+        f.inTransaction = true
+        f.baseDbtime = f.dbtime
+        f.pins += 1
+        transactionFrames.append(f)
+    }
+
+    /// After the commit was logged: the frames are dirty, unpinned, their ranges cleared.
+    func endTransaction(loggedEnd: UInt64?) {
+        for f in transactionFrames {
+            f.inTransaction = false
+            f.ranges.removeAll()
+            f.pins -= 1
+            f.dirty = true
+            if let end = loggedEnd { f.lastLoggedEnd = end }
+        }
+        transactionFrames.removeAll(keepingCapacity: true)
+        try? shrink()
+    }
+
+    private func insert(_ f: PageFrame) throws {
+        if frames.count >= capacity { try evictOne() }
+        index[f.key] = frames.count
+        frames.append(f)
+    }
+
+    /// Evicts one unpinned frame, writing it back first if dirty. With every frame pinned
+    /// it evicts nothing and the cache grows.
+    private func evictOne() throws {
+        let n = frames.count
+        guard n > 0 else { return }
+        for _ in 0..<(2 * n + 1) {
+            if hand >= frames.count { hand = 0 }
+            let f = frames[hand]
+            if f.pins > 0 { hand += 1; continue }
+            if f.referenced { f.referenced = false; hand += 1; continue }
+            if f.dirty {
+                try writeBack(f)
+                f.dirty = false
+            }
+            remove(at: hand)
+            return
+        }
+    }
+
+    private func remove(at i: Int) {
+        let f = frames[i]
+        index.removeValue(forKey: f.key)
+        let last = frames.count - 1
+        if i != last {
+            frames[i] = frames[last]
+            index[frames[i].key] = i
+        }
+        frames.removeLast()
+    }
+
+    private func shrink() throws {
+        var guardCount = frames.count
+        while frames.count > capacity && guardCount > 0 {
+            let before = frames.count
+            try evictOne()
+            if frames.count == before { break }
+            guardCount -= 1
+        }
+    }
+
+    /// Dirty frames, sorted by database and page (sequential writes at a checkpoint).
+    func dirtyFrames() -> [PageFrame] {
+        frames.filter { $0.dirty }.sorted { $0.key < $1.key }
+    }
+
+    /// Drops every frame (after the databases were flushed, or to forget after a failure).
+    func removeAll() {
+        frames.removeAll()
+        index.removeAll()
+        transactionFrames.removeAll()
+        operationPins.removeAll()
+        hand = 0
+    }
+
+    /// Drops the frames of the open transaction without logging them (the transaction
+    /// failed before its commit): the caller must then stop using the cache's content.
+    func abandonTransaction() {
+        for f in transactionFrames {
+            f.inTransaction = false
+            f.pins -= 1
+            if let i = index[f.key] { remove(at: i) }
+        }
+        transactionFrames.removeAll()
+    }
+}

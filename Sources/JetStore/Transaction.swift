@@ -1,0 +1,156 @@
+/// One change in a commit.
+public enum Operation: Sendable {
+    case put(database: String, key: [UInt8], value: [UInt8])
+    case delete(database: String, key: [UInt8])
+}
+
+extension Instance {
+    public static let maxKeyLength = BTree.maxKeyLength
+    public static let maxValueLength = BTree.maxValueLength
+
+    static func checkKey(_ key: [UInt8]) throws {
+        guard !key.isEmpty, key.count <= BTree.maxKeyLength else {
+            throw JetError(.invalidParameter, "a key must be 1 to \(BTree.maxKeyLength) bytes; this one is \(key.count)")
+        }
+    }
+
+    /// Applies the operations atomically; durable when it returns. Returns, for each
+    /// operation, whether it found its key (a put that replaced, a delete that removed).
+    @discardableResult
+    public func commit(_ operations: [Operation]) throws -> [Bool] {
+        for op in operations {
+            switch op {
+            case .put(_, let k, let v):
+                try Self.checkKey(k)
+                guard v.count <= BTree.maxValueLength else {
+                    throw JetError(.invalidParameter, "a value may be at most \(BTree.maxValueLength) bytes; this one is \(v.count)")
+                }
+            case .delete(_, let k): try Self.checkKey(k)
+            }
+        }
+        engine.lock()
+        var results: [Bool] = []
+        let end: LogPosition?
+        do {
+            try checkUsable(writing: true)
+            // Unknown databases are refused before anything changes.
+            for op in operations {
+                switch op {
+                case .put(let name, _, _), .delete(let name, _): _ = try database(named: name)
+                }
+            }
+        } catch {
+            engine.unlock()
+            throw error
+        }
+        do {
+            for op in operations {
+                switch op {
+                case .put(let name, let k, let v):
+                    let tree = BTree(db: try database(named: name), cache: cache)
+                    results.append(try k.withUnsafeBytes { kb in try v.withUnsafeBytes { vb in try tree.put(kb, vb) } })
+                case .delete(let name, let k):
+                    let tree = BTree(db: try database(named: name), cache: cache)
+                    results.append(try k.withUnsafeBytes { try tree.delete($0) })
+                }
+                cache.endOperation()
+            }
+            end = try logTransactionLocked()
+            if let log, end != nil, logBytes(from: checkpoint.position, to: log.position) > parameters.checkpointDepth {
+                try checkpointLocked()
+            }
+        } catch {
+            poison(error)
+            engine.unlock()
+            throw error
+        }
+        engine.unlock()
+        if let end, let log {
+            try log.waitDurable(end)
+        }
+        return results
+    }
+
+    /// Log bytes between two positions (generations counted at the current file size).
+    func logBytes(from a: LogPosition, to b: LogPosition) -> Int {
+        guard b > a else { return 0 }
+        let gens = Int(b.generation) - Int(a.generation)
+        return gens * parameters.logFileSize + Int(b.offset) - Int(a.offset)
+    }
+
+    /// Stamps every changed page with its database's next dbtime, builds the log record
+    /// (full image for a page's first change since the checkpoint, byte ranges after) and
+    /// appends it. Returns the log end position to wait for, nil if nothing changed.
+    func logTransactionLocked() throws -> LogPosition? {
+        guard !cache.transactionFrames.isEmpty else { return nil }
+        var touched = Set<UInt16>()
+        for f in cache.transactionFrames { touched.insert(f.dbid) }
+        for dbid in touched.sorted() {
+            let db = try database(dbid)
+            db.header.dbtime += 1
+            let h = try cache.fetch(dbid, PageFormat.headerPage)
+            cache.beginChange(h)
+            db.header.encodeAllocation(into: h.buffer)
+            h.noteChange(112..<136)
+        }
+        for f in cache.transactionFrames {
+            f.setU64(PageFormat.dbtimeOffset, try database(f.dbid).header.dbtime)
+        }
+        guard let log else {
+            cache.endTransaction(loggedEnd: nil)
+            cache.endOperation()
+            return nil
+        }
+        var b = LogPayloadBuilder()
+        for f in cache.transactionFrames {
+            let db = try database(f.dbid)
+            if f.baseDbtime == 0 || f.baseDbtime <= db.dbtimeAtCheckpoint {
+                b.image(dbid: f.dbid, pgno: f.pgno, page: f.bytes)
+            } else {
+                b.ranges(dbid: f.dbid, pgno: f.pgno, previousDbtime: f.baseDbtime, page: f.bytes, ranges: f.ranges)
+            }
+        }
+        let (_, end) = try log.append(b.w.bytes)
+        cache.endTransaction(loggedEnd: end.rawValue)
+        cache.endOperation()
+        return end
+    }
+
+    // MARK: Reading
+
+    public func get(_ database: String, _ key: [UInt8]) throws -> [UInt8]? {
+        try Self.checkKey(key)
+        engine.lock()
+        defer { engine.unlock() }
+        try checkUsable(writing: false)
+        defer { cache.endOperation() }
+        let tree = BTree(db: try self.database(named: database), cache: cache)
+        return try key.withUnsafeBytes { try tree.get($0) }
+    }
+
+    /// Records of `database` in key order, optionally only those starting with `prefix`,
+    /// at most `limit`. Memory stays flat: records are read in batches under the engine lock
+    /// and handed to `body` outside it. `body` returns false to stop.
+    public func scan(_ database: String, prefix: [UInt8] = [], limit: Int = .max,
+                     _ body: ([UInt8], [UInt8]) throws -> Bool) throws {
+        var after: [UInt8]?
+        var remaining = limit
+        while remaining > 0 {
+            var batch: [([UInt8], [UInt8])] = []
+            try engine.withLock {
+                try checkUsable(writing: false)
+                defer { cache.endOperation() }
+                let tree = BTree(db: try self.database(named: database), cache: cache)
+                _ = try tree.scan(after: after, prefix: prefix, limit: min(remaining, 4096), maxBytes: 4 << 20) { k, v in
+                    batch.append((k, v))
+                }
+            }
+            if batch.isEmpty { return }
+            for (k, v) in batch {
+                if try !body(k, v) { return }
+            }
+            remaining -= batch.count
+            after = batch.last!.0
+        }
+    }
+}

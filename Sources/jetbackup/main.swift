@@ -1,0 +1,2 @@
+import JetBackupCLI
+JetBackupCommand.main()
