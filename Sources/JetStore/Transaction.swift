@@ -1,5 +1,5 @@
 /// One change in a commit.
-public enum Operation: Sendable {
+public enum Mutation: Sendable {
     case put(database: String, key: [UInt8], value: [UInt8])
     case delete(database: String, key: [UInt8])
 }
@@ -17,7 +17,7 @@ extension Instance {
     /// Applies the operations atomically; durable when it returns. Returns, for each
     /// operation, whether it found its key (a put that replaced, a delete that removed).
     @discardableResult
-    public func commit(_ operations: [Operation]) throws -> [Bool] {
+    public func commit(_ operations: [Mutation]) throws -> [Bool] {
         for op in operations {
             switch op {
             case .put(_, let k, let v):

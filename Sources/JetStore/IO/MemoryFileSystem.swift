@@ -31,6 +31,20 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
 
     public init() {}
 
+    /// A copy of the whole file system as it is now (synced state only, no locks).
+    public func clone() -> MemoryFileSystem {
+        let c = MemoryFileSystem()
+        lock.withLock {
+            for (p, n) in files {
+                let m = Node()
+                m.data = n.data; m.synced = n.synced; m.pending = n.pending
+                c.files[p] = m
+            }
+            c.directories = directories
+        }
+        return c
+    }
+
     /// After `n` more writes or fsyncs, every operation fails as if the machine stopped.
     public func crash(afterOperations n: Int) { lock.withLock { crashAt = ioCount + n } }
 
