@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import JetBackup
+import JetStore
+
+struct Load: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Workload generator: write N deterministic records in batches, generating logs.")
+    @Argument(help: "Database (created if missing).") var db: String
+    @Option(help: "Records to write.") var records: Int
+    @Option(help: "Bytes per value.") var valueSize: Int = 100
+    @Option(help: "Records per commit.") var batch: Int = 1000
+    @Option(help: "Fraction of records that update an existing key (0 to 1).") var updateRatio: Double = 0
+    @Option(help: "Seed of the record sequence.") var seed: UInt64 = 1
+    @Option(help: "Progress: auto (a bar on a terminal), bar, none, or commits (a line per durable commit on stdout).")
+    var progress: String = "auto"
+    @OptionGroup var instance: InstanceOptions
+    @OptionGroup var output: JSONOption
+
+    func validate() throws {
+        guard records >= 0 else { throw ValidationError("--records must be 0 or more") }
+        guard valueSize >= 0, valueSize <= Instance.maxValueLength else { throw ValidationError("--value-size must be 0 to \(Instance.maxValueLength)") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard updateRatio >= 0, updateRatio <= 1 else { throw ValidationError("--update-ratio must be between 0 and 1") }
+        guard ["auto", "bar", "none", "commits"].contains(progress) else { throw ValidationError("--progress takes auto, bar, none or commits") }
+    }
+
+    func run() throws {
+        try CLI.run(json: output.json) {
+            let gen = LoadGenerator(seed: seed, valueSize: valueSize, updateRatio: updateRatio)
+            let showBar = progress == "bar" || (progress == "auto" && CLI.stderrIsTerminal)
+            var bar = ProgressBar(label: "load")
+            let s = try CLI.withInstance(instance.path) { inst -> LoadGenerator.Summary in
+                if !inst.databaseNames.contains(db) { try inst.createDatabase(db) }
+                return try gen.run(inst, database: db, count: records, batch: batch) { done in
+                    if progress == "commits" { CLI.out("committed \(done)") }
+                    if showBar { bar.draw(done: done, total: records, detail: "\(done) records") }
+                }
+            }
+            if showBar { bar.finish() }
+            if output.json {
+                CLI.out(JSONValue.object([
+                    ("result", .string("ok")), ("records", .int(Int64(s.records))), ("inserts", .int(Int64(s.inserts))),
+                    ("updates", .int(Int64(s.updates))), ("commits", .int(Int64(s.commits))), ("bytes", .int(Int64(s.bytes))),
+                    ("logGenerations", .int(Int64(s.generationsWritten))), ("seconds", .double(s.seconds)),
+                    ("recordsPerSecond", .double(s.recordsPerSecond)),
+                ]).serialized())
+            } else {
+                CLI.out(String(format: "loaded %d records (%d inserts, %d updates) in %d commits, %@, %d log generations, %.2f s, %.0f records/s",
+                               s.records, s.inserts, s.updates, s.commits, CLI.human(bytes: s.bytes), s.generationsWritten, s.seconds, s.recordsPerSecond))
+            }
+        }
+    }
+}
