@@ -11,9 +11,34 @@ public struct JetBackupCommand: ParsableCommand {
         version: JetBackupVersion.string,
         subcommands: [
             Init.self, Config.self, Db.self, Put.self, Get.self, Delete.self, Scan.self, Load.self,
-            Digest.self, Info.self, Logs.self, Check.self, //BACKUP
-            Events.self,
+            Digest.self, Info.self, Logs.self, Check.self, Backup.self, Restore.self, Verify.self,
+            Show.self, Events.self,
         ]
     )
     public init() {}
+
+    /// Rewrites arguments whose value is optional in SPEC 2 (`--compress-logs[=LEVEL]`).
+    /// Also accepts `-i PATH` before the subcommand (`jetbackup -i /db info`) by moving it
+    /// after the subcommand's own arguments.
+    public static func normalize(_ args: [String]) -> [String] {
+        var a = args.map { $0 == "--compress-logs" ? "--compress-logs=3" : $0 }
+        var moved: [String] = []
+        while let first = a.first {
+            if (first == "-i" || first == "--instance") && a.count >= 2 {
+                moved += a.prefix(2); a.removeFirst(2)
+            } else if first.hasPrefix("--instance=") {
+                moved.append(first); a.removeFirst()
+            } else {
+                break
+            }
+        }
+        guard !moved.isEmpty else { return a }
+        if let dd = a.firstIndex(of: "--") { a.insert(contentsOf: moved, at: dd) } else { a += moved }
+        return a
+    }
+
+    /// Entry point of the executable.
+    public static func start() {
+        main(normalize(Array(CommandLine.arguments.dropFirst())))
+    }
 }

@@ -112,6 +112,9 @@ public final class Instance: @unchecked Sendable {
         if fs.exists(FilePaths.join(path, "MANIFEST.json")) || fs.isDirectory(FilePaths.join(path, "new")) && fs.exists(FilePaths.join(path, "new/MANIFEST.json")) {
             throw JetError(.softRecoveryOnBackupDatabase, "\(path) is a backup set, not an instance; restore it with 'jetbackup restore \(path) --to NEWDIR'")
         }
+        if fs.exists(FilePaths.join(path, FileNames.restoreMarker)) && !fs.exists(FilePaths.join(path, FileNames.parameters)) {
+            throw JetError(.restoreInProgress, "a restore into \(path) is running or was interrupted; wait for it, or remove \(path) and restore again")
+        }
         guard fs.exists(FilePaths.join(path, FileNames.parameters)) else {
             throw JetError(.fileNotFound, "\(path) is not an instance (no \(FileNames.parameters)); create one with 'jetbackup init \(path)' or pass -i PATH")
         }

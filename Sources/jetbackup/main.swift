@@ -1,2 +1,2 @@
 import JetBackupCLI
-JetBackupCommand.main()
+JetBackupCommand.start()

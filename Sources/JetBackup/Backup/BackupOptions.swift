@@ -1,0 +1,59 @@
+import JetStore
+
+/// The grbits of JetBackupInstance, as options.
+public struct BackupOptions: Sendable {
+    /// nil: truncate-only (ESE's NULL path).
+    public var directory: String?
+    /// JET_bitBackupIncremental (0x1).
+    public var incremental = false
+    /// JET_bitBackupAtomic (0x4).
+    public var atomic = false
+    /// JET_bitBackupSnapshot (0x10): reserved, refused.
+    public var snapshot = false
+    /// zstd level for copied logs; nil: uncompressed.
+    public var compressionLevel: Int?
+    public var fs: any FileSystem = PosixFileSystem()
+    /// Polled between chunks: true stops the backup with `JET_errTermInProgress` (signals).
+    public var isCancelled: @Sendable () -> Bool = { false }
+
+    public init(directory: String?) { self.directory = directory }
+
+    public var kind: BackupKind {
+        directory == nil ? .truncateOnly : incremental ? .incremental : .full
+    }
+}
+
+public enum BackupKind: String, Sendable {
+    case full
+    case incremental
+    case truncateOnly = "truncate-only"
+}
+
+/// The status callback's events. ESE reports only 0% and 100%; we report real progress.
+public enum BackupStatus: Sendable {
+    case begin(kind: BackupKind, totalBytes: Int64)
+    case progress(done: Int64, total: Int64, file: String)
+    case complete(BackupSummary)
+    case fail(JetError)
+}
+
+public struct BackupSummary: Sendable {
+    public var kind: BackupKind
+    public var atomic = false
+    public var setDirectory: String?
+    public var databases = 0
+    public var pages = 0
+    public var generationsCopied: ClosedRange<UInt32>?
+    public var generationsTruncated: ClosedRange<UInt32>?
+    /// Bytes written into the set (compressed size for compressed logs).
+    public var bytesStored: Int64 = 0
+    /// Bytes read from the instance.
+    public var bytesRead: Int64 = 0
+    public var logBytesRaw: Int64 = 0
+    public var logBytesStored: Int64 = 0
+    public var seconds = 0.0
+    public var compression: String = "none"
+
+    public var compressionRatio: Double { logBytesStored > 0 ? Double(logBytesRaw) / Double(logBytesStored) : 1 }
+    public var megabytesPerSecond: Double { seconds > 0 ? Double(bytesRead) / 1_000_000 / seconds : 0 }
+}

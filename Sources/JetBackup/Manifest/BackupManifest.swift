@@ -1,0 +1,152 @@
+import Foundation
+import JetStore
+
+/// `MANIFEST.json`: what a backup set holds. Written and fsynced last (then renamed into
+/// place), so its presence means every file it names was complete and durable.
+public struct BackupManifest: Codable, Sendable, Equatable {
+    public static let formatName = "jetbackup-backup-set"
+    public static let formatVersion = 1
+
+    public struct SignatureJSON: Codable, Sendable, Equatable {
+        /// 16 hex digits.
+        public var random: String
+        /// Microseconds since the epoch.
+        public var time: UInt64
+
+        public init(_ s: Signature) {
+            let r = String(s.random, radix: 16)
+            random = String(repeating: "0", count: 16 - r.count) + r
+            time = s.time
+        }
+
+        public var signature: Signature? { UInt64(random, radix: 16).map { Signature(random: $0, time: time) } }
+    }
+
+    public struct Position: Codable, Sendable, Equatable {
+        public var generation: UInt32
+        public var offset: UInt32
+    }
+
+    public struct Database: Codable, Sendable, Equatable {
+        public var name: String
+        public var file: String
+        public var dbid: UInt32
+        public var signature: SignatureJSON
+        public var pageSize: Int
+        public var pages: Int
+    }
+
+    public struct Backup: Codable, Sendable, Equatable {
+        /// "full" or "incremental".
+        public var type: String
+        public var start: String
+        public var end: String
+        public var startMicros: UInt64
+        public var endMicros: UInt64
+        public var genLow: UInt32
+        public var genHigh: UInt32
+        /// "none" or "zstd-LEVEL".
+        public var compression: String
+    }
+
+    public struct File: Codable, Sendable, Equatable {
+        public var name: String
+        /// "database" or "log".
+        public var kind: String
+        public var generation: UInt32?
+        /// Index in `chain` of the backup that wrote it.
+        public var backup: Int
+        public var size: Int64
+        public var crc32c: UInt32
+        public var sha256: String
+        /// For compressed logs: the size and CRC32C after decompression.
+        public var rawSize: Int64?
+        public var rawCrc32c: UInt32?
+    }
+
+    public var format = formatName
+    public var formatVersion = formatVersion
+    public var toolVersion = JetBackupVersion.string
+    public var logSignature: SignatureJSON
+    /// Replay of the set starts here (the checkpoint when the full backup began).
+    public var replayFrom: Position
+    public var pageSize: Int
+    public var databases: [Database]
+    public var chain: [Backup]
+    public var files: [File]
+
+    public var lastGeneration: UInt32 { chain.map(\.genHigh).max() ?? 0 }
+
+    public func encoded() throws -> [UInt8] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return [UInt8](try enc.encode(self)) + [0x0A]
+    }
+
+    /// Parses and checks a manifest: well-formed, a format we read, plain file names only,
+    /// no duplicates, sane numbers. Every problem is `JET_errDatabaseCorrupted` naming the file.
+    public static func decode(_ bytes: [UInt8], path: String) throws -> BackupManifest {
+        func bad(_ why: String) -> JetError {
+            JetError(.databaseCorrupted, "the backup set's manifest \(path) is not valid (\(why)); the set cannot be trusted: use another backup")
+        }
+        let m: BackupManifest
+        do {
+            m = try JSONDecoder().decode(BackupManifest.self, from: Data(bytes))
+        } catch {
+            throw bad("not a readable manifest: \(Self.describe(error))")
+        }
+        guard m.format == formatName else { throw bad("format '\(m.format)'") }
+        guard m.formatVersion == formatVersion else { throw bad("format version \(m.formatVersion); this jetbackup reads \(formatVersion)") }
+        guard m.logSignature.signature != nil else { throw bad("log signature") }
+        guard [4096, 8192, 16384, 32768].contains(m.pageSize) else { throw bad("page size \(m.pageSize)") }
+        guard !m.chain.isEmpty, m.chain[0].type == "full", m.chain.dropFirst().allSatisfy({ $0.type == "incremental" }) else {
+            throw bad("the chain must be one full backup followed by incrementals")
+        }
+        var names = Set<String>()
+        for f in m.files {
+            guard FilePaths.isPlainName(f.name), !f.name.hasPrefix(".") else { throw bad("file name '\(f.name)' is not a plain name") }
+            guard names.insert(f.name).inserted else { throw bad("file '\(f.name)' is listed twice") }
+            guard f.size >= 0, f.size <= 1 << 46, (f.rawSize ?? 0) >= 0, (f.rawSize ?? 0) <= 1 << 40 else { throw bad("size of '\(f.name)'") }
+            guard f.backup >= 0, f.backup < m.chain.count else { throw bad("backup index of '\(f.name)'") }
+            guard f.sha256.count == 64, f.sha256.allSatisfy({ $0.isHexDigit }) else { throw bad("sha256 of '\(f.name)'") }
+            switch f.kind {
+            case "database":
+                guard f.name.hasSuffix(".edb") else { throw bad("database file '\(f.name)'") }
+            case "log":
+                guard let g = f.generation,
+                      FileNames.parseArchivedLog(f.name) == g || FileNames.parseArchivedLog(f.name, compressed: true) == g else {
+                    throw bad("log file '\(f.name)' and its generation disagree")
+                }
+                guard f.name.hasSuffix(".zst") == (f.rawSize != nil) else { throw bad("compression fields of '\(f.name)'") }
+            default:
+                throw bad("kind '\(f.kind)' of '\(f.name)'")
+            }
+        }
+        var dbNames = Set<String>()
+        for d in m.databases {
+            guard FileNames.isValidDatabaseName(d.name), d.file == d.name + ".edb", dbNames.insert(d.name).inserted,
+                  names.contains(d.file), d.signature.signature != nil, d.pageSize == m.pageSize, d.pages >= 0 else {
+                throw bad("database entry '\(d.name)'")
+            }
+        }
+        return m
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
+            return "wrong type at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.keyNotFound(let k, _):
+            return "missing field '\(k.stringValue)'"
+        case DecodingError.dataCorrupted(let c):
+            return "malformed JSON \(c.debugDescription)"
+        default:
+            return "\(error)"
+        }
+    }
+
+    /// The text of `SHA256SUMS`, in the format `sha256sum -c` reads.
+    public func sha256sums() -> [UInt8] {
+        Array(files.map { "\($0.sha256)  \($0.name)\n" }.joined().utf8)
+    }
+}

@@ -1,0 +1,78 @@
+import JetStore
+
+/// Where a backup set lives in a backup directory, and the names a backup run uses there.
+///
+/// - a plain set: `DIR/MANIFEST.json` and its files;
+/// - an atomic set: `DIR/new/` (the current set), with `DIR/temp/` (being built) and
+///   `DIR/old/` (the previous one, only during the swap).
+/// A run that writes into DIR first writes `.jetbackup-incomplete` listing what it will
+/// add; a directory with that marker and no manifest holds no backup, and the next run
+/// removes what the marker lists.
+public enum BackupSetLayout {
+    public static let manifest = "MANIFEST.json"
+    public static let sums = "SHA256SUMS"
+    public static let marker = ".jetbackup-incomplete"
+    public static let temp = "temp"
+    public static let new = "new"
+    public static let old = "old"
+    public static let staging = ".jetbackup-staging"
+
+    /// The directory holding the set in `dir`: DIR itself, DIR/new, or DIR/old (an atomic
+    /// backup killed mid-swap). nil if none holds a manifest.
+    public static func locate(_ dir: String, fs: any FileSystem) -> String? {
+        for candidate in [dir, FilePaths.join(dir, new), FilePaths.join(dir, old)] {
+            let m = FilePaths.join(candidate, manifest)
+            if fs.isDirectory(candidate), !fs.isSymlink(candidate), fs.exists(m), !fs.isSymlink(m) { return candidate }
+        }
+        return nil
+    }
+
+    public static func requireSet(_ dir: String, fs: any FileSystem) throws -> String {
+        guard fs.isDirectory(dir) else {
+            throw JetError(.invalidPath, "backup directory \(dir) does not exist")
+        }
+        guard let s = locate(dir, fs: fs) else {
+            if fs.exists(FilePaths.join(dir, marker)) {
+                throw JetError(.missingFileToBackup, "\(dir) holds only the leftovers of an interrupted backup, no backup set; run a new full backup")
+            }
+            throw JetError(.invalidBackupSequence, "\(dir) holds no backup set (no \(manifest) in it, in new/ or in old/)")
+        }
+        return s
+    }
+
+    static func path(_ dir: String, _ name: String) -> String { FilePaths.join(dir, name) }
+
+    /// Writes the marker listing the names a run will add to `dir` (fsynced with the directory).
+    static func writeMarker(_ dir: String, names: [String], fs: any FileSystem) throws {
+        try fs.writeAtomically(path(dir, marker), Array((names.joined(separator: "\n") + "\n").utf8))
+    }
+
+    static func removeMarker(_ dir: String, fs: any FileSystem) throws {
+        if fs.exists(path(dir, marker)) {
+            try fs.remove(path(dir, marker))
+            try fs.syncDirectory(dir)
+        }
+    }
+
+    /// Removes the leftovers of an interrupted run in `dir`: the staging directory, temp
+    /// files, and the names its marker lists that the current manifest does not use.
+    static func cleanLeftovers(_ dir: String, keeping: Set<String>, fs: any FileSystem) throws {
+        var changed = false
+        let st = path(dir, staging)
+        if fs.exists(st) { try fs.removeTree(st); changed = true }
+        let mk = path(dir, marker)
+        if fs.exists(mk) {
+            let listed = String(decoding: try fs.readAll(mk), as: UTF8.self).split(separator: "\n").map(String.init)
+            for name in listed where FilePaths.isPlainName(name) && !keeping.contains(name) {
+                let p = path(dir, name)
+                if fs.exists(p) && !fs.isDirectory(p) { try fs.remove(p) }
+            }
+            try fs.remove(mk)
+            changed = true
+        }
+        for name in try fs.list(dir) where name.hasSuffix(".tmp") && (name.hasPrefix(manifest) || name.hasPrefix(sums) || name.hasPrefix(marker)) {
+            try fs.remove(path(dir, name)); changed = true
+        }
+        if changed { try fs.syncDirectory(dir) }
+    }
+}

@@ -1,0 +1,259 @@
+import Crypto
+import Foundation
+import JetStore
+
+/// Proves a backup set without trusting any of it: the manifest, SHA256SUMS, every file's
+/// size and checksums, one log signature, contiguous generations linked by creation times,
+/// every log record, and database images that are backup images of this log stream
+/// (`deep`: every page's checksum too). Reads only; never writes.
+public struct SetVerifier {
+    public struct Report: Sendable {
+        public var setDirectory = ""
+        public var files = 0
+        public var databases = 0
+        public var pages = 0
+        public var generations = 0
+        public var bytes: Int64 = 0
+        public var records = 0
+    }
+
+    let fs: any FileSystem
+    public init(fs: any FileSystem = PosixFileSystem()) { self.fs = fs }
+
+    static func corrupt(_ message: String) -> JetError { JetError(.databaseCorrupted, message) }
+
+    /// Locates the set in `dir` and reads its manifest.
+    public func manifest(in dir: String) throws -> (String, BackupManifest) {
+        let setDir = try BackupSetLayout.requireSet(dir, fs: fs)
+        let path = FilePaths.join(setDir, BackupSetLayout.manifest)
+        return (setDir, try BackupManifest.decode(try fs.readAll(path), path: path))
+    }
+
+    /// Checks the manifest's structure against SHA256SUMS and the directory's contents.
+    func checkStructure(_ m: BackupManifest, setDir: String) throws {
+        let sumsPath = FilePaths.join(setDir, BackupSetLayout.sums)
+        guard fs.exists(sumsPath), !fs.isSymlink(sumsPath) else {
+            throw Self.corrupt("\(sumsPath) is missing; the set is incomplete: use another backup")
+        }
+        var listed: [String: String] = [:]
+        for line in String(decoding: try fs.readAll(sumsPath), as: UTF8.self).split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2 else { throw Self.corrupt("\(sumsPath) has a malformed line '\(line.prefix(80))'") }
+            listed[String(parts[1].drop { $0 == " " || $0 == "*" })] = String(parts[0]).lowercased()
+        }
+        let leftovers = fs.exists(FilePaths.join(setDir, BackupSetLayout.marker))
+        for f in m.files {
+            guard let sum = listed.removeValue(forKey: f.name) else {
+                throw Self.corrupt("\(sumsPath) does not list \(f.name); the set's checksum list is damaged")
+            }
+            guard sum == f.sha256 else {
+                throw Self.corrupt("\(sumsPath) and the manifest disagree on the SHA-256 of \(f.name); one of them is damaged: use another backup")
+            }
+        }
+        if !listed.isEmpty && !leftovers {
+            throw Self.corrupt("\(sumsPath) lists files the manifest does not (\(listed.keys.sorted().prefix(3).joined(separator: ", "))); the set is damaged")
+        }
+        // Log or database files in the directory that the set does not name.
+        let known = Set(m.files.map(\.name))
+        for name in try fs.list(setDir) where !known.contains(name) && !leftovers {
+            if let g = FileNames.parseArchivedLog(name) ?? FileNames.parseArchivedLog(name, compressed: true) {
+                let p = FilePaths.join(setDir, name)
+                var sig: Signature?
+                if let bytes = try? fs.readAll(p) {
+                    let raw = name.hasSuffix(".zst") ? (try? Zstd.decompress(bytes, maxSize: LogFormat.maximumFileSize, file: p)) : bytes
+                    sig = raw.flatMap { r in try? r.withUnsafeBytes { try LogFormat.Header.decode($0, file: p) }.signature }
+                }
+                if let s = sig, s != m.logSignature.signature {
+                    throw JetError(.givenLogFileHasBadSignature, "\(p) is a log of another instance (signature \(s)); it does not belong in this set: remove it")
+                }
+                throw JetError(.givenLogFileIsNotContiguous, "\(p) (generation \(g)) is in the set's directory but not in its manifest; the set was changed by hand: remove it or use another backup")
+            }
+            if name.hasSuffix(".edb") {
+                throw Self.corrupt("\(FilePaths.join(setDir, name)) is in the set's directory but not in its manifest; the set was changed by hand")
+            }
+        }
+        // The chain: a full, then incrementals, each starting where the last ended.
+        guard m.replayFrom.generation == m.chain[0].genLow else {
+            throw Self.corrupt("the manifest's replay start (generation \(m.replayFrom.generation)) is not its full backup's first generation \(m.chain[0].genLow)")
+        }
+        for (i, b) in m.chain.enumerated() {
+            guard b.genLow <= b.genHigh else { throw Self.corrupt("backup \(i) of the chain has generations \(b.genLow)-\(b.genHigh)") }
+            if i > 0 && b.genLow != m.chain[i - 1].genHigh + 1 {
+                throw JetError(.missingLogFile, "the chain has a gap: backup \(i) starts at generation \(b.genLow), the one before ended at \(m.chain[i - 1].genHigh)")
+            }
+        }
+        let gens = m.files.filter { $0.kind == "log" }.compactMap(\.generation).sorted()
+        var expect = m.chain[0].genLow
+        for g in gens {
+            guard g == expect else {
+                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(g < expect ? g : expect)) is \(g < expect ? "listed twice" : "missing") in the set; it cannot be restored: use another backup")
+            }
+            expect += 1
+        }
+        guard expect == m.lastGeneration + 1 else {
+            throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(expect)) is missing from the set (the chain ends at \(m.lastGeneration))")
+        }
+    }
+
+    /// Reads a file of the set whole, checking presence, type, size and CRC32C (and SHA-256
+    /// when `sha` is on). Errors carry the ESE error of the file's kind.
+    func readChecked(_ f: BackupManifest.File, setDir: String, sha: Bool) throws -> [UInt8] {
+        let p = FilePaths.join(setDir, f.name)
+        let kindError: JetError.Code = f.kind == "log" ? .logReadVerifyFailure : .readVerifyFailure
+        if fs.isSymlink(p) {
+            throw JetError(kindError, "\(p) is a symbolic link; a backup set holds plain files only")
+        }
+        guard fs.exists(p), !fs.isDirectory(p) else {
+            if f.kind == "log" {
+                throw JetError(.missingLogFile, "log generation \(p) is missing from the set; it cannot be restored: use another backup")
+            }
+            throw JetError(.readVerifyFailure, "database image \(p) is missing from the set; it cannot be restored: use another backup")
+        }
+        let h = try fs.open(p, .readOnly)
+        let size = try h.size()
+        h.close()
+        guard size == f.size else {
+            throw JetError(kindError, "\(p) is \(size) bytes, the manifest says \(f.size) (truncated or changed); use another backup")
+        }
+        let bytes = try fs.readAll(p)
+        guard CRC32C.checksum(bytes) == f.crc32c else {
+            throw JetError(kindError, "\(p) fails its CRC32C (the manifest's checksum); the file is damaged: use another backup")
+        }
+        if sha {
+            let got = bytes.withUnsafeBytes { Hashing.sha256Hex($0) }
+            guard got == f.sha256 else { throw JetError(kindError, "\(p) fails its SHA-256; the file is damaged: use another backup") }
+        }
+        return bytes
+    }
+
+    /// The raw bytes of a log file (decompressed and checked against raw size and CRC32C).
+    func rawLog(_ f: BackupManifest.File, _ stored: [UInt8], setDir: String) throws -> [UInt8] {
+        guard let rawSize = f.rawSize else { return stored }
+        let p = FilePaths.join(setDir, f.name)
+        let raw = try Zstd.decompress(stored, maxSize: Int(rawSize), file: p)
+        guard raw.count == rawSize, CRC32C.checksum(raw) == f.rawCrc32c else {
+            throw JetError(.logReadVerifyFailure, "\(p) decompresses to data that does not match the manifest (size or CRC32C); use another backup")
+        }
+        return raw
+    }
+
+    /// Checks one log generation's content: header, signature, number, link, every record.
+    func checkLog(_ raw: [UInt8], file: String, generation: UInt32, signature: Signature, previous: UInt64?) throws -> (LogFormat.Header, Int) {
+        let g = try LogReader.parse(raw, path: file)
+        guard g.header.signature == signature else {
+            throw JetError(.givenLogFileHasBadSignature, "\(file) belongs to another log stream (signature \(g.header.signature), the set's is \(signature)); it cannot be restored: use another backup")
+        }
+        guard g.header.generation == generation else {
+            throw JetError(.givenLogFileIsNotContiguous, "\(file) holds generation \(g.header.generation), the manifest says \(generation)")
+        }
+        if let p = previous, g.header.previousCreationTime != p {
+            throw JetError(.givenLogFileIsNotContiguous, "\(file) does not follow generation \(generation - 1) (creation times do not link); the set mixes log streams: use another backup")
+        }
+        if case .bad(let o, let reason) = g.end {
+            throw JetError(.logReadVerifyFailure, "\(file) is damaged at offset \(o) (\(reason)); use another backup")
+        }
+        return (g.header, g.fragments.count)
+    }
+
+    /// Streams a database image through fixed buffers, checking size, CRC32C (and SHA-256
+    /// with `sha`), the header (page 0, or its shadow: a backup image of this set's log
+    /// stream and database), and every page's checksum. With `copy`, writes what it read
+    /// there. Returns the pages checked.
+    func checkImage(_ f: BackupManifest.File, db: BackupManifest.Database, m: BackupManifest, setDir: String,
+                    sha: Bool, copy: UnsafeMutablePointer<SetFileWriter>? = nil, progress: (Int) -> Void = { _ in }) throws -> Int {
+        let file = FilePaths.join(setDir, f.name)
+        if fs.isSymlink(file) { throw JetError(.readVerifyFailure, "\(file) is a symbolic link; a backup set holds plain files only") }
+        guard fs.exists(file), !fs.isDirectory(file) else {
+            throw JetError(.readVerifyFailure, "database image \(file) is missing from the set; it cannot be restored: use another backup")
+        }
+        let h = try fs.open(file, .readOnly)
+        defer { h.close() }
+        let ps = m.pageSize
+        let size = try h.size()
+        guard size == f.size else {
+            throw JetError(.readVerifyFailure, "\(file) is \(size) bytes, the manifest says \(f.size) (truncated or changed); use another backup")
+        }
+        guard size % Int64(ps) == 0, size >= Int64(3 * ps) else {
+            throw JetError(.readVerifyFailure, "\(file) is \(size) bytes, not a whole number of \(ps)-byte pages")
+        }
+        let chunk = max(ps, (1 << 20) / ps * ps)
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { buf.deallocate() }
+        var crc: UInt32 = 0
+        var hasher = SHA256()
+        var offset: Int64 = 0
+        var pg = 0
+        var headerOK = false
+        while offset < size {
+            let want = Int(min(Int64(chunk), size - offset))
+            let got = try h.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<want]))
+            guard got == want else { throw JetError(.readVerifyFailure, "\(file) ended early while reading it") }
+            let data = UnsafeRawBufferPointer(rebasing: buf[0..<got])
+            crc = CRC32C.checksum(data, extending: crc)
+            if sha { hasher.update(bufferPointer: data) }
+            for k in 0..<(got / ps) {
+                let page = UnsafeRawBufferPointer(rebasing: data[(k * ps)..<((k + 1) * ps)])
+                let v = PageFormat.verify(page, pgno: UInt32(pg))
+                if pg <= 1 {
+                    if v != .valid { throw PageFormat.error(v, file: file, pgno: UInt32(pg)) }
+                    if !headerOK, v == .valid, let hd = DatabaseHeader.decode(page) {
+                        guard hd.isBackupImage else {
+                            throw JetError(.readVerifyFailure, "\(file) is not marked as a backup image; it was not written by a backup")
+                        }
+                        guard hd.logSignature == m.logSignature.signature, hd.signature == db.signature.signature else {
+                            throw JetError(.givenLogFileHasBadSignature, "\(file) belongs to another instance or database than the set's manifest says")
+                        }
+                        headerOK = true
+                    }
+                    if pg == 1 && !headerOK {
+                        throw JetError(.readVerifyFailure, "the header of \(file) (page 0 and its shadow) is damaged; use another backup")
+                    }
+                } else if v != .valid && v != .uninitialized {
+                    throw PageFormat.error(v, file: file, pgno: UInt32(pg))
+                }
+                pg += 1
+            }
+            try copy?.pointee.append(data)
+            offset += Int64(got)
+            progress(got)
+        }
+        guard crc == f.crc32c else {
+            throw JetError(.readVerifyFailure, "\(file) fails its CRC32C (the manifest's checksum); the file is damaged: use another backup")
+        }
+        if sha {
+            let got = hasher.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            guard got == f.sha256 else { throw JetError(.readVerifyFailure, "\(file) fails its SHA-256; the file is damaged: use another backup") }
+        }
+        return pg
+    }
+
+    /// `verify DIR`: every check restore makes, plus every page and SHA-256.
+    public func verify(_ dir: String, progress: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Report {
+        let (setDir, m) = try manifest(in: dir)
+        try checkStructure(m, setDir: setDir)
+        var r = Report()
+        r.setDirectory = setDir
+        let total = m.files.reduce(Int64(0)) { $0 + $1.size }
+        for db in m.databases {
+            let f = m.files.first { $0.name == db.file }!
+            let base = r.bytes
+            var done: Int64 = 0
+            r.pages += try checkImage(f, db: db, m: m, setDir: setDir, sha: true) { n in
+                done += Int64(n)
+                progress(base + done, total, f.name)
+            }
+            r.databases += 1; r.files += 1; r.bytes += f.size
+        }
+        var previous: UInt64?
+        let sig = m.logSignature.signature!
+        for f in m.files.filter({ $0.kind == "log" }).sorted(by: { $0.generation! < $1.generation! }) {
+            let stored = try readChecked(f, setDir: setDir, sha: true)
+            let raw = try rawLog(f, stored, setDir: setDir)
+            let (h, n) = try checkLog(raw, file: FilePaths.join(setDir, f.name), generation: f.generation!, signature: sig, previous: previous)
+            previous = h.creationTime
+            r.generations += 1; r.files += 1; r.bytes += f.size; r.records += n
+            progress(r.bytes, total, f.name)
+        }
+        return r
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import JetBackup
+import JetStore
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Back up the instance into DIR (JetBackupInstance); without DIR, truncate logs no longer needed.",
+        discussion: "Full (DIR empty), --incremental (logs since the last backup, added to the set in DIR), --atomic (the previous set survives a failed run).")
+
+    @Argument(help: "Backup directory.") var dir: String?
+    @Flag(help: "Only the log generations since the last full or incremental backup (JET_bitBackupIncremental).") var incremental = false
+    @Flag(help: "Build the set in DIR/temp and swap it in (JET_bitBackupAtomic).") var atomic = false
+    @Flag(help: .hidden) var snapshot = false
+    /// `--compress-logs` alone is rewritten to `--compress-logs=3` before parsing
+    /// (`JetBackupCommand.normalize`), so the level is optional as SPEC 2 writes it.
+    @Option(name: .customLong("compress-logs"), help: ArgumentHelp("Compress copied logs with zstd: --compress-logs[=LEVEL], level 1-19, default 3.", valueName: "LEVEL"))
+    var compressLogsValue: Int?
+    @Option(help: "Progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on stderr), none.") var progress: String = "auto"
+    @Flag(help: "No summary line.") var quiet = false
+    @OptionGroup var instance: InstanceOptions
+    @OptionGroup var output: JSONOption
+
+    func validate() throws {
+        guard ["auto", "bar", "json", "none"].contains(progress) else { throw ValidationError("--progress takes auto, bar, json or none") }
+    }
+
+    func run() throws {
+        try CLI.run(json: output.json) {
+            var opts = BackupOptions(directory: dir.map(Paths.absolute))
+            opts.incremental = incremental
+            opts.atomic = atomic
+            opts.snapshot = snapshot
+            opts.compressionLevel = compressLogsValue
+            Signals.install()
+            opts.isCancelled = { Signals.wasInterrupted }
+            let bar = progress == "bar" || (progress == "auto" && CLI.stderrIsTerminal)
+            var pb = ProgressBar(label: "backup")
+            let json = progress == "json"
+            let summary = try CLI.withInstance(instance.path) { inst in
+                try JetBackupInstance.run(inst, opts) { st in
+                    switch st {
+                    case .begin(let kind, let total):
+                        if json { CLI.err(JSONValue.object([("event", .string("begin")), ("kind", .string(kind.rawValue)), ("totalBytes", .int(total))]).serialized()) }
+                    case .progress(let done, let total, let file):
+                        if json { CLI.err(JSONValue.object([("event", .string("progress")), ("bytesDone", .int(done)), ("bytesTotal", .int(total)), ("file", .string(file))]).serialized()) }
+                        if bar { pb.draw(done: Int(done), total: Int(total), detail: file) }
+                    case .complete:
+                        if json { CLI.err(JSONValue.object([("event", .string("complete"))]).serialized()) }
+                        if bar { pb.finish() }
+                    case .fail(let e):
+                        if json { CLI.err(JSONValue.object([("event", .string("fail")), ("error", .string(e.code.name)), ("code", .int(Int64(e.code.rawValue)))]).serialized()) }
+                        if bar { pb.finish() }
+                    }
+                }
+            }
+            report(summary)
+        }
+    }
+
+    func report(_ s: BackupSummary) {
+        let copied = s.generationsCopied.map { "\($0.lowerBound)-\($0.upperBound)" }
+        let truncated = s.generationsTruncated.map { "\($0.lowerBound)-\($0.upperBound)" }
+        if output.json {
+            CLI.out(JSONValue.object([
+                ("result", .string("ok")), ("type", .string(s.kind.rawValue)), ("atomic", .bool(s.atomic)),
+                ("set", s.setDirectory.map { .string($0) } ?? .null), ("databases", .int(Int64(s.databases))),
+                ("pages", .int(Int64(s.pages))),
+                ("generationsCopied", copied.map { .string($0) } ?? .null),
+                ("generationsTruncated", truncated.map { .string($0) } ?? .null),
+                ("bytesRead", .int(s.bytesRead)), ("bytesStored", .int(s.bytesStored)),
+                ("compression", .string(s.compression)), ("compressionRatio", .double((s.compressionRatio * 100).rounded() / 100)),
+                ("seconds", .double(s.seconds)), ("mbPerSecond", .double(s.megabytesPerSecond)),
+            ]).serialized())
+        } else if !quiet {
+            let type = s.kind == .full && s.atomic ? "full (atomic)" : s.kind.rawValue
+            CLI.out(String(format: "%@ backup: %d databases, generations copied %@, truncated %@, %@ stored, compression %@ (%.2fx), %.2f s, %.1f MB/s",
+                           type, s.databases, copied ?? "none", truncated ?? "none", CLI.human(bytes: Int(s.bytesStored)), s.compression,
+                           s.compressionRatio, s.seconds, s.megabytesPerSecond))
+        }
+    }
+}

@@ -1,0 +1,17 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// SIGINT/SIGTERM during a backup: set a flag the backup polls between chunks, so it stops
+/// cleanly (undoing its work) and exits 75 with JET_errTermInProgress.
+enum Signals {
+    static let interrupted = Atomic<Bool>(false)
+
+    static func install() {
+        signal(SIGINT) { _ in Signals.interrupted.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in Signals.interrupted.store(true, ordering: .relaxed) }
+    }
+
+    static var wasInterrupted: Bool { interrupted.load(ordering: .relaxed) }
+}
