@@ -334,16 +334,16 @@ struct BackupRun {
 
     mutating func incremental() throws {
         let dir = options.directory!
+        let dbs = instance.databaseSnapshots
+        guard !dbs.isEmpty, dbs.allSatisfy({ $0.header.fullPrev != nil }) else {
+            throw JetError(.missingFullBackup, "there is no full backup of this instance to extend (the database headers record none); take a full backup first")
+        }
         let setDir = try locateExtendable(dir)
         let manifestPath = FilePaths.join(setDir, BackupSetLayout.manifest)
         let oldManifestBytes = try fs.readAll(manifestPath)
         var manifest = try BackupManifest.decode(oldManifestBytes, path: manifestPath)
         guard manifest.logSignature.signature == instance.parameters.logSignature else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) is of another instance (its log signature differs); take a full backup into an empty directory")
-        }
-        let dbs = instance.databaseSnapshots
-        guard !dbs.isEmpty, dbs.allSatisfy({ $0.header.fullPrev != nil }) else {
-            throw JetError(.missingFullBackup, "there is no full backup of this instance to extend (the database headers record none); take a full backup first")
         }
         let lastHigh = dbs.map { max($0.header.fullPrev!.genHigh, $0.header.incPrev?.genHigh ?? 0) }.max()!
         for d in manifest.databases {
