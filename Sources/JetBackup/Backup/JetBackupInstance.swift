@@ -184,12 +184,19 @@ struct BackupRun {
         total = dbs.reduce(Int64(0)) { $0 + ((try? fs.open($1.path, .readOnly).size()) ?? 0) }
             + Int64(Int(instance.currentGeneration) - Int(start.generation) + 1) * logSize
         try status(.begin(kind: .full, totalBytes: total))
-        var names = dbs.map { FileNames.database($0.name) }
+        // The marker lists every name this run may create (manifest and sums included), so
+        // an undo or the next run removes exactly those. Each undo step is registered before
+        // the change it undoes, so a failure inside that change is undone too.
+        var names = dbs.map { FileNames.database($0.name) } + [BackupSetLayout.sums, BackupSetLayout.manifest]
         let dirCopy = dir
         let fsCopy = fs
+        let created = NameBox(names)
         if let m = markerDir {
+            undo.append {
+                for n in created.names where fsCopy.exists(FilePaths.join(m, n)) { try? fsCopy.remove(FilePaths.join(m, n)) }
+                try? BackupSetLayout.cleanLeftovers(m, keeping: [], fs: fsCopy)
+            }
             try BackupSetLayout.writeMarker(m, names: names, fs: fs)
-            undo.append { try? BackupSetLayout.cleanLeftovers(m, keeping: [], fs: fsCopy) }
         } else {
             undo.append { try? fsCopy.removeTree(dirCopy) }
         }
@@ -216,6 +223,7 @@ struct BackupRun {
         let last = try instance.rollLog()
         let gens = Array(start.generation...last)
         names += gens.map { FileNames.archivedLog($0) + (options.compressionLevel == nil ? "" : ".zst") }
+        created.names = names
         if let m = markerDir { try BackupSetLayout.writeMarker(m, names: names, fs: fs) }
         let logs = try copyLogs(gens, into: dir, backupIndex: 0, previousCreation: nil)
         files += logs
@@ -229,7 +237,9 @@ struct BackupRun {
                                           compression: summary.compression)],
             files: files)
         try commitManifest(manifest, in: dir)
-        if let m = markerDir { try BackupSetLayout.removeMarker(m, fs: fs) }
+        // The manifest is in place: the set is complete. A marker that cannot be removed is
+        // harmless (a set with a manifest wins; the next run removes it).
+        if let m = markerDir { try? BackupSetLayout.removeMarker(m, fs: fs) }
         summary.setDirectory = dir
         summary.generationsCopied = start.generation...last
         if !deferRecord {
@@ -299,6 +309,8 @@ struct BackupRun {
         guard unexpected.isEmpty else {
             throw JetError(.backupDirectoryNotEmpty, "backup directory \(dir) holds files that are not an atomic backup set (\(unexpected.prefix(3).joined(separator: ", "))); use an empty directory for --atomic")
         }
+        let fsTemp = fs
+        undo.append { try? fsTemp.removeTree(temp); try? fsTemp.syncDirectory(dir) }
         try fs.createDirectory(temp)
         try fs.syncDirectory(dir)
         try writeFullSetDeferringRecord(into: temp)
@@ -306,13 +318,13 @@ struct BackupRun {
         let hadPrevious = fs.exists(new)
         let fsCopy = fs
         if hadPrevious {
+            undo.append { if !fsCopy.exists(new) { try? fsCopy.rename(old, new); try? fsCopy.syncDirectory(dir) } }
             try fs.rename(new, old)
             try fs.syncDirectory(dir)
-            undo.append { try? fsCopy.rename(old, new); try? fsCopy.syncDirectory(dir) }
         }
+        undo.append { if fsCopy.exists(new) && !fsCopy.exists(temp) && (!hadPrevious || fsCopy.exists(old)) { try? fsCopy.rename(new, temp); try? fsCopy.syncDirectory(dir) } }
         try fs.rename(temp, new)
         try fs.syncDirectory(dir)
-        undo.append { try? fsCopy.rename(new, temp); try? fsCopy.syncDirectory(dir) }
         summary.setDirectory = new
         try recordAndTruncate(full: true, genLow: start.generation, genHigh: summary.generationsCopied!.upperBound)
         if hadPrevious {
@@ -365,9 +377,13 @@ struct BackupRun {
         total = Int64(gens.count) * Int64(instance.parameters.logFileSize)
         try status(.begin(kind: .incremental, totalBytes: total))
         let names = gens.map { FileNames.archivedLog($0) + (options.compressionLevel == nil ? "" : ".zst") }
-        try BackupSetLayout.writeMarker(setDir, names: names, fs: fs)
         let fsCopy = fs
-        undo.append { try? BackupSetLayout.cleanLeftovers(setDir, keeping: Set(manifest.files.map(\.name)), fs: fsCopy) }
+        let keep = Set(manifest.files.map(\.name))
+        undo.append {
+            for n in names where fsCopy.exists(FilePaths.join(setDir, n)) { try? fsCopy.remove(FilePaths.join(setDir, n)) }
+            try? BackupSetLayout.cleanLeftovers(setDir, keeping: keep, fs: fsCopy)
+        }
+        try BackupSetLayout.writeMarker(setDir, names: names, fs: fs)
         let prevLog = manifest.files.filter { $0.kind == "log" }.max { ($0.generation ?? 0) < ($1.generation ?? 0) }
         let prevCreation = try prevLog.map { try creationTime(of: $0, in: setDir) }
         let index = manifest.chain.count
@@ -380,12 +396,12 @@ struct BackupRun {
                                                     compression: summary.compression))
         manifest.files += files
         manifest.toolVersion = JetBackupVersion.string
-        try commitManifest(manifest, in: setDir)
         undo.append {
-            try? fsCopy.writeAtomically(FilePaths.join(setDir, BackupSetLayout.manifest), oldManifestBytes)
             try? fsCopy.writeAtomically(FilePaths.join(setDir, BackupSetLayout.sums), oldSums)
+            try? fsCopy.writeAtomically(FilePaths.join(setDir, BackupSetLayout.manifest), oldManifestBytes)
         }
-        try BackupSetLayout.removeMarker(setDir, fs: fs)
+        try commitManifest(manifest, in: setDir)
+        try? BackupSetLayout.removeMarker(setDir, fs: fs)
         summary.setDirectory = setDir
         summary.generationsCopied = gens.first!...last
         try recordAndTruncate(full: false, genLow: gens.first!, genHigh: last)
@@ -405,4 +421,10 @@ struct BackupRun {
         let raw = f.rawSize != nil ? try Zstd.decompress(bytes, maxSize: Int(f.rawSize!), file: f.name) : bytes
         return try raw.withUnsafeBytes { try LogFormat.Header.decode($0, file: f.name) }.creationTime
     }
+}
+
+/// The names a run created, shared with its undo step.
+final class NameBox {
+    var names: [String]
+    init(_ n: [String]) { names = n }
 }

@@ -209,7 +209,11 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
                 return
             }
             guard directories.contains(from) else { throw JetError(.fileNotFound, "\(from) does not exist (rename)") }
-            // A directory moves with everything below it; an empty target directory is replaced.
+            // A directory moves with everything below it; only an empty target is replaced (POSIX).
+            let tp = to + "/"
+            if files.keys.contains(where: { $0.hasPrefix(tp) }) || directories.contains(where: { $0.hasPrefix(tp) }) || files[to] != nil {
+                throw JetError(.diskIO, "\(to) is not empty (rename \(from))")
+            }
             directories.remove(to)
             let prefix = from + "/"
             directories.remove(from); directories.insert(to)
