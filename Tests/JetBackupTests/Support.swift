@@ -103,7 +103,9 @@ func generations(_ p: String) -> [UInt32] {
 func flipByte(_ path: String, at offset: Int, mask: UInt8 = 0x40) {
     let h = FileHandle(forUpdatingAtPath: path)!
     try! h.seek(toOffset: UInt64(offset))
-    let b = h.readData(ofLength: 1)[0]
+    let d = h.readData(ofLength: 1)
+    precondition(!d.isEmpty, "flipByte: offset \(offset) is past the end of \(path)")
+    let b = d[d.startIndex]
     try! h.seek(toOffset: UInt64(offset))
     h.write(Data([b ^ mask]))
     try! h.close()
