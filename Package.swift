@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(
             name: "CLITests",
             dependencies: [
-                "JetBackupCLI", "JetStore",
+                "JetBackupCLI", "JetStore", "JetBackup",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
