@@ -23,11 +23,13 @@ release: setup
 
 # The unit, CLI and short crash/corruption suites (under 10 minutes on 2 cores).
 test: setup
+	$(SWIFT) build
 	$(SWIFT) build --build-tests
 	JETBACKUP_STRESS=short $(SWIFT) test --skip-build --parallel --num-workers 2
 
 # The long crash, kill -9 and corruption loops.
 stress: setup
+	$(SWIFT) build
 	$(SWIFT) build --build-tests
 	JETBACKUP_STRESS=long $(SWIFT) test --skip-build --filter Stress
 

@@ -44,7 +44,7 @@ enum Binary {
     }
 
     /// Starts the binary without waiting.
-    static func start(_ args: [String], stdout: Pipe? = nil) throws -> Process {
+    static func start(_ args: [String], stdout: Pipe? = nil, stderr: Pipe? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
@@ -52,7 +52,7 @@ enum Binary {
         e["JETBACKUP_INSTANCE"] = nil
         p.environment = e
         p.standardOutput = stdout ?? FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        p.standardError = stderr ?? FileHandle.nullDevice
         p.standardInput = FileHandle.nullDevice
         try p.run()
         return p

@@ -357,11 +357,18 @@ struct BackupRun {
         guard manifest.logSignature.signature == instance.parameters.logSignature else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) is of another instance (its log signature differs); take a full backup into an empty directory")
         }
-        let lastHigh = dbs.map { max($0.header.fullPrev!.genHigh, $0.header.incPrev?.genHigh ?? 0) }.max()!
+        var lastHigh = dbs.map { max($0.header.fullPrev!.genHigh, $0.header.incPrev?.genHigh ?? 0) }.max()!
         for d in manifest.databases {
             if let live = dbs.first(where: { $0.name == d.name }), d.signature.signature != live.header.signature {
                 throw JetError(.invalidBackupSequence, "database \(d.name) in \(setDir) is not the live one (signatures differ); take a full backup")
             }
+        }
+        // A run killed after its manifest was committed but before the headers recorded it
+        // leaves a set that goes further than the headers say. Its extra generations were
+        // not truncated (truncation follows the header update), so the chain continues from
+        // the set's end, provided the set passes through the headers' last generation.
+        if manifest.lastGeneration > lastHigh && manifest.chain.contains(where: { $0.genHigh == lastHigh }) {
+            lastHigh = manifest.lastGeneration
         }
         guard manifest.lastGeneration == lastHigh else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) ends at log generation \(manifest.lastGeneration), but the instance's last backup ended at \(lastHigh): it is not the set this incremental extends; take a full backup")

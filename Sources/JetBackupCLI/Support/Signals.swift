@@ -9,6 +9,13 @@ enum Signals {
     static let interrupted = Atomic<Bool>(false)
 
     static func install() {
+        // A parent may have started us with these blocked (a blocked signal would never
+        // reach the handler): unblock them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         signal(SIGINT) { _ in Signals.interrupted.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in Signals.interrupted.store(true, ordering: .relaxed) }
     }
