@@ -1,0 +1,41 @@
+import Foundation
+import Testing
+@testable import JetBackup
+@testable import JetStore
+
+/// Fixtures/ pins the on-disk formats: an instance and a backup set made by
+/// scripts/make-fixtures.sh, with their expected digests. A change that cannot read them
+/// fails here.
+@Suite struct FixtureTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures").path
+
+    static func expected(_ name: String) throws -> String {
+        String(decoding: try Data(contentsOf: URL(fileURLWithPath: fixtures + "/" + name + ".digest")), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func openFixtureInstance() throws {
+        let s = Scratch()
+        let copy = s.path("instance")
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/instance", toPath: copy)
+        let r = try Inspection.check(copy, fs: PosixFileSystem(), parameters: try Instance.readParameters(at: copy))
+        #expect(r.ok, "\(r.problems)")
+        #expect(try digest(copy) == Self.expected("instance"))
+        // And it takes new work.
+        let inst = try open(copy)
+        try inst.commit([.put(database: "notes", key: Array("k".utf8), value: Array("v".utf8))])
+        try inst.close()
+    }
+
+    @Test func restoreFixtureBackupSet() throws {
+        let s = Scratch()
+        let set = s.path("set")
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/backupset", toPath: set)
+        let m = try SetVerifier().manifest(in: set).1
+        #expect(m.chain.count == 3 && m.chain[2].compression.hasPrefix("zstd"))
+        _ = try SetVerifier().verify(set)
+        _ = try restore(set, s.path("r"))
+        #expect(try digest(s.path("r")) == Self.expected("backupset"))
+    }
+}
