@@ -387,7 +387,15 @@ public final class Instance: @unchecked Sendable {
         }
     }
 
+    /// Dropped without `close()` (or after a failed open): release the files and the lock
+    /// without flushing — every commit is in the log, so the next open recovers exactly as
+    /// after a crash. (Flushing here would run the cache's callbacks on an object being
+    /// destroyed.)
     deinit {
-        if stateValue != .closed { try? close() }
+        if stateValue != .closed {
+            for db in databases.values { db.file.close() }
+            log?.close()
+            lockHandle.release()
+        }
     }
 }
