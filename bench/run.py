@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""jetbackup benchmarks: ratios against baselines measured in the same run.
+
+QUICK=1 uses smaller sizes and fewer repetitions (under a minute). Results: a Markdown table
+on stdout and bench/results.json.
+"""
+import json, os, platform, shutil, sqlite3, statistics, subprocess, sys, time
+
+JB = os.path.abspath(sys.argv[1])
+QUICK = os.environ.get("QUICK") == "1"
+ROOT = os.path.dirname(os.path.abspath(__file__))
+WORK = os.path.join(ROOT, "work")
+REPS = 3 if QUICK else 5
+rows, results = [], {}
+
+
+def sh(*args, check=True, capture=True, env=None):
+    r = subprocess.run(args, stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE, text=True, env=env)
+    if check and r.returncode != 0:
+        raise SystemExit(f"{args} failed: {r.stderr}")
+    return r
+
+
+def jb(*args, inst=None):
+    a = [JB, *args] + (["-i", inst] if inst else [])
+    return sh(*a)
+
+
+def timed(fn):
+    t = time.perf_counter(); fn(); return time.perf_counter() - t
+
+
+def sync():
+    os.sync()
+
+
+def rss_run(*args):
+    r = subprocess.run(["/usr/bin/time", "-f", "%e %M", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"{args}: {r.stderr}")
+    sec, kib = r.stderr.strip().splitlines()[-1].split()
+    return float(sec), int(kib), r.stdout
+
+
+def fresh(path):
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+
+
+def warm(paths):
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(1 << 22):
+                pass
+
+
+def dir_files(d):
+    return [os.path.join(d, n) for n in sorted(os.listdir(d))]
+
+
+def size_of(paths):
+    return sum(os.path.getsize(p) for p in paths)
+
+
+def alternate(named):
+    """named: {name: (setup, run)}; runs A,B,A,B… REPS times; returns {name: [seconds]}."""
+    out = {n: [] for n in named}
+    for _ in range(REPS):
+        for n, (setup, run) in named.items():
+            setup(); sync()
+            out[n].append(timed(run))
+    return out
+
+
+def stat(xs):
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def row(name, figure, baseline, ratio, goal, ok=None, note=""):
+    rows.append((name, figure, baseline, ratio, goal, "" if ok is None else ("met" if ok else "NOT met"), note))
+    results[name] = {"figure": figure, "baseline": baseline, "ratio": ratio, "goal": goal, "met": ok, "note": note}
+
+
+def fmt(xs, unit="s"):
+    m, lo, hi = stat(xs)
+    return f"{m:.3f} {unit} ({lo:.3f}–{hi:.3f})"
+
+
+def make_instance(path, mib, value=8000):
+    """An instance whose database is about `mib` MiB (values in overflow pages: cheap to build)."""
+    shutil.rmtree(path, ignore_errors=True)
+    jb("init", path, "--log-file-size", "1MiB")
+    n = mib * 1024 * 1024 // 8192
+    jb("load", "app", "--records", str(n), "--value-size", str(value), "--batch", "200", inst=path)
+    jb("backup", inst=path)  # truncate: logs before the checkpoint are not part of the data size
+    sync()
+    return path
+
+
+def main():
+    fresh(WORK)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.platform()}"
+    print(f"jetbackup benchmarks on {machine}{' (QUICK)' if QUICK else ''}\n", flush=True)
+
+    # CRC32C
+    crc = json.loads(sh(os.path.join(ROOT, ".crcbench"), "1000" if QUICK else "4000").stdout)
+    row("CRC32C, 1 MiB buffers", f"{crc['gbps']:.1f} GB/s ({crc['impl']})", f"table: {crc['table_gbps']:.2f} GB/s",
+        f"{crc['gbps'] / crc['table_gbps']:.1f}×", "≥ 10 GB/s", crc["gbps"] >= 10)
+
+    # load vs SQLite WAL synchronous=FULL, same keys and values, same batches.
+    n = 200_000 if QUICK else 1_000_000
+    li = os.path.join(WORK, "load")
+    jb("init", li)
+    sync()
+    t0 = time.perf_counter()
+    out = json.loads(jb("load", "app", "--records", str(n), "--value-size", "100", "--batch", "1000", "--json", inst=li).stdout)
+    load_s = time.perf_counter() - t0
+    ours = n / load_s
+    log_written = out["logGenerations"] * 1024 * 1024
+    log_mbps = log_written / out["seconds"] / 1e6
+    sqlite_rate = sqlite_load(n)
+    row(f"load, {n:,} × 100 B, batches of 1,000, durable", f"{ours:,.0f} rec/s", f"SQLite WAL FULL: {sqlite_rate:,.0f} rec/s",
+        f"{ours / sqlite_rate:.2f}×", "≥ 1.0×", ours >= sqlite_rate,
+        f"log written {log_written / 2**20:,.0f} MiB at {log_mbps:.0f} MB/s")
+
+    # Full backup of a 1 GiB database (256 MiB in QUICK) vs cp+sync, sqlite3 .backup+sync, mdb_copy.
+    mib = 256 if QUICK else 1024
+    src = make_instance(os.path.join(WORK, f"db{mib}"), mib)
+    files = [p for p in dir_files(src) if p.endswith(".edb") or os.path.basename(p).startswith("edb")]
+    data = size_of([p for p in files if p.endswith(".edb")]) + 1024 * 1024
+    sq = os.path.join(WORK, "sq.db"); make_sqlite(sq, data)
+    lm = os.path.join(WORK, "lmdb"); have_lmdb = make_lmdb(lm, data)
+    warm(files + [sq] + ([os.path.join(lm, "data.mdb")] if have_lmdb else []))
+    dest = os.path.join(WORK, "dest")
+    def our_full():
+        sh(JB, "backup", dest, "--progress", "none", "--quiet", "-i", src)
+    def cp_full():
+        edb = [p for p in dir_files(src) if p.endswith(".edb")] + [os.path.join(src, "edb.log")]
+        sh("cp", *edb, dest); sh("sync", *dir_files(dest))
+    def sq_full():
+        sh("sqlite3", sq, f".backup {dest}/copy.db"); sh("sync", f"{dest}/copy.db")
+    def lm_full():
+        sh("mdb_copy", lm, dest); sh("sync", *dir_files(dest))
+    named = {"jetbackup": (lambda: fresh(dest), our_full), "cp": (lambda: fresh(dest), cp_full),
+             "sqlite3": (lambda: fresh(dest), sq_full)}
+    if have_lmdb:
+        named["mdb_copy"] = (lambda: fresh(dest), lm_full)
+    t = alternate(named)
+    full_med = stat(t["jetbackup"])[0]
+    cp_ratio = stat(t["cp"])[0] / full_med
+    sq_ratio = stat(t["sqlite3"])[0] / full_med
+    row(f"full backup, {mib} MiB, verified, durable", fmt(t["jetbackup"]), f"cp+sync {fmt(t['cp'])}", f"{cp_ratio:.2f}× cp", "≥ 0.8× cp", cp_ratio >= 0.8,
+        f"{data / full_med / 1e6:.0f} MB/s")
+    row(f"full backup, {mib} MiB, vs SQLite", fmt(t["jetbackup"]), f"sqlite3 .backup+sync {fmt(t['sqlite3'])}", f"{sq_ratio:.2f}× sqlite3", "≥ 1.5× sqlite3", sq_ratio >= 1.5)
+    if have_lmdb:
+        lr = stat(t["mdb_copy"])[0] / full_med
+        row(f"full backup, {mib} MiB, vs LMDB", fmt(t["jetbackup"]), f"mdb_copy+sync {fmt(t['mdb_copy'])}", f"{lr:.2f}× mdb_copy", "reported")
+
+    # Incremental after 16 MiB of new logs, as a fraction of the full backup.
+    inc_times = []
+    for _ in range(REPS):
+        fresh(dest); our_full()
+        jb("load", "app", "--records", "2000", "--value-size", "8000", "--batch", "100", "--seed", str(time.time_ns()), inst=src)
+        gens = [g for g in os.listdir(src) if g.startswith("edb0")]
+        sync()
+        inc_times.append(timed(lambda: sh(JB, "backup", dest, "--incremental", "--progress", "none", "--quiet", "-i", src)))
+    frac = stat(inc_times)[0] / full_med
+    row("incremental after 16 MiB of new logs", fmt(inc_times), f"full {full_med:.3f} s", f"{frac * 100:.1f}% of full", "< 5%", frac < 0.05)
+
+    # --compress-logs at levels 1, 3, 9 vs zstd -N -T0 on the same log files.
+    ci = os.path.join(WORK, "comp")
+    shutil.rmtree(ci, ignore_errors=True)
+    jb("init", ci, "--log-file-size", "1MiB")
+    jb("config", "checkpoint-depth", "1GiB", inst=ci)
+    jb("load", "app", "--records", "20000" if QUICK else "60000", "--value-size", "400", "--batch", "500", "--update-ratio", "0.3", inst=ci)
+    base_set = os.path.join(WORK, "compset")
+    fresh(base_set)
+    jb("backup", base_set, inst=ci)
+    jb("load", "app", "--records", "15000" if QUICK else "40000", "--value-size", "400", "--batch", "500", "--seed", "5", "--update-ratio", "0.3", inst=ci)
+    snap = os.path.join(WORK, "comp.snap"); snapset = os.path.join(WORK, "compset.snap")
+    shutil.rmtree(snap, ignore_errors=True); shutil.copytree(ci, snap)
+    shutil.rmtree(snapset, ignore_errors=True); shutil.copytree(base_set, snapset)
+    logs = sorted(os.path.join(ci, g) for g in os.listdir(ci) if g.startswith("edb0"))
+    logs = [l for l in logs if int(os.path.basename(l)[3:11], 16) > max_gen(base_set)]
+    raw = size_of(logs)
+    zdest = os.path.join(WORK, "zdest")
+    for level in (1, 3, 9):
+        def restore_snap():
+            shutil.rmtree(ci); shutil.copytree(snap, ci)
+            shutil.rmtree(base_set); shutil.copytree(snapset, base_set)
+            warm(logs)
+        def ours():
+            sh(JB, "backup", base_set, "--incremental", f"--compress-logs={level}", "--progress", "none", "--quiet", "-i", ci)
+        def theirs():
+            sh("zstd", "-q", f"-{level}", "-T0", "--output-dir-flat", zdest, *logs); sh("sync", *dir_files(zdest))
+        t = alternate({"ours": (restore_snap, ours), "zstd": (lambda: (fresh(zdest), warm(logs)), theirs)})
+        our_ratio = raw / sum(os.path.getsize(os.path.join(base_set, f)) for f in os.listdir(base_set) if f.endswith(".zst"))
+        z_ratio = raw / size_of(dir_files(zdest))
+        tr = stat(t["zstd"])[0] / stat(t["ours"])[0]
+        row(f"--compress-logs={level}, {raw / 2**20:.0f} MiB of logs", f"{raw / stat(t['ours'])[0] / 1e6:.0f} MB/s, ratio {our_ratio:.2f}",
+            f"zstd -{level} -T0: {raw / stat(t['zstd'])[0] / 1e6:.0f} MB/s, ratio {z_ratio:.2f}", f"{tr:.2f}×", "≥ 0.9× at equal ratio", tr >= 0.9)
+
+    # Restore: log replay MB/s vs load's log write MB/s; verify vs sha256sum -c; memory.
+    rset = os.path.join(WORK, "rset"); fresh(rset)
+    jb("backup", rset, inst=li)  # the load instance: its set holds the logs since its checkpoint
+    jb("load", "app", "--records", "50000", "--value-size", "100", "--batch", "1000", "--seed", "3", inst=li)
+    jb("backup", rset, "--incremental", inst=li)
+    tgt = os.path.join(WORK, "rtarget"); shutil.rmtree(tgt, ignore_errors=True)
+    r = json.loads(jb("restore", rset, "--to", tgt, "--json").stdout)
+    replay_mbps = r["logBytesReplayed"] / max(r["replaySeconds"], 1e-9) / 1e6
+    row("restore: log replay", f"{replay_mbps:.0f} MB/s ({r['logBytesReplayed'] / 2**20:.0f} MiB)", f"load's log writes: {log_mbps:.0f} MB/s",
+        f"{replay_mbps / log_mbps:.2f}×", "≥ 1.0×", replay_mbps >= log_mbps)
+
+    full_set = os.path.join(WORK, "vset"); fresh(full_set)
+    jb("backup", full_set, inst=src)
+    warm(dir_files(full_set))
+    tv = alternate({"verify": (lambda: None, lambda: sh(JB, "verify", full_set)),
+                    "sha256sum": (lambda: None, lambda: subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=full_set, check=True))})
+    vr = stat(tv["sha256sum"])[0] / stat(tv["verify"])[0]
+    row(f"verify, {mib} MiB set", fmt(tv["verify"]), f"sha256sum -c {fmt(tv['sha256sum'])}", f"{vr:.2f}×", "reported")
+
+    # Memory and growth: 256 MiB, 1 GiB, 4 GiB (QUICK: 64 and 256 MiB).
+    sizes = [64, 256] if QUICK else [256, 1024, 4096]
+    growth = {}
+    for m in sizes:
+        p = src if m == mib else make_instance(os.path.join(WORK, f"db{m}"), m)
+        d = os.path.join(WORK, f"g{m}"); fresh(d)
+        warm([x for x in dir_files(p) if x.endswith(".edb")])
+        fs, frss, _ = rss_run(JB, "backup", d, "--progress", "none", "--quiet", "-i", p)
+        jb("load", "app", "--records", "2000", "--value-size", "8000", "--batch", "100", "--seed", "77", inst=p)
+        sync()
+        isec, _, _ = rss_run(JB, "backup", d, "--incremental", "--progress", "none", "--quiet", "-i", p)
+        vsec, vrss, _ = rss_run(JB, "verify", d)
+        t2 = os.path.join(WORK, f"t{m}"); shutil.rmtree(t2, ignore_errors=True)
+        rsec, rrss, _ = rss_run(JB, "restore", d, "--to", t2)
+        growth[m] = (fs, isec, frss, rrss, vrss)
+        shutil.rmtree(t2, ignore_errors=True); shutil.rmtree(d, ignore_errors=True)
+        if m != mib:
+            shutil.rmtree(p, ignore_errors=True)
+    peak = max(max(g[2], g[3], g[4]) for g in growth.values())
+    for m, (fs, isec, frss, rrss, vrss) in growth.items():
+        row(f"peak RSS at {m} MiB", f"backup {frss / 1024:.0f} / restore {rrss / 1024:.0f} / verify {vrss / 1024:.0f} MiB", "—",
+            "—", "flat, < 64 MiB", max(frss, rrss, vrss) < 64 * 1024)
+    base = sizes[0]
+    for m, (fs, isec, *_ ) in growth.items():
+        row(f"backup cost at {m} MiB", f"full {fs:.2f} s, incremental {isec:.2f} s", f"at {base} MiB: full {growth[base][0]:.2f} s, incr {growth[base][1]:.2f} s",
+            f"full {fs / growth[base][0]:.1f}×, incr {isec / growth[base][1]:.1f}× for {m / base:.0f}× data", "full linear, incremental flat")
+
+    print("| row | figure | baseline | ratio | goal | |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r[:6]) + " |" + (f" {r[6]}" if r[6] else ""))
+    with open(os.path.join(ROOT, "results.json"), "w") as f:
+        json.dump({"machine": machine, "quick": QUICK, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": results}, f, indent=2)
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+def max_gen(set_dir):
+    m = json.load(open(os.path.join(set_dir, "MANIFEST.json")))
+    return max(b["genHigh"] for b in m["chain"])
+
+
+def sqlite_load(n):
+    """The same inserts as `jetbackup load` (16-hex-char keys, 100-byte values, batches of 1,000)
+    into SQLite in WAL mode with synchronous=FULL."""
+    p = os.path.join(WORK, "load.sqlite")
+    for s in ("", "-wal", "-shm"):
+        if os.path.exists(p + s):
+            os.remove(p + s)
+    db = sqlite3.connect(p, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID")
+    import random
+    rnd = random.Random(1)
+    keys = [("%016x" % rnd.getrandbits(64)).encode() for _ in range(n)]
+    val = b"x" * 100
+    t = time.perf_counter()
+    for i in range(0, n, 1000):
+        db.execute("BEGIN")
+        db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)", ((k, val) for k in keys[i:i + 1000]))
+        db.execute("COMMIT")
+    rate = n / (time.perf_counter() - t)
+    db.close()
+    return rate
+
+
+def make_sqlite(path, size):
+    if os.path.exists(path):
+        os.remove(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA page_size=8192"); db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+    db.execute("BEGIN")
+    blob = os.urandom(7900)
+    n = size // 8192
+    db.executemany("INSERT INTO t VALUES (?, ?)", ((i, blob) for i in range(n)))
+    db.execute("COMMIT"); db.close()
+    sync()
+
+
+def make_lmdb(path, size):
+    try:
+        import lmdb
+    except ImportError:
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    env = lmdb.open(path, map_size=size * 2 + (64 << 20))
+    blob = os.urandom(7900)
+    with env.begin(write=True) as tx:
+        for i in range(size // 8192):
+            tx.put(i.to_bytes(8, "big"), blob)
+    env.close()
+    sync()
+    return True
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# make bench: every figure is a ratio against a baseline measured in the same run on the
+# same data (../shared/BENCHMARKING.md). Installs what it compares against.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+need=()
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v zstd >/dev/null || need+=(zstd)
+command -v mdb_copy >/dev/null || need+=(lmdb-utils)
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+python3 -c "import lmdb" 2>/dev/null || python3 -m pip install -q lmdb >/dev/null 2>&1 || echo "note: python lmdb unavailable; the mdb_copy row will be skipped"
+gcc -O2 -I Sources/CCRC32C/include bench/crcbench.c Sources/CCRC32C/crc32c.c -o bench/.crcbench -lpthread
+exec python3 bench/run.py "${1:-.build/release/jetbackup}"
