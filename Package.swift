@@ -13,10 +13,14 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(name: "CCRC32C"),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .systemLibrary(
             name: "CZstd",
             pkgConfig: "libzstd",
@@ -32,8 +36,7 @@ let package = Package(
         .target(
             name: "JetBackup",
             dependencies: [
-                "JetStore", "CZstd",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "JetStore", "CZstd", "COpenSSL",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -183,17 +183,18 @@ def main():
     logs = sorted(os.path.join(ci, g) for g in os.listdir(ci) if g.startswith("edb0"))
     logs = [l for l in logs if int(os.path.basename(l)[3:11], 16) > max_gen(base_set)]
     raw = size_of(logs)
+    snap_logs = [os.path.join(snap, os.path.basename(l)) for l in logs]
     zdest = os.path.join(WORK, "zdest")
     for level in (1, 3, 9):
         def restore_snap():
             shutil.rmtree(ci); shutil.copytree(snap, ci)
             shutil.rmtree(base_set); shutil.copytree(snapset, base_set)
-            warm(logs)
+            warm([os.path.join(ci, os.path.basename(l)) for l in logs])
         def ours():
             sh(JB, "backup", base_set, "--incremental", f"--compress-logs={level}", "--progress", "none", "--quiet", "-i", ci)
         def theirs():
-            sh("zstd", "-q", f"-{level}", "-T0", "--output-dir-flat", zdest, *logs); sh("sync", *dir_files(zdest))
-        t = alternate({"ours": (restore_snap, ours), "zstd": (lambda: (fresh(zdest), warm(logs)), theirs)})
+            sh("zstd", "-q", f"-{level}", "-T0", "--output-dir-flat", zdest, *snap_logs); sh("sync", *dir_files(zdest))
+        t = alternate({"ours": (restore_snap, ours), "zstd": (lambda: (fresh(zdest), warm(snap_logs)), theirs)})
         our_ratio = raw / sum(os.path.getsize(os.path.join(base_set, f)) for f in os.listdir(base_set) if f.endswith(".zst"))
         z_ratio = raw / size_of(dir_files(zdest))
         tr = stat(t["zstd"])[0] / stat(t["ours"])[0]

@@ -25,12 +25,23 @@ struct DatabaseCopier {
         let src = try fs.open(snapshot.path, .readOnly)
         defer { src.close() }
         var out = try SetFileWriter(fs: fs, path: path)
+        // Two buffers: SHA-256 of one runs on the other core while the next is read and verified.
+        let hasher = PipelinedSHA256(slots: 2)
+        out.pipelined = hasher
         let pagesPerChunk = max(1, Self.chunkBytes / ps)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: pagesPerChunk * ps, alignment: 4096)
-        defer { buffer.deallocate() }
+        let buffers = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: pagesPerChunk * ps, alignment: 4096) }
+        defer {
+            _ = hasher.finalizeHex()
+            for b in buffers { b.deallocate() }
+        }
         var pgno = 0
+        var chunk = 0
         do {
             while true {
+                let slot = chunk & 1
+                chunk += 1
+                let buffer = buffers[slot]
+                hasher.wait(slot: slot)
                 let got = try src.read(at: Int64(pgno) * Int64(ps), into: buffer)
                 let pages = got / ps
                 if pages == 0 { break }
@@ -39,7 +50,7 @@ struct DatabaseCopier {
                     try verify(page, pgno: UInt32(pgno + k), src: src)
                     if pgno + k <= 1 { try markImage(page, pgno: UInt32(pgno + k)) }
                 }
-                try out.append(UnsafeRawBufferPointer(rebasing: buffer[0..<(pages * ps)]))
+                try out.append(UnsafeRawBufferPointer(rebasing: buffer[0..<(pages * ps)]), slot: slot)
                 pgno += pages
                 try progress(pages * ps)
                 if got < buffer.count { break }

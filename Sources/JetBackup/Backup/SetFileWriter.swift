@@ -1,4 +1,4 @@
-import Crypto
+import Dispatch
 import JetStore
 
 /// Writes one file of a backup set sequentially, keeping its CRC32C and SHA-256 as it goes,
@@ -8,7 +8,9 @@ struct SetFileWriter {
     let file: any StorageFile
     private(set) var size: Int64 = 0
     private(set) var crc: UInt32 = 0
-    private var sha = SHA256()
+    private let sha = SHA256Hasher()
+    /// When set, the caller hashes (on another thread) and `finish` asks it for the digest.
+    var pipelined: PipelinedSHA256?
 
     init(fs: any FileSystem, path: String) throws {
         self.path = path
@@ -16,25 +18,65 @@ struct SetFileWriter {
         file = try fs.open(path, .createNew)
     }
 
-    mutating func append(_ bytes: UnsafeRawBufferPointer) throws {
+    mutating func append(_ bytes: UnsafeRawBufferPointer, slot: Int = 0) throws {
+        if let p = pipelined { p.update(bytes, slot: slot) } else { sha.update(bytes) }
         try file.write(at: size, bytes)
         crc = CRC32C.checksum(bytes, extending: crc)
-        sha.update(bufferPointer: bytes)
         size += Int64(bytes.count)
     }
 
     /// fsyncs and closes; returns the SHA-256 in hex.
     mutating func finish() throws -> String {
+        if let p = pipelined {
+            let hex = p.finalizeHex()
+            try file.sync()
+            file.close()
+            return hex
+        }
         try file.sync()
         file.close()
-        return sha.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        return sha.finalizeHex()
     }
 
-    func abandon() { file.close() }
+    func abandon() {
+        _ = pipelined?.finalizeHex() // no buffer may still be in use by the hasher
+        file.close()
+    }
 }
 
-enum Hashing {
-    static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
-        SHA256.hash(data: bytes).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+/// SHA-256 on the second core: `update` hands a buffer to a serial queue and returns; the
+/// caller must not change that buffer until `wait(slot:)` for it returns. The hash state is
+/// touched only on the queue.
+final class PipelinedSHA256: @unchecked Sendable {
+    private let sha = SHA256Hasher()
+    private let queue = DispatchQueue(label: "jetbackup.sha256")
+    private let slots: [DispatchSemaphore]
+
+    init(slots n: Int) { slots = (0..<n).map { _ in DispatchSemaphore(value: 1) } }
+
+    /// Waits until the buffer of `slot` is no longer being hashed.
+    func wait(slot: Int) {
+        slots[slot].wait()
+        slots[slot].signal()
     }
+
+    func update(_ bytes: UnsafeRawBufferPointer, slot: Int) {
+        slots[slot].wait()
+        let b = SendableBuffer(bytes: bytes)
+        queue.async { [self] in
+            sha.update(b.bytes)
+            slots[slot].signal()
+        }
+    }
+
+    func finalizeHex() -> String {
+        queue.sync { sha.finalizeHex() }
+    }
+}
+
+/// A buffer handed to the hashing queue; the slot semaphore keeps it alive and unchanged.
+struct SendableBuffer: @unchecked Sendable { let bytes: UnsafeRawBufferPointer }
+
+enum Hashing {
+    static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String { SHA256Hasher.hex(bytes) }
 }

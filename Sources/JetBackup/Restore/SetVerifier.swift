@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import JetStore
 
@@ -180,7 +179,7 @@ public struct SetVerifier {
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buf.deallocate() }
         var crc: UInt32 = 0
-        var hasher = SHA256()
+        let hasher = SHA256Hasher()
         var offset: Int64 = 0
         var pg = 0
         var headerOK = false
@@ -190,7 +189,7 @@ public struct SetVerifier {
             guard got == want else { throw JetError(.readVerifyFailure, "\(file) ended early while reading it") }
             let data = UnsafeRawBufferPointer(rebasing: buf[0..<got])
             crc = CRC32C.checksum(data, extending: crc)
-            if sha { hasher.update(bufferPointer: data) }
+            if sha { hasher.update(data) }
             for k in 0..<(got / ps) {
                 let page = UnsafeRawBufferPointer(rebasing: data[(k * ps)..<((k + 1) * ps)])
                 let v = PageFormat.verify(page, pgno: UInt32(pg))
@@ -221,7 +220,7 @@ public struct SetVerifier {
             throw JetError(.readVerifyFailure, "\(file) fails its CRC32C (the manifest's checksum); the file is damaged: use another backup")
         }
         if sha {
-            let got = hasher.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            let got = hasher.finalizeHex()
             guard got == f.sha256 else { throw JetError(.readVerifyFailure, "\(file) fails its SHA-256; the file is damaged: use another backup") }
         }
         return pg

@@ -1,4 +1,3 @@
-import Crypto
 import JetStore
 
 /// SHA-256 of an instance's logical content, in key order, independent of page layout:
@@ -7,33 +6,32 @@ import JetStore
 /// For each database, in name order: `"D"`, u32 name length, name; then each record:
 /// `"R"`, u32 key length, key, u32 value length, value. Lengths little-endian.
 public struct ContentDigest {
-    private var hasher = SHA256()
+    private let hasher = SHA256Hasher()
     public private(set) var records = 0
 
     public init() {}
 
     public mutating func database(_ name: String) {
-        hasher.update(data: [0x44])
+        hasher.update([0x44])
         length(name.utf8.count)
-        hasher.update(data: Array(name.utf8))
+        hasher.update(Array(name.utf8))
     }
 
     public mutating func record(_ key: [UInt8], _ value: [UInt8]) {
-        hasher.update(data: [0x52])
+        hasher.update([0x52])
         length(key.count)
-        hasher.update(data: key)
+        hasher.update(key)
         length(value.count)
-        hasher.update(data: value)
+        hasher.update(value)
         records += 1
     }
 
     private mutating func length(_ n: Int) {
-        withUnsafeBytes(of: UInt32(n).littleEndian) { hasher.update(bufferPointer: $0) }
+        withUnsafeBytes(of: UInt32(n).littleEndian) { hasher.update($0) }
     }
 
-    public func hex() -> String {
-        hasher.finalize().map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
-    }
+    /// The digest (once: the hasher is spent afterwards).
+    public func hex() -> String { hasher.finalizeHex() }
 
     /// Digest of an open instance: every database, or one.
     public static func of(_ instance: Instance, database: String? = nil) throws -> (hex: String, records: Int) {
