@@ -8,6 +8,7 @@ struct SetFileWriter {
     let file: any StorageFile
     private(set) var size: Int64 = 0
     private(set) var crc: UInt32 = 0
+    private var writebackStart: Int64 = 0
     private let sha = SHA256Hasher()
     /// When set, the caller hashes (on another thread) and `finish` asks it for the digest.
     var pipelined: PipelinedSHA256?
@@ -23,6 +24,11 @@ struct SetFileWriter {
         try file.write(at: size, bytes)
         crc = CRC32C.checksum(bytes, extending: crc)
         size += Int64(bytes.count)
+        // Keep the device busy while we read and hash: the final fsync then waits for little.
+        if size - writebackStart >= 8 << 20 {
+            file.startWriteback(offset: writebackStart, length: Int(size - writebackStart))
+            writebackStart = size
+        }
     }
 
     /// fsyncs and closes; returns the SHA-256 in hex.
@@ -72,6 +78,9 @@ final class PipelinedSHA256: @unchecked Sendable {
     func finalizeHex() -> String {
         queue.sync { sha.finalizeHex() }
     }
+
+    /// Returns once every buffer handed over so far has been hashed.
+    func drain() { queue.sync {} }
 }
 
 /// A buffer handed to the hashing queue; the slot semaphore keeps it alive and unchanged.

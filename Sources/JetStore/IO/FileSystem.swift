@@ -12,6 +12,19 @@ public protocol StorageFile: AnyObject, Sendable {
     func size() throws -> Int64
     func truncate(to size: Int64) throws
     func close()
+    /// Runs `body` over `length` bytes at `offset` without copying them into user memory
+    /// where the implementation can (mmap); nil when it cannot, and the caller reads instead.
+    /// The view is valid only inside `body`; the bytes may change under it (a live file).
+    func withMappedRegion<T>(offset: Int64, length: Int, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T?
+    func startWriteback(offset: Int64, length: Int)
+}
+
+extension StorageFile {
+    /// Starts writing `length` bytes at `offset` back to the device without waiting, so a
+    /// later `sync` has less left to do. A hint: no effect where unsupported.
+    public func startWriteback(offset: Int64, length: Int) {}
+
+    public func withMappedRegion<T>(offset: Int64, length: Int, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? { nil }
 }
 
 public enum OpenMode: Sendable {

@@ -89,6 +89,21 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
     public func close() {
         if closed.setOnce() { try? fd.close() }
     }
+
+    /// posix_fadvise(DONTNEED) starts writeback of the range's dirty pages without waiting
+    /// (and lets the kernel drop the clean ones: a backup's output need not stay cached).
+    public func startWriteback(offset: Int64, length: Int) {
+        _ = posix_fadvise(fd.rawValue, off_t(offset), off_t(length), POSIX_FADV_DONTNEED)
+    }
+
+    /// A read-only shared mapping: the page cache's pages themselves, no copy.
+    public func withMappedRegion<T>(offset: Int64, length: Int, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+        guard length > 0, offset % Int64(sysconf(Int32(_SC_PAGESIZE))) == 0 else { return nil }
+        guard let p = mmap(nil, length, PROT_READ, MAP_SHARED, fd.rawValue, off_t(offset)), p != MAP_FAILED else { return nil }
+        defer { munmap(p, length) }
+        madvise(p, length, MADV_SEQUENTIAL)
+        return try body(UnsafeRawBufferPointer(start: p, count: length))
+    }
 }
 
 /// A tiny once-flag, so `close()` and `deinit` never close a descriptor twice.
