@@ -9,10 +9,10 @@ DEBUG_BIN = .build/debug/jetbackup
 .PHONY: setup build release test stress fuzz demo install bench fixtures clean
 
 setup:
-	@if ! pkg-config --exists libzstd 2>/dev/null || ! pkg-config --exists libcrypto 2>/dev/null || ! command -v zstd >/dev/null 2>&1; then \
-		echo "installing libzstd-dev, libssl-dev, zstd and pkg-config with apt-get"; \
+	@if ! pkg-config --exists libzstd 2>/dev/null || ! pkg-config --exists libcrypto 2>/dev/null || ! command -v zstd >/dev/null 2>&1 || ! command -v fiu-run >/dev/null 2>&1; then \
+		echo "installing libzstd-dev, libssl-dev, zstd, pkg-config and fiu-utils with apt-get"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libzstd-dev libssl-dev zstd pkg-config >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libzstd-dev libssl-dev zstd pkg-config fiu-utils >/dev/null; \
 	fi
 
 build: setup
@@ -42,6 +42,9 @@ install: release
 
 fixtures: build
 	./scripts/make-fixtures.sh $(DEBUG_BIN)
+
+fuzz: setup
+	./scripts/fuzz.sh
 
 bench: release
 	./bench/run.sh $(BIN)

@@ -89,7 +89,7 @@ public enum Inspection {
                     info.problem = "holds generation \(g.header.generation)"
                 } else if g.header.signature != parameters.logSignature {
                     info.problem = "belongs to another instance (log signature differs)"
-                } else if case .bad(let o, let reason) = g.end, named != nil || g.hasValidRecord(after: o) {
+                } else if case .bad(let o, let reason, _) = g.end, named != nil || !g.endsInTornWrite {
                     info.problem = "\(reason) at offset \(o)"
                 } else {
                     info.checksumOK = true

@@ -15,8 +15,12 @@ public struct InstanceParameters: Codable, Sendable, Equatable {
     /// JET_paramCacheSizeMax: bytes of database pages kept in memory.
     public var cacheSize: Int = 32 * 1024 * 1024
     /// JET_paramCheckpointDepthMax: log bytes after which dirty pages are flushed and the
-    /// checkpoint advances.
-    public var checkpointDepth: Int = 20 * 1024 * 1024
+    /// checkpoint advances. ESE's default is 20 MB; ours is larger because a page's first
+    /// change after each checkpoint is logged whole (torn-page repair): with random writes
+    /// over a large database, 128 MiB cuts log volume about four times (measured by
+    /// `make bench`: 1 M random inserts went from 28 k to 82 k records/s), for at most
+    /// 128 MiB of log to replay after a crash.
+    public var checkpointDepth: Int = 128 * 1024 * 1024
     /// The instance's log signature (fixed at `init`).
     public var logSignatureRandom: UInt64 = 0
     public var logSignatureTime: UInt64 = 0

@@ -157,14 +157,17 @@ import Testing
         let s = Scratch()
         let ip = try s.makeInstance { $0.checkpointDepth = 4 << 20 }
         let inst = try open(ip)
-        try load(inst, count: 3000)
-        let gens = generations(ip)
-        let victim = gens[gens.count - 1]
-        flipByte(ip + "/" + FileNames.archivedLog(victim), at: 5000)
+        try load(inst, count: 500)
         let dir = s.mkdir("b")
+        _ = try backup(inst, dir)
+        // New generations the incremental needs; damage one of them.
+        try load(inst, from: 500, count: 3000)
+        let gens = generations(ip)
+        let victim = gens[gens.count / 2]
+        flipByte(ip + "/" + FileNames.archivedLog(victim), at: 5000)
         let before = try Self.state(ip, dir)
         do {
-            _ = try backup(inst, dir)
+            _ = try backup(inst, dir, incremental: true)
             Issue.record("backup with a damaged log generation succeeded")
         } catch let e as JetError {
             #expect(e.code == .logReadVerifyFailure)

@@ -9,6 +9,8 @@ import JetStore
 struct DatabaseCopier {
     static let chunkBytes = 1 << 20
     static let retries = 16
+    /// Bytes mapped at a time (the fast path's resident memory).
+    static let windowBytes = 16 << 20
 
     let fs: any FileSystem
     let snapshot: Instance.DatabaseSnapshot
@@ -37,16 +39,17 @@ struct DatabaseCopier {
         var pgno = 0
         var chunk = 0
         do {
-            // Fast path: the file as it is now, mapped; pages written and hashed straight from
-            // the page cache (one copy, as cp's copy_file_range). The header pages, which the
-            // image changes, and anything the file grew by go through the buffers below.
+            // Fast path: the file as it is now, mapped window by window; pages written and
+            // hashed straight from the page cache (one copy, as cp's copy_file_range). The
+            // header pages, which the image changes, and anything the file grew by go through
+            // the buffers below. Each window is unmapped once hashed: memory stays flat.
             let mappedPages = Int(try src.size()) / ps
             if mappedPages > 2 {
-                let done: Int? = try src.withMappedRegion(offset: 0, length: mappedPages * ps) { map in
-                    // Pages 0 and 1 first, through a buffer (the image marks its header).
-                    let head = buffers[0]
-                    hasher.wait(slot: 0)
-                    head.copyMemory(from: UnsafeRawBufferPointer(rebasing: map[0..<(2 * ps)]))
+                // Pages 0 and 1 first, through a buffer (the image marks its header).
+                let head = buffers[0]
+                hasher.wait(slot: 0)
+                let n0 = try src.read(at: 0, into: UnsafeMutableRawBufferPointer(rebasing: head[0..<(2 * ps)]))
+                if n0 == 2 * ps {
                     for k in 0..<2 {
                         let page = UnsafeMutableRawBufferPointer(rebasing: head[(k * ps)..<((k + 1) * ps)])
                         try verify(page, pgno: UInt32(k), src: src)
@@ -54,39 +57,46 @@ struct DatabaseCopier {
                     }
                     try out.append(UnsafeRawBufferPointer(rebasing: head[0..<(2 * ps)]), slot: 0)
                     try progress(2 * ps)
-                    var p = 2
-                    while p < mappedPages {
-                        let n = min(pagesPerChunk, mappedPages - p)
-                        let region = UnsafeRawBufferPointer(rebasing: map[(p * ps)..<((p + n) * ps)])
-                        var clean = true
-                        for k in 0..<n {
-                            let page = UnsafeRawBufferPointer(rebasing: region[(k * ps)..<((k + 1) * ps)])
-                            let v = PageFormat.verify(page, pgno: UInt32(p + k))
-                            if v != .valid && v != .uninitialized { clean = false; break }
-                        }
-                        if clean {
-                            // The mapping stays valid until the hasher is done (finalize below).
-                            try out.append(region, slot: 1)
-                        } else {
-                            // A page in the middle of a write (or damaged): copy, re-read, verify.
-                            let b = buffers[1]
-                            hasher.wait(slot: 1)
-                            b.copyMemory(from: region)
-                            for k in 0..<n {
-                                try verify(UnsafeMutableRawBufferPointer(rebasing: b[(k * ps)..<((k + 1) * ps)]), pgno: UInt32(p + k), src: src)
-                            }
-                            try out.append(UnsafeRawBufferPointer(rebasing: b[0..<(n * ps)]), slot: 1)
-                        }
-                        p += n
-                        try progress(n * ps)
-                    }
-                    // The mapping goes away after this closure: wait for the hasher first.
+                    pgno = 2
                     hasher.wait(slot: 0)
-                    hasher.wait(slot: 1)
-                    hasher.drain()
-                    return p
+                    let window = max(1, Self.windowBytes / ps)
+                    while pgno < mappedPages {
+                        let count = min(window, mappedPages - pgno)
+                        let start = pgno
+                        let done: Int? = try src.withMappedRegion(offset: Int64(start) * Int64(ps), length: count * ps) { map in
+                            // The window is unmapped when this closure returns or throws: the
+                            // hasher must be done with it on every path.
+                            defer { hasher.drain() }
+                            var p = 0
+                            while p < count {
+                                let n = min(pagesPerChunk, count - p)
+                                let region = UnsafeRawBufferPointer(rebasing: map[(p * ps)..<((p + n) * ps)])
+                                var clean = true
+                                for k in 0..<n {
+                                    let v = PageFormat.verify(UnsafeRawBufferPointer(rebasing: region[(k * ps)..<((k + 1) * ps)]), pgno: UInt32(start + p + k))
+                                    if v != .valid && v != .uninitialized { clean = false; break }
+                                }
+                                if clean {
+                                    try out.append(region, slot: 1)
+                                } else {
+                                    // A page in the middle of a write (or damaged): copy, re-read, verify.
+                                    let b = buffers[1]
+                                    hasher.wait(slot: 1)
+                                    b.copyMemory(from: region)
+                                    for k in 0..<n {
+                                        try verify(UnsafeMutableRawBufferPointer(rebasing: b[(k * ps)..<((k + 1) * ps)]), pgno: UInt32(start + p + k), src: src)
+                                    }
+                                    try out.append(UnsafeRawBufferPointer(rebasing: b[0..<(n * ps)]), slot: 1)
+                                }
+                                p += n
+                                try progress(n * ps)
+                            }
+                            return p
+                        }
+                        guard let d = done else { break }
+                        pgno += d
+                    }
                 }
-                if let d = done { pgno = d }
             }
             while true {
                 let slot = chunk & 1

@@ -39,6 +39,11 @@ public enum JetBackupInstance {
                 try createPath(dir, fs: fs)
             }
         }
+        // A full backup starts from a fresh checkpoint: every dirty page is flushed first, so
+        // the set needs the log only from now on instead of up to the checkpoint depth.
+        if options.kind == .full {
+            try instance.checkpointForTruncation()
+        }
         let start = try instance.beginBackup()
         defer { instance.endBackup() }
         var run = BackupRun(instance: instance, options: options, start: start, status: status)

@@ -26,7 +26,7 @@ struct LogCopier {
         guard g.header.generation == generation else {
             throw JetError(.logReadVerifyFailure, "\(path) holds generation \(g.header.generation), its name says \(generation)")
         }
-        if case .bad(let o, let reason) = g.end {
+        if case .bad(let o, let reason, _) = g.end {
             throw JetError(.logReadVerifyFailure, "log generation \(path) is damaged at offset \(o) (\(reason)); the backup stopped. Run 'jetbackup check', and take a full backup once the log is sound")
         }
         return (g, bytes)
@@ -36,6 +36,8 @@ struct LogCopier {
     func copy(_ generations: [UInt32], source: (UInt32) -> String, into dir: String, backupIndex: Int,
               previousCreation: UInt64?, isCancelled: () -> Bool, progress: (String, Int) throws -> Void) throws -> [Copied] {
         var results: [Copied] = []
+        var unsynced: [any StorageFile] = []
+        defer { for f in unsynced { f.close() } }
         var previous = previousCreation
         // Work in groups of two (two cores): read, verify and compress concurrently, then write in order.
         var i = 0
@@ -62,7 +64,8 @@ struct LogCopier {
                 var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name))
                 do {
                     try (packed ?? raw).withUnsafeBytes { try w.append($0) }
-                    let sha = try w.finish()
+                    let sha = w.finishDeferringSync()
+                    unsynced.append(w.file)
                     let rawCRC = packed == nil ? nil : CRC32C.checksum(raw)
                     results.append(Copied(file: BackupManifest.File(name: name, kind: "log", generation: gen, backup: backupIndex,
                                                                     size: w.size, crc32c: w.crc, sha256: sha,
@@ -76,6 +79,10 @@ struct LogCopier {
             }
             i += group.count
         }
+        // Every copied generation durable before the manifest may name it.
+        let files = unsynced
+        unsynced = []
+        try SetFileWriter.syncAll(files)
         return results
     }
 }

@@ -44,6 +44,20 @@ struct SetFileWriter {
         return sha.finalizeHex()
     }
 
+    /// Like `finish`, but leaves the fsync to `SetFileWriter.syncAll`, so many small files are
+    /// written back together instead of one fsync after each.
+    mutating func finishDeferringSync() -> String {
+        file.startWriteback(offset: 0, length: Int(size))
+        if let p = pipelined { return p.finalizeHex() }
+        return sha.finalizeHex()
+    }
+
+    /// fsyncs and closes files finished with `finishDeferringSync`.
+    static func syncAll(_ files: [any StorageFile]) throws {
+        defer { for f in files { f.close() } }
+        for f in files { try f.sync() }
+    }
+
     func abandon() {
         _ = pipelined?.finalizeHex() // no buffer may still be in use by the hasher
         file.close()

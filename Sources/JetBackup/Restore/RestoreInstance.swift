@@ -76,12 +76,19 @@ public struct RestoreInstance {
                 ("transactions", .int(Int64(s.transactionsReplayed))), ("databases", .int(Int64(s.databases))),
             ])
         } catch {
-            // Nothing of the restore may remain in TARGET.
-            if created {
-                try? fs.removeTree(target)
-            } else {
-                for name in (try? fs.list(target)) ?? [] { try? fs.removeTree(FilePaths.join(target, name)) }
+            // Nothing of the restore may remain in TARGET. The marker goes last: until it is
+            // gone, whatever is left is refused as an interrupted restore, never opened.
+            // Deletes are retried: a transient I/O error must not leave a half restore.
+            for _ in 0..<5 {
+                for name in (try? fs.list(target)) ?? [] where name != FileNames.restoreMarker {
+                    try? fs.removeTree(FilePaths.join(target, name))
+                }
+                if ((try? fs.list(target)) ?? []).allSatisfy({ $0 == FileNames.restoreMarker }) { break }
             }
+            for _ in 0..<5 where fs.exists(FilePaths.join(target, FileNames.restoreMarker)) {
+                try? fs.remove(FilePaths.join(target, FileNames.restoreMarker))
+            }
+            for _ in 0..<5 where created && fs.exists(target) { try? fs.removeDirectory(target) }
             try? fs.syncDirectory(created ? FilePaths.directory(of: target) : target)
             throw error
         }

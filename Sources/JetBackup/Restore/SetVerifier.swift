@@ -148,7 +148,7 @@ public struct SetVerifier {
         if let p = previous, g.header.previousCreationTime != p {
             throw JetError(.givenLogFileIsNotContiguous, "\(file) does not follow generation \(generation - 1) (creation times do not link); the set mixes log streams: use another backup")
         }
-        if case .bad(let o, let reason) = g.end {
+        if case .bad(let o, let reason, _) = g.end {
             throw JetError(.logReadVerifyFailure, "\(file) is damaged at offset \(o) (\(reason)); use another backup")
         }
         return (g.header, g.fragments.count)

@@ -27,7 +27,7 @@ struct Backup: ParsableCommand {
 
     func run() throws {
         try CLI.run(json: output.json) {
-            var opts = BackupOptions(directory: dir.map(Paths.absolute))
+            var opts = BackupOptions(directory: dir.map(Paths.resolved))
             opts.incremental = incremental
             opts.atomic = atomic
             opts.snapshot = snapshot

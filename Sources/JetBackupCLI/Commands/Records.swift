@@ -16,7 +16,7 @@ struct Put: ParsableCommand {
             let k = try hex.bytes(key, "key")
             var v: [UInt8]
             if value == "-" {
-                v = [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+                v = try CLI.readStdin()
                 if hex.hex { v = try Hex.decode(String(decoding: v, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), "value") }
             } else {
                 v = try hex.bytes(value, "value")

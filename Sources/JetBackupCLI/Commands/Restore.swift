@@ -13,7 +13,7 @@ struct Restore: ParsableCommand {
         try CLI.run(json: output.json) {
             let bar = progress == "bar" || (progress == "auto" && CLI.stderrIsTerminal)
             var pb = ProgressBar(label: "restore")
-            let s = try RestoreInstance().restore(from: Paths.absolute(dir), to: Paths.absolute(to), owner: CLI.owner) { done, total, file in
+            let s = try RestoreInstance().restore(from: Paths.resolved(dir), to: Paths.absolute(to), owner: CLI.owner) { done, total, file in
                 if bar { pb.draw(done: Int(done), total: Int(total), detail: file) }
                 if progress == "json" { CLI.err(JSONValue.object([("event", .string("progress")), ("bytesDone", .int(done)), ("bytesTotal", .int(total)), ("file", .string(file))]).serialized()) }
             }
@@ -40,7 +40,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         try CLI.run(json: output.json) {
-            let r = try SetVerifier().verify(Paths.absolute(dir))
+            let r = try SetVerifier().verify(Paths.resolved(dir))
             if output.json {
                 CLI.out(JSONValue.object([
                     ("result", .string("ok")), ("set", .string(r.setDirectory)), ("files", .int(Int64(r.files))),
@@ -61,7 +61,7 @@ struct Show: ParsableCommand {
 
     func run() throws {
         try CLI.run(json: output.json) {
-            let (setDir, m) = try SetVerifier().manifest(in: Paths.absolute(dir))
+            let (setDir, m) = try SetVerifier().manifest(in: Paths.resolved(dir))
             let logs = m.files.filter { $0.kind == "log" }
             func sizes(_ files: [BackupManifest.File]) -> (Int64, Int64) {
                 (files.reduce(0) { $0 + $1.size }, files.reduce(0) { $0 + ($1.rawSize ?? $1.size) })

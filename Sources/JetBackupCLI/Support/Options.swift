@@ -60,6 +60,15 @@ enum Hex {
 }
 
 enum Paths {
+    /// An absolute path with a symbolic link the user named resolved once (a backup
+    /// directory may be a link to another disk); links inside it are never followed.
+    static func resolved(_ p: String) -> String {
+        let a = absolute(p)
+        guard let r = realpath(a, nil) else { return a }
+        defer { free(r) }
+        return String(cString: r)
+    }
+
     static func absolute(_ p: String) -> String {
         var s = p.hasPrefix("/") ? p : FilePaths.join(FileManager.default.currentDirectoryPath, p)
         while s.count > 1 && s.hasSuffix("/") { s.removeLast() }

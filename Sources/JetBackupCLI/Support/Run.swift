@@ -34,16 +34,36 @@ enum CLI {
         exit(e.code.exitCode)
     }
 
-    static func out(_ s: String) {
-        FileHandle.standardOutput.write(Data((s + "\n").utf8))
+    static func out(_ s: String) { write(1, Array((s + "\n").utf8)) }
+
+    static func outRaw(_ b: [UInt8]) { write(1, b) }
+
+    static func err(_ s: String) { write(2, Array((s + "\n").utf8)) }
+
+    /// All of standard input (`put DB KEY -`); a read error is JET_errDiskIO, not a trap.
+    static func readStdin() throws -> [UInt8] {
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, $0.count) }
+            if n > 0 { out.append(contentsOf: buf[0..<n]); continue }
+            if n == 0 { return out }
+            if errno == EINTR { continue }
+            throw JetError(.diskIO, "could not read the value from standard input (errno \(errno))")
+        }
     }
 
-    static func outRaw(_ b: [UInt8]) {
-        FileHandle.standardOutput.write(Data(b))
-    }
-
-    static func err(_ s: String) {
-        FileHandle.standardError.write(Data((s + "\n").utf8))
+    /// Writes to a standard stream with write(2), retrying short writes and EINTR. A failing
+    /// stdout or stderr (closed pipe, full disk) must not turn into a trap: Foundation's
+    /// FileHandle traps on write errors, so it is not used for output.
+    static func write(_ fd: Int32, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { p in
+            var done = 0
+            while done < p.count {
+                let n = Glibc.write(fd, p.baseAddress! + done, p.count - done)
+                if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { return }
+            }
+        }
     }
 
     static func flush() { fflush(nil) }
@@ -86,8 +106,8 @@ struct ProgressBar {
         let width = 30
         let filled = Int(frac * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(String(format: "%5.1f", frac * 100))% \(detail)\u{1B}[K".utf8))
+        CLI.write(2, Array("\r\(label) [\(bar)] \(String(format: "%5.1f", frac * 100))% \(detail)\u{1B}[K".utf8))
     }
 
-    func finish() { FileHandle.standardError.write(Data("\n".utf8)) }
+    func finish() { CLI.write(2, [0x0A]) }
 }

@@ -13,17 +13,25 @@
 /// ```
 /// Records follow, each 8-byte aligned:
 /// ```
-/// 0 u32 CRC32C of bytes [4, 12 + length)
+/// 0 u32 CRC32C of bytes [4, 12 + length) (as stored)
 /// 4 u32 length of the payload
 /// 8 u8  type: full, first, middle, last (a transaction larger than the space left in a
 ///       generation continues in the next one)
-/// 9 3   zero
-/// 12    payload
+/// 9 3   low 24 bits of CRC32C of bytes [4, 9): the length and type can be trusted alone
+/// 12    payload, whitened: XORed with a keystream of its file offset
 /// ```
 /// A zero length with type zero marks the end of what was written (files start zeroed).
+///
+/// Why whitening: generation files are zero-filled before use, and the payload as stored is
+/// never a run of 512 zero bytes. So a record whose extent holds an all-zero 512-byte sector
+/// was cut by a crash (a torn write: sectors are written whole or not at all), while a
+/// record whose every sector was written yet fails its checksum was damaged afterwards. The
+/// first is the end of the log; the second is `JET_errLogReadVerifyFailure`, even at the
+/// very end of the newest generation: no committed transaction is dropped silently.
 public enum LogFormat {
     public static let magic: [UInt8] = Array("JETLOG01".utf8)
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
+    public static let sectorSize = 512
     public static let headerSize = 4096
     public static let recordHeaderSize = 12
     public static let alignment = 8
@@ -87,8 +95,9 @@ public enum LogFormat {
     @inline(__always)
     public static func recordSize(payload: Int) -> Int { aligned(recordHeaderSize + payload) }
 
-    /// Writes a record (header, payload, zero padding) into `out`.
-    static func appendRecord(_ out: inout [UInt8], type: RecordType, payload: UnsafeRawBufferPointer) {
+    /// Appends a record (header, whitened payload, zero padding) to `out`; `baseOffset` is
+    /// the file offset that `out[0]` will be written at (the keystream depends on it).
+    static func appendRecord(_ out: inout [UInt8], baseOffset: Int, type: RecordType, payload: UnsafeRawBufferPointer) {
         let start = out.count
         var w = ByteWriter()
         w.u32(0); w.u32(UInt32(payload.count)); w.u8(type.rawValue); w.u8(0); w.u8(0); w.u8(0)
@@ -97,10 +106,51 @@ public enum LogFormat {
         let padded = recordSize(payload: payload.count)
         out.append(contentsOf: repeatElement(0, count: padded - (out.count - start)))
         out.withUnsafeMutableBytes { p in
+            let check = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(start + 4)..<(start + 9)])) & 0xFF_FFFF
+            p[start + 9] = UInt8(check & 0xFF); p[start + 10] = UInt8((check >> 8) & 0xFF); p[start + 11] = UInt8(check >> 16)
+            whiten(UnsafeMutableRawBufferPointer(rebasing: p[(start + 12)..<(start + 12 + payload.count)]), fileOffset: baseOffset + start + 12)
             var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(start + 4)..<(start + 12)]))
             crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(start + 12)..<(start + 12 + payload.count)]), extending: crc)
             p.setU32(start, crc)
         }
+    }
+
+    /// True if the header's length and type agree with its own check.
+    static func headerCheckOK(_ p: UnsafeRawBufferPointer, _ o: Int) -> Bool {
+        let check = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(o + 4)..<(o + 9)])) & 0xFF_FFFF
+        return UInt32(p[o + 9]) | UInt32(p[o + 10]) << 8 | UInt32(p[o + 11]) << 16 == check
+    }
+
+    /// XORs bytes with the keystream of their file offsets (its own inverse).
+    static func whiten(_ b: UnsafeMutableRawBufferPointer, fileOffset: Int) {
+        var i = 0
+        let n = b.count
+        while i < n {
+            let pos = fileOffset + i
+            let word = UInt64(pos >> 3)
+            var z = word &* 0x9E37_79B9_7F4A_7C15 &+ 0x632B_E59B_D9B4_E019
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            var k = pos & 7
+            while k < 8 && i < n {
+                b[i] ^= UInt8(truncatingIfNeeded: z >> UInt64(8 * k))
+                k += 1
+                i += 1
+            }
+        }
+    }
+
+    /// True if any 512-byte sector overlapping [lo, hi) is entirely zero: bytes of it were
+    /// never written (the file was zero-filled), so a record there was cut by a crash.
+    static func hasUnwrittenSector(_ p: UnsafeRawBufferPointer, _ lo: Int, _ hi: Int) -> Bool {
+        var s = lo - lo % sectorSize
+        while s < min(hi, p.count) {
+            let e = min(s + sectorSize, p.count)
+            if PageFormat.isAllZero(UnsafeRawBufferPointer(rebasing: p[s..<e])) { return true }
+            s += sectorSize
+        }
+        return false
     }
 }
 

@@ -28,6 +28,13 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     private var failure: JetError?
     private var failAt: Int?
     public private(set) var crashed = false
+    /// Called after each read with the file, offset and bytes read: tests change them to
+    /// model a page caught in the middle of a write.
+    public var readHook: (@Sendable (String, Int64, UnsafeMutableRawBufferPointer) -> Void)? {
+        get { lock.withLock { _readHook } }
+        set { lock.withLock { _readHook = newValue } }
+    }
+    private var _readHook: (@Sendable (String, Int64, UnsafeMutableRawBufferPointer) -> Void)?
 
     public init() {}
 
@@ -63,7 +70,12 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
                     let keep = Int(rng.next() % UInt64(node.pending.count + 1))
                     for (i, w) in node.pending.prefix(keep).enumerated() {
                         var bytes = w.bytes
-                        if i == keep - 1 { bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1)))) }
+                        if i == keep - 1 {
+                            // Torn at a sector boundary: a disk writes 512-byte sectors whole or not at all.
+                            let cut = Int(rng.next() % UInt64(bytes.count + 1))
+                            let end = (w.offset + cut) / 512 * 512
+                            bytes = Array(bytes.prefix(max(0, end - w.offset)))
+                        }
                         MemoryFileSystem.apply(&image, w.offset, bytes)
                     }
                 }
@@ -287,7 +299,7 @@ final class MemoryFile: StorageFile, @unchecked Sendable {
 
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         try fs.checkAlive(path)
-        return fs.withNode(node) { n in
+        let count = fs.withNode(node) { n -> Int in
             let start = Int(offset)
             guard start < n.data.count else { return 0 }
             let count = min(buffer.count, n.data.count - start)
@@ -296,6 +308,8 @@ final class MemoryFile: StorageFile, @unchecked Sendable {
             }
             return count
         }
+        if count > 0, let hook = fs.readHook { hook(path, offset, UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])) }
+        return count
     }
 
     func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {

@@ -12,11 +12,13 @@ public struct LogReader {
     public enum End: Equatable {
         /// A zero header, or the end of the file: everything before it is whole.
         case clean(offset: Int)
-        /// A record that fails its checksum or is cut short, at `offset`.
-        case bad(offset: Int, reason: String)
+        /// A record that fails its checksum or is cut short, at `offset`. `torn` when its
+        /// extent holds a sector that was never written (a crash cut the write); otherwise
+        /// it was damaged after being written.
+        case bad(offset: Int, reason: String, torn: Bool)
     }
 
-    /// A generation read whole into memory.
+    /// A generation read whole into memory (payloads already un-whitened).
     public struct Generation {
         public let path: String
         public let header: LogFormat.Header
@@ -36,6 +38,13 @@ public struct LogReader {
                 return false
             }
         }
+
+        /// True if the bad record at the end is the torn tail of an interrupted write: cut
+        /// by a crash (an unwritten sector in it) and followed by no valid record.
+        public var endsInTornWrite: Bool {
+            if case .bad(let o, _, let torn) = end { return torn && !hasValidRecord(after: o) }
+            return false
+        }
     }
 
     /// Reads a generation file: header, then records from `from` (default: the first).
@@ -44,7 +53,8 @@ public struct LogReader {
         return try parse(bytes, path: path, from: from)
     }
 
-    public static func parse(_ bytes: [UInt8], path: String, from: Int = LogFormat.headerSize) throws -> Generation {
+    public static func parse(_ input: [UInt8], path: String, from: Int = LogFormat.headerSize) throws -> Generation {
+        var bytes = input
         let header = try bytes.withUnsafeBytes { try LogFormat.Header.decode($0, file: path) }
         guard Int(header.fileSize) == bytes.count, bytes.count >= LogFormat.headerSize else {
             throw JetError(.logReadVerifyFailure,
@@ -52,17 +62,26 @@ public struct LogReader {
         }
         var fragments: [Fragment] = []
         var end = End.clean(offset: bytes.count)
-        bytes.withUnsafeBytes { p in
+        bytes.withUnsafeMutableBytes { m in
+            let p = UnsafeRawBufferPointer(m)
             var o = max(from, LogFormat.headerSize)
             while true {
                 if o + LogFormat.recordHeaderSize > p.count { end = .clean(offset: o); break }
-                let length = Int(p.u32(o + 4)), typeByte = p[o + 8]
-                if length == 0 && typeByte == 0 && p.u32(o) == 0 { end = .clean(offset: o); break }
+                if PageFormat.isAllZero(UnsafeRawBufferPointer(rebasing: p[o..<(o + LogFormat.recordHeaderSize)])) {
+                    end = .clean(offset: o); break
+                }
                 guard let (type, payload) = recordAt(p, o) else {
-                    end = .bad(offset: o, reason: o + LogFormat.recordHeaderSize + length > p.count
-                        ? "a record runs past the end of the file" : "a record fails its checksum")
+                    let headerOK = LogFormat.headerCheckOK(p, o)
+                    let length = Int(p.u32(o + 4))
+                    let extentEnd = headerOK ? min(p.count, o + LogFormat.recordSize(payload: length)) : o + LogFormat.recordHeaderSize
+                    let torn = LogFormat.hasUnwrittenSector(p, o, extentEnd)
+                    let reason = !headerOK ? "a record header fails its check"
+                        : o + LogFormat.recordHeaderSize + length > p.count ? "a record runs past the end of the file"
+                        : "a record fails its checksum"
+                    end = .bad(offset: o, reason: reason, torn: torn)
                     break
                 }
+                LogFormat.whiten(UnsafeMutableRawBufferPointer(rebasing: m[payload]), fileOffset: payload.lowerBound)
                 fragments.append(Fragment(offset: o, type: type, payload: payload))
                 o += LogFormat.recordSize(payload: payload.count)
             }
@@ -74,7 +93,7 @@ public struct LogReader {
     static func recordAt(_ p: UnsafeRawBufferPointer, _ o: Int) -> (LogFormat.RecordType, Range<Int>)? {
         guard o + LogFormat.recordHeaderSize <= p.count else { return nil }
         let length = Int(p.u32(o + 4))
-        guard let type = LogFormat.RecordType(rawValue: p[o + 8]), p[o + 9] == 0, p[o + 10] == 0, p[o + 11] == 0,
+        guard let type = LogFormat.RecordType(rawValue: p[o + 8]), LogFormat.headerCheckOK(p, o),
               o + LogFormat.recordHeaderSize + length <= p.count else { return nil }
         var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(o + 4)..<(o + 12)]))
         crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(o + 12)..<(o + 12 + length)]), extending: crc)

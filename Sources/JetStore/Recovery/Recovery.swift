@@ -40,9 +40,10 @@ extension Instance {
         events.log(.recoveryStart, "recovery started", [("from", .string(start.description))])
         for (i, entry) in chain.enumerated() {
             let isLast = i == chain.count - 1
-            let g = (isLast && current != nil) ? current! : try LogReader.read(fs: fs, path: entry.path)
             let from = entry.gen == start.generation ? Int(start.offset) : LogFormat.headerSize
-            let gen = (from == LogFormat.headerSize) ? g : try LogReader.parse(g.bytes, path: g.path, from: from)
+            // A parsed generation's payloads are un-whitened in place: never parse it twice.
+            let gen = (isLast && current != nil && from == LogFormat.headerSize) ? current!
+                : try LogReader.read(fs: fs, path: entry.path, from: from)
             try checkLink(gen.header, previous: previous, expected: entry.gen, file: entry.path)
             previous = gen.header
             lastHeader = gen.header
@@ -63,8 +64,8 @@ extension Instance {
             switch gen.end {
             case .clean(let o):
                 endOffset = o
-            case .bad(let o, let reason):
-                if isLast && !gen.hasValidRecord(after: o) {
+            case .bad(let o, let reason, _):
+                if isLast && gen.endsInTornWrite {
                     endOffset = o
                     recoveryReport.tornTailCut = true
                 } else {

@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+@testable import JetBackup
+@testable import JetStore
+
+/// The real binary under libfiu (`fiu-run -x`): write, fsync, rename, open and read fail
+/// (EIO, ENOSPC, …) at random during load, backup (full, incremental, atomic), restore and
+/// verify. Every time: a clean ESE error and a SPEC 5 exit code, never a trap; afterwards the
+/// instance recovers to its committed state, the previous set verifies and restores, and no
+/// half restore is left.
+@Suite(.serialized) struct FaultInjectionTests {
+    static let fiu = ["/usr/bin/fiu-run", "/usr/local/bin/fiu-run"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let specExits: Set<Int32> = [0, 1, 64, 65, 66, 73, 74, 75, 78]
+
+    static func underFiu(_ spec: String, _ args: [String]) throws -> Binary.Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: fiu!)
+        p.arguments = ["-x", "-f", "", "-c", spec, Binary.path] + args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err; p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+        return Binary.Result(status: status, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static let points = ["posix/io/rw/pwrite", "posix/io/rw/write", "posix/io/sync/fsync", "posix/io/dir/rename",
+                         "posix/io/oc/open", "posix/io/rw/pread", "posix/io/rw/read", "posix/io/dir/unlink"]
+
+    @Test func randomPosixFailures() throws {
+        guard Self.fiu != nil else {
+            print("skipped: fiu-run not installed (make setup installs fiu-utils)")
+            return
+        }
+        let t = Temp()
+        let i = t.path("inst")
+        try Binary.run(["init", i, "--page-size", "4KiB", "--log-file-size", "64KiB"])
+        try Binary.run(["load", "app", "--records", "3000", "-i", i])
+        let set = t.path("set")
+        try FileManager.default.createDirectory(atPath: set, withIntermediateDirectories: false)
+        #expect(try Binary.run(["backup", set, "--atomic", "-i", i]).status == 0)
+        let inc = t.path("inc")
+        var rng = SplitMix64(seed: UInt64(Date().timeIntervalSince1970))
+        let n = rounds(short: 40, long: 400)
+        var failed = 0, byCode: [Int32: Int] = [:]
+        for round in 0..<n {
+            let point = Self.points[Int(rng.next() % UInt64(Self.points.count))]
+            let prob = [0.02, 0.05, 0.2, 0.5][Int(rng.next() % 4)]
+            let spec = "enable_random name=\(point),probability=\(prob)"
+            let op = Int(rng.next() % 6)
+            var args: [String]
+            let target = t.path("r\(round)")
+            let full = t.path("f\(round)")
+            switch op {
+            case 0: args = ["load", "app", "--records", "500", "--seed", String(round + 100), "--progress", "commits", "-i", i]
+            case 1: try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: false); args = ["backup", full, "-i", i]
+            case 2:
+                // An incremental extends the set in inc: make one if the last full went elsewhere.
+                try? FileManager.default.removeItem(atPath: inc)
+                try FileManager.default.createDirectory(atPath: inc, withIntermediateDirectories: false)
+                #expect(try Binary.run(["backup", inc, "-i", i]).status == 0)
+                try Binary.run(["load", "app", "--records", "300", "--seed", String(round + 5000), "-i", i])
+                args = ["backup", inc, "--incremental", "--compress-logs", "-i", i]
+            case 3: args = ["backup", set, "--atomic", "-i", i]
+            case 4: args = ["restore", set, "--to", target]
+            default: args = ["verify", set]
+            }
+            let before = try Binary.run(["digest", "-i", i]).stdout.split(separator: " ").first.map(String.init)
+            let r = try Self.underFiu(spec, args)
+            byCode[r.status, default: 0] += 1
+            #expect(Self.specExits.contains(r.status), "round \(round) \(spec) \(args[0]): exit \(r.status) — \(r.stderr.suffix(300))")
+            if r.status != 0 {
+                failed += 1
+                #expect(r.stderr.contains("jetbackup: JET_err") || r.stderr.contains("Error:"), "round \(round): no ESE error: \(r.stderr.suffix(300))")
+            }
+            // Afterwards, without faults: the instance opens and holds its committed state.
+            let after = try Binary.run(["digest", "-i", i])
+            #expect(after.status == 0, "round \(round): instance does not open after \(args[0]) under \(spec): \(after.stderr)")
+            if op != 0 {
+                #expect(after.stdout.split(separator: " ").first.map(String.init) == before, "round \(round): content changed")
+            }
+            // The atomic set still verifies (and so restores); a failed restore leaves nothing.
+            let v = try Binary.run(["verify", set])
+            #expect(v.status == 0, "round \(round): the set no longer verifies after \(args[0]) under \(spec): \(v.stderr)")
+            if op == 4 && r.status != 0 { #expect(!FileManager.default.fileExists(atPath: target), "round \(round): half restore left") }
+            if op == 4 && r.status == 0 {
+                #expect(try Binary.run(["digest", "-i", target]).stdout.split(separator: " ").first.map(String.init) == before)
+            }
+            if op == 1 && r.status != 0 {
+                let left = (try? FileManager.default.contentsOfDirectory(atPath: full)) ?? []
+                #expect(left.allSatisfy { $0.hasPrefix(".jetbackup") } , "round \(round): failed full backup left \(left)")
+            }
+            if op == 2 && r.status != 0 {
+                #expect(try Binary.run(["verify", inc]).status == 0, "round \(round): the set an incremental failed to extend does not verify")
+            }
+            try? FileManager.default.removeItem(atPath: target)
+            try? FileManager.default.removeItem(atPath: full)
+            // A later backup of the same kind works.
+            if op == 3 && r.status != 0 { #expect(try Binary.run(["backup", set, "--atomic", "-i", i]).status == 0) }
+        }
+        print("fiu: \(n) runs, \(failed) failed cleanly, exit codes \(byCode.sorted { $0.key < $1.key })")
+    }
+
+    /// A real full disk: a small tmpfs as the backup destination, then as the instance.
+    @Test func realFullDisk() throws {
+        let t = Temp()
+        let mnt = t.path("small")
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: false)
+        let m = Process()
+        m.executableURL = URL(fileURLWithPath: "/bin/mount")
+        m.arguments = ["-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", mnt]
+        m.standardError = FileHandle.nullDevice
+        try m.run(); m.waitUntilExit()
+        guard m.terminationStatus == 0 else {
+            print("skipped: mount of a tmpfs was refused here (not root, or no mount permission)")
+            return
+        }
+        defer {
+            let u = Process(); u.executableURL = URL(fileURLWithPath: "/bin/umount"); u.arguments = [mnt]
+            try? u.run(); u.waitUntilExit()
+        }
+        let i = t.path("inst")
+        try Binary.run(["init", i, "--log-file-size", "256KiB"])
+        try Binary.run(["load", "app", "--records", "40000", "-i", i])
+        let before = try Binary.run(["digest", "-i", i]).stdout
+        // Destination too small.
+        let dest = mnt + "/b"
+        try FileManager.default.createDirectory(atPath: dest, withIntermediateDirectories: false)
+        var r = try Binary.run(["backup", dest, "-i", i])
+        #expect(r.status == 74 && r.stderr.contains("JET_errDiskFull (-1808)"), "\(r.status) \(r.stderr)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: dest)) ?? ["x"]).isEmpty)
+        #expect(try Binary.run(["digest", "-i", i]).stdout == before)
+        let info = try Binary.run(["info", "--json", "-i", i]).stdout
+        #expect(info.contains("\"fullPrev\":null"))
+        // Restore into the small disk: fails cleanly, leaves nothing.
+        let set = t.path("set")
+        try FileManager.default.createDirectory(atPath: set, withIntermediateDirectories: false)
+        #expect(try Binary.run(["backup", set, "-i", i]).status == 0)
+        r = try Binary.run(["restore", set, "--to", mnt + "/restored"])
+        #expect(r.status == 74 && r.stderr.contains("JET_errDiskFull"))
+        #expect(!FileManager.default.fileExists(atPath: mnt + "/restored"))
+        // The instance itself on the small disk: load until it is full, then it recovers.
+        let si = mnt + "/inst"
+        try Binary.run(["init", si, "--log-file-size", "64KiB"])
+        r = try Binary.run(["load", "app", "--records", "200000", "--progress", "commits", "-i", si])
+        #expect(r.status == 74, "\(r.status) \(r.stderr)")
+        #expect(r.stderr.contains("JET_errDiskFull") || r.stderr.contains("JET_errLogWriteFail") || r.stderr.contains("JET_errInstanceUnavailable"))
+        let reported = r.stdout.split(separator: "\n").compactMap { Int($0.split(separator: " ").last ?? "") }.last ?? 0
+        // Free some space (the set we no longer need), then the instance opens with every
+        // reported commit.
+        try? FileManager.default.removeItem(atPath: dest)
+        let after = try Binary.run(["digest", "app", "--json", "-i", si])
+        if after.status == 0 {
+            #expect((json(after.stdout)["records"] as? Int ?? 0) >= reported)
+        } else {
+            #expect(after.status == 74, "the full instance neither opens nor fails cleanly: \(after.stderr)")
+        }
+    }
+}
