@@ -73,14 +73,24 @@ enum CLI {
     /// Opens the instance for a command; closes it after `body` (clean shutdown).
     static func withInstance<T>(_ path: String, mode: Instance.AccessMode = .readWrite, _ body: (Instance) throws -> T) throws -> T {
         let inst = try Instance.open(at: path, mode: mode, owner: owner)
+        let r: T
         do {
-            let r = try body(inst)
-            try inst.close()
-            return r
+            r = try body(inst)
         } catch {
             try? inst.close()
             throw error
         }
+        // The work is done and durable (commits are in the log; a backup is complete and
+        // recorded). A failure to shut down cleanly loses nothing — the next open recovers —
+        // so it is a warning, not a failed command that a script would wrongly redo or undo.
+        do {
+            try inst.close()
+        } catch let e as JetError {
+            err("jetbackup: warning: \(e.code.name) (\(e.code.rawValue)) while closing the instance: \(e.message); the work above is complete and durable, and the next open of the instance recovers")
+        } catch {
+            err("jetbackup: warning: closing the instance failed: \(error); the next open recovers")
+        }
+        return r
     }
 
     static func human(bytes: Int) -> String {
