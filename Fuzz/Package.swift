@@ -1,6 +1,7 @@
 // swift-tools-version:6.1
 // libFuzzer harnesses, kept out of the root package so `swift test` never builds them.
-// Built by `make fuzz` with -sanitize=fuzzer,address.
+// Built by `make fuzz` with -sanitize=fuzzer,address. (-parse-as-library: libFuzzer owns
+// main; unsafeFlags are fine here, this package is never anyone's dependency.)
 import PackageDescription
 
 let package = Package(
