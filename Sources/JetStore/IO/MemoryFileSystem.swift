@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A file system in memory with fault injection (leveldb `helpers/memenv` plus
 /// `fault_injection_test`). Every file keeps what was synced apart from what was only
 /// written, so a simulated crash can drop unsynced writes, keep a prefix of them, or tear
@@ -24,6 +32,16 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     private var locks: Set<String> = []
     /// Writes and fsyncs performed; the crash point counts these.
     public private(set) var ioCount = 0
+    /// fsyncs of files (group commit tests count these).
+    public var syncCount: Int { lock.withLock { syncs } }
+    fileprivate var syncs = 0
+    /// How long each file fsync takes (a real disk's flush latency), so tests can show
+    /// committers sharing one; zero by default.
+    public var syncLatency: Duration {
+        get { lock.withLock { latency } }
+        set { lock.withLock { latency = newValue } }
+    }
+    private var latency: Duration = .zero
     private var crashAt: Int?
     private var failure: JetError?
     private var failAt: Int?
@@ -111,6 +129,11 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
                 throw JetError(e.code, "injected: \(e.message) (\(path))")
             }
         }
+    }
+
+    fileprivate func countSync() {
+        let wait = lock.withLock { syncs += 1; return latency }
+        if wait > .zero { usleep(UInt32(wait.components.seconds * 1_000_000 + wait.components.attoseconds / 1_000_000_000_000)) }
     }
 
     fileprivate func checkAlive(_ path: String) throws {
@@ -324,6 +347,7 @@ final class MemoryFile: StorageFile, @unchecked Sendable {
 
     func sync() throws {
         try fs.tick(path)
+        fs.countSync()
         fs.withNode(node) { n in
             n.synced = n.data
             n.pending = []
