@@ -18,19 +18,23 @@
 /// 8 u8  type: full, first, middle, last (a transaction larger than the space left in a
 ///       generation continues in the next one)
 /// 9 3   low 24 bits of CRC32C of bytes [4, 9): the length and type can be trusted alone
-/// 12    payload, whitened: XORed with a keystream of its file offset
+/// 12    payload, masked: every byte XORed with 0xA5
 /// ```
 /// A zero length with type zero marks the end of what was written (files start zeroed).
 ///
-/// Why whitening: generation files are zero-filled before use, and the payload as stored is
-/// never a run of 512 zero bytes. So a record whose extent holds an all-zero 512-byte sector
-/// was cut by a crash (a torn write: sectors are written whole or not at all), while a
-/// record whose every sector was written yet fails its checksum was damaged afterwards. The
-/// first is the end of the log; the second is `JET_errLogReadVerifyFailure`, even at the
-/// very end of the newest generation: no committed transaction is dropped silently.
+/// Why the mask: generation files are zero-filled before use, and page images are full of
+/// zero runs; masked, a payload holds a 512-byte run of zeros only where the data held 512
+/// bytes of 0xA5 in a row, which pages and the load generator never do. So a record whose
+/// extent holds an all-zero 512-byte sector was cut by a crash (a torn write: sectors are
+/// written whole or not at all), while a record whose every sector was written yet fails its
+/// checksum was damaged afterwards. The first is the end of the log; the second is
+/// `JET_errLogReadVerifyFailure`, even at the very end of the newest generation, so a
+/// committed transaction is not dropped silently. A single-byte mask (rather than a
+/// keystream, format version 2) keeps the log exactly as compressible as its content:
+/// zstd sees the same matches and the same symbol frequencies, only relabelled.
 public enum LogFormat {
     public static let magic: [UInt8] = Array("JETLOG01".utf8)
-    public static let version: UInt32 = 2
+    public static let version: UInt32 = 3
     public static let sectorSize = 512
     public static let headerSize = 4096
     public static let recordHeaderSize = 12
@@ -95,9 +99,8 @@ public enum LogFormat {
     @inline(__always)
     public static func recordSize(payload: Int) -> Int { aligned(recordHeaderSize + payload) }
 
-    /// Appends a record (header, whitened payload, zero padding) to `out`; `baseOffset` is
-    /// the file offset that `out[0]` will be written at (the keystream depends on it).
-    static func appendRecord(_ out: inout [UInt8], baseOffset: Int, type: RecordType, payload: UnsafeRawBufferPointer) {
+    /// Appends a record (header, masked payload, zero padding) to `out`.
+    static func appendRecord(_ out: inout [UInt8], type: RecordType, payload: UnsafeRawBufferPointer) {
         let start = out.count
         var w = ByteWriter()
         w.u32(0); w.u32(UInt32(payload.count)); w.u8(type.rawValue); w.u8(0); w.u8(0); w.u8(0)
@@ -108,7 +111,7 @@ public enum LogFormat {
         out.withUnsafeMutableBytes { p in
             let check = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(start + 4)..<(start + 9)])) & 0xFF_FFFF
             p[start + 9] = UInt8(check & 0xFF); p[start + 10] = UInt8((check >> 8) & 0xFF); p[start + 11] = UInt8(check >> 16)
-            whiten(UnsafeMutableRawBufferPointer(rebasing: p[(start + 12)..<(start + 12 + payload.count)]), fileOffset: baseOffset + start + 12)
+            applyMask(UnsafeMutableRawBufferPointer(rebasing: p[(start + 12)..<(start + 12 + payload.count)]))
             var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(start + 4)..<(start + 12)]))
             crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[(start + 12)..<(start + 12 + payload.count)]), extending: crc)
             p.setU32(start, crc)
@@ -121,24 +124,21 @@ public enum LogFormat {
         return UInt32(p[o + 9]) | UInt32(p[o + 10]) << 8 | UInt32(p[o + 11]) << 16 == check
     }
 
-    /// XORs bytes with the keystream of their file offsets (its own inverse).
-    static func whiten(_ b: UnsafeMutableRawBufferPointer, fileOffset: Int) {
-        var i = 0
+    /// The byte every payload byte is XORed with as stored.
+    static let mask: UInt8 = 0xA5
+
+    /// XORs bytes with `mask` (its own inverse), eight at a time.
+    static func applyMask(_ b: UnsafeMutableRawBufferPointer) {
         let n = b.count
-        while i < n {
-            let pos = fileOffset + i
-            let word = UInt64(pos >> 3)
-            var z = word &* 0x9E37_79B9_7F4A_7C15 &+ 0x632B_E59B_D9B4_E019
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            var k = pos & 7
-            while k < 8 && i < n {
-                b[i] ^= UInt8(truncatingIfNeeded: z >> UInt64(8 * k))
-                k += 1
-                i += 1
-            }
+        guard n > 0, let base = b.baseAddress else { return }
+        let word: UInt64 = 0xA5A5_A5A5_A5A5_A5A5
+        var i = 0
+        while i + 8 <= n {
+            let v = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            base.storeBytes(of: v ^ word, toByteOffset: i, as: UInt64.self)
+            i += 8
         }
+        while i < n { b[i] ^= mask; i += 1 }
     }
 
     /// True if any 512-byte sector overlapping [lo, hi) is entirely zero: bytes of it were

@@ -18,7 +18,7 @@ public struct LogReader {
         case bad(offset: Int, reason: String, torn: Bool)
     }
 
-    /// A generation read whole into memory (payloads already un-whitened).
+    /// A generation read whole into memory (payloads already unmasked).
     public struct Generation {
         public let path: String
         public let header: LogFormat.Header
@@ -81,7 +81,7 @@ public struct LogReader {
                     end = .bad(offset: o, reason: reason, torn: torn)
                     break
                 }
-                LogFormat.whiten(UnsafeMutableRawBufferPointer(rebasing: m[payload]), fileOffset: payload.lowerBound)
+                LogFormat.applyMask(UnsafeMutableRawBufferPointer(rebasing: m[payload]))
                 fragments.append(Fragment(offset: o, type: type, payload: payload))
                 o += LogFormat.recordSize(payload: payload.count)
             }

@@ -124,13 +124,13 @@ public final class LogWriter: @unchecked Sendable {
                 let room = fileSize - (pendingStart + pending.count) - LogFormat.recordHeaderSize
                 let minimum = 64
                 if room >= rest.count {
-                    LogFormat.appendRecord(&pending, baseOffset: pendingStart, type: first ? .full : .last, payload: UnsafeRawBufferPointer(rebasing: rest))
+                    LogFormat.appendRecord(&pending, type: first ? .full : .last, payload: UnsafeRawBufferPointer(rebasing: rest))
                     break
                 }
                 if room >= minimum {
                     let take = room & ~(LogFormat.alignment - 1)
                     let n = min(take, rest.count)
-                    LogFormat.appendRecord(&pending, baseOffset: pendingStart, type: first ? .first : .middle,
+                    LogFormat.appendRecord(&pending, type: first ? .first : .middle,
                                            payload: UnsafeRawBufferPointer(rebasing: rest.prefix(n)))
                     rest = rest.dropFirst(n)
                     first = false

@@ -41,7 +41,7 @@ extension Instance {
         for (i, entry) in chain.enumerated() {
             let isLast = i == chain.count - 1
             let from = entry.gen == start.generation ? Int(start.offset) : LogFormat.headerSize
-            // A parsed generation's payloads are un-whitened in place: never parse it twice.
+            // A parsed generation's payloads are unmasked in place: never parse it twice.
             let gen = (isLast && current != nil && from == LogFormat.headerSize) ? current!
                 : try LogReader.read(fs: fs, path: entry.path, from: from)
             try checkLink(gen.header, previous: previous, expected: entry.gen, file: entry.path)
