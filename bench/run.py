@@ -250,7 +250,8 @@ def main():
     print("| row | figure | baseline | ratio | goal | |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print("| " + " | ".join(r[:6]) + " |" + (f" {r[6]}" if r[6] else ""))
+        last = "; ".join(x for x in (r[5], r[6]) if x)
+        print("| " + " | ".join(list(r[:5]) + [last]) + " |")
     with open(os.path.join(ROOT, "results.json"), "w") as f:
         json.dump({"machine": machine, "quick": QUICK, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": results}, f, indent=2)
     shutil.rmtree(WORK, ignore_errors=True)

@@ -53,12 +53,18 @@ import Foundation
         let points = clean.ioCount - before
         #expect(points > 100)
         var covered = 0
-        let stride = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long" ? 1 : 1
-        for point in Swift.stride(from: 1, through: points, by: stride) {
+        // make test alternates the two crash modes over the points; make stress tries both at
+        // every point, the torn one with three seeds.
+        let long = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long"
+        let cases: [(Int, MemoryFileSystem.CrashMode)] = (1...points).flatMap { point -> [(Int, MemoryFileSystem.CrashMode)] in
+            if !long { return [(point, point % 2 == 0 ? .dropUnsynced : .tornPrefix(seed: UInt64(point)))] }
+            return [(point, .dropUnsynced)] + (0..<3).map { (point, .tornPrefix(seed: UInt64(point * 3 + $0))) }
+        }
+        for (point, mode) in cases {
             let fs = base.clone()
             fs.crash(afterOperations: point)
             let returned = Self.workload(fs, commits: commits, models: &models)
-            fs.reboot(point % 2 == 0 ? .dropUnsynced : .tornPrefix(seed: UInt64(point)))
+            fs.reboot(mode)
             let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
             let got = try allRecords(inst)
             let ok = got == models[returned] || (returned + 1 < models.count && got == models[returned + 1])
@@ -66,7 +72,7 @@ import Foundation
             try inst.close()
             covered += 1
         }
-        print("crash points covered: \(covered) of \(points) I/O operations")
+        print("crash points covered: \(covered) crashes over \(points) I/O operations")
     }
 
     /// A crash during recovery itself: recovery must be restartable.

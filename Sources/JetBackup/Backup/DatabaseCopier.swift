@@ -9,8 +9,10 @@ import JetStore
 struct DatabaseCopier {
     static let chunkBytes = 1 << 20
     static let retries = 16
-    /// Bytes mapped at a time (the fast path's resident memory).
-    static let windowBytes = 16 << 20
+    /// Bytes mapped at a time, and how many such windows may be mapped at once (the fast
+    /// path's resident memory is their product).
+    static let windowBytes = 8 << 20
+    static let windowsInFlight = 3
 
     let fs: any FileSystem
     let snapshot: Instance.DatabaseSnapshot
@@ -28,7 +30,7 @@ struct DatabaseCopier {
         defer { src.close() }
         var out = try SetFileWriter(fs: fs, path: path)
         // Two buffers: SHA-256 of one runs on the other core while the next is read and verified.
-        let hasher = PipelinedSHA256(slots: 2)
+        let hasher = PipelinedSHA256(slots: 2, windows: Self.windowsInFlight)
         out.pipelined = hasher
         let pagesPerChunk = max(1, Self.chunkBytes / ps)
         let buffers = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: pagesPerChunk * ps, alignment: 4096) }
@@ -42,7 +44,8 @@ struct DatabaseCopier {
             // Fast path: the file as it is now, mapped window by window; pages written and
             // hashed straight from the page cache (one copy, as cp's copy_file_range). The
             // header pages, which the image changes, and anything the file grew by go through
-            // the buffers below. Each window is unmapped once hashed: memory stays flat.
+            // the buffers below. Each window is unmapped once hashed: memory stays flat. The
+            // hasher runs on the other core as far behind as the windows in flight allow.
             let mappedPages = Int(try src.size()) / ps
             if mappedPages > 2 {
                 // Pages 0 and 1 first, through a buffer (the image marks its header).
@@ -63,38 +66,38 @@ struct DatabaseCopier {
                     while pgno < mappedPages {
                         let count = min(window, mappedPages - pgno)
                         let start = pgno
-                        let done: Int? = try src.withMappedRegion(offset: Int64(start) * Int64(ps), length: count * ps) { map in
-                            // The window is unmapped when this closure returns or throws: the
-                            // hasher must be done with it on every path.
-                            defer { hasher.drain() }
-                            var p = 0
-                            while p < count {
-                                let n = min(pagesPerChunk, count - p)
-                                let region = UnsafeRawBufferPointer(rebasing: map[(p * ps)..<((p + n) * ps)])
-                                var clean = true
-                                for k in 0..<n {
-                                    let v = PageFormat.verify(UnsafeRawBufferPointer(rebasing: region[(k * ps)..<((k + 1) * ps)]), pgno: UInt32(start + p + k))
-                                    if v != .valid && v != .uninitialized { clean = false; break }
-                                }
-                                if clean {
-                                    try out.append(region, slot: 1)
-                                } else {
-                                    // A page in the middle of a write (or damaged): copy, re-read, verify.
-                                    let b = buffers[1]
-                                    hasher.wait(slot: 1)
-                                    b.copyMemory(from: region)
-                                    for k in 0..<n {
-                                        try verify(UnsafeMutableRawBufferPointer(rebasing: b[(k * ps)..<((k + 1) * ps)]), pgno: UInt32(start + p + k), src: src)
-                                    }
-                                    try out.append(UnsafeRawBufferPointer(rebasing: b[0..<(n * ps)]), slot: 1)
-                                }
-                                p += n
-                                try progress(n * ps)
+                        // Up to `windowsInFlight` windows mapped: this one is read and verified
+                        // while the hasher still works on the one before (no bubble between
+                        // windows). Each is unmapped when the hasher lets go of it.
+                        hasher.acquireWindow()
+                        defer { hasher.windowDone() }
+                        guard let region = src.mapRegion(offset: Int64(start) * Int64(ps), length: count * ps) else { break }
+                        let map = region.bytes
+                        var p = 0
+                        while p < count {
+                            let n = min(pagesPerChunk, count - p)
+                            var clean = true
+                            for k in 0..<n {
+                                let lo = (p + k) * ps
+                                let v = PageFormat.verify(UnsafeRawBufferPointer(rebasing: map[lo..<(lo + ps)]), pgno: UInt32(start + p + k))
+                                if v != .valid && v != .uninitialized { clean = false; break }
                             }
-                            return p
+                            if clean {
+                                try out.append(region, (p * ps)..<((p + n) * ps))
+                            } else {
+                                // A page in the middle of a write (or damaged): copy, re-read, verify.
+                                let b = buffers[1]
+                                hasher.wait(slot: 1)
+                                b.copyMemory(from: UnsafeRawBufferPointer(rebasing: map[(p * ps)..<((p + n) * ps)]))
+                                for k in 0..<n {
+                                    try verify(UnsafeMutableRawBufferPointer(rebasing: b[(k * ps)..<((k + 1) * ps)]), pgno: UInt32(start + p + k), src: src)
+                                }
+                                try out.append(UnsafeRawBufferPointer(rebasing: b[0..<(n * ps)]), slot: 1)
+                            }
+                            p += n
+                            try progress(n * ps)
                         }
-                        guard let d = done else { break }
-                        pgno += d
+                        pgno += p
                     }
                 }
             }

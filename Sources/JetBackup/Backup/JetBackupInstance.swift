@@ -378,7 +378,7 @@ struct BackupRun {
         guard manifest.lastGeneration == lastHigh else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) ends at log generation \(manifest.lastGeneration), but the instance's last backup ended at \(lastHigh): it is not the set this incremental extends; take a full backup")
         }
-        try BackupSetLayout.cleanLeftovers(setDir, keeping: Set(manifest.files.map(\.name)), fs: fs)
+        try BackupSetLayout.cleanLeftovers(setDir, keeping: Set(manifest.files.map(\.name)), sums: manifest.sha256sums(), fs: fs)
         let last = try instance.rollLog()
         let gens = Array((lastHigh + 1)...last)
         let onDisk = Set(try instance.archivedGenerationNumbers())
@@ -391,9 +391,15 @@ struct BackupRun {
         let names = gens.map { FileNames.archivedLog($0) + (options.compressionLevel == nil ? "" : ".zst") }
         let fsCopy = fs
         let keep = Set(manifest.files.map(\.name))
+        let keepSums = manifest.sha256sums()
+        let restored = UndoOutcome()
         undo.append {
+            // If the old manifest and sums could not be put back (a disk that keeps failing),
+            // leave exactly what a killed run leaves — its files and the marker — which
+            // verify and restore read as the old set plus leftovers, and the next run cleans.
+            guard restored.complete else { return }
             for n in names where fsCopy.exists(FilePaths.join(setDir, n)) { try? fsCopy.remove(FilePaths.join(setDir, n)) }
-            try? BackupSetLayout.cleanLeftovers(setDir, keeping: keep, fs: fsCopy)
+            try? BackupSetLayout.cleanLeftovers(setDir, keeping: keep, sums: keepSums, fs: fsCopy)
         }
         try BackupSetLayout.writeMarker(setDir, names: names, fs: fs)
         let prevLog = manifest.files.filter { $0.kind == "log" }.max { ($0.generation ?? 0) < ($1.generation ?? 0) }
@@ -409,8 +415,11 @@ struct BackupRun {
         manifest.files += files
         manifest.toolVersion = JetBackupVersion.string
         undo.append {
-            try? fsCopy.writeAtomically(FilePaths.join(setDir, BackupSetLayout.sums), oldSums)
-            try? fsCopy.writeAtomically(FilePaths.join(setDir, BackupSetLayout.manifest), oldManifestBytes)
+            for (name, bytes) in [(BackupSetLayout.sums, oldSums), (BackupSetLayout.manifest, oldManifestBytes)] {
+                let p = FilePaths.join(setDir, name)
+                if (try? fsCopy.readAll(p)) == bytes { continue }
+                do { try fsCopy.writeAtomically(p, bytes) } catch { restored.complete = false }
+            }
         }
         try commitManifest(manifest, in: setDir)
         try? BackupSetLayout.removeMarker(setDir, fs: fs)
@@ -433,6 +442,11 @@ struct BackupRun {
         let raw = f.rawSize != nil ? try Zstd.decompress(bytes, maxSize: Int(f.rawSize!), file: f.name) : bytes
         return try raw.withUnsafeBytes { try LogFormat.Header.decode($0, file: f.name) }.creationTime
     }
+}
+
+/// Whether an undo step put everything back; a later step reads it.
+final class UndoOutcome {
+    var complete = true
 }
 
 /// The names a run created, shared with its undo step.

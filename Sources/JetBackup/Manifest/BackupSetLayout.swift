@@ -55,13 +55,18 @@ public enum BackupSetLayout {
     }
 
     /// Removes the leftovers of an interrupted run in `dir`: the staging directory, temp
-    /// files, and the names its marker lists that the current manifest does not use.
-    static func cleanLeftovers(_ dir: String, keeping: Set<String>, fs: any FileSystem) throws {
+    /// files, and the names its marker lists that the current manifest does not use. With
+    /// `sums` (the current manifest's SHA256SUMS), a checksum list the run replaced before it
+    /// stopped is put back first, while the marker still excuses it.
+    static func cleanLeftovers(_ dir: String, keeping: Set<String>, sums expected: [UInt8]? = nil, fs: any FileSystem) throws {
         var changed = false
         let st = path(dir, staging)
         if fs.exists(st) { try fs.removeTree(st); changed = true }
         let mk = path(dir, marker)
         if fs.exists(mk) {
+            if let expected, (try? fs.readAll(path(dir, sums))) != expected {
+                try fs.writeAtomically(path(dir, sums), expected)
+            }
             let listed = String(decoding: try fs.readAll(mk), as: UTF8.self).split(separator: "\n").map(String.init)
             for name in listed where FilePaths.isPlainName(name) && !keeping.contains(name) {
                 let p = path(dir, name)

@@ -22,6 +22,9 @@ public struct RestoreInstance {
     let fs: any FileSystem
     public init(fs: any FileSystem = PosixFileSystem()) { self.fs = fs }
 
+    /// How often cleanup retries a delete that failed (an I/O error may be transient).
+    static let cleanupAttempts = 20
+
     public func restore(from dir: String, to target: String, owner: String,
                         progress: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Summary {
         let t0 = Clock.monotonicSeconds()
@@ -52,7 +55,12 @@ public struct RestoreInstance {
         s.target = target
         if !fs.exists(target) {
             try fs.createDirectory(target)
-            try fs.syncDirectory(FilePaths.directory(of: target))
+            do {
+                try fs.syncDirectory(FilePaths.directory(of: target))
+            } catch {
+                for _ in 0..<5 where fs.exists(target) { try? fs.removeDirectory(target) }
+                throw error
+            }
             created = true
         }
         do {
@@ -78,18 +86,28 @@ public struct RestoreInstance {
         } catch {
             // Nothing of the restore may remain in TARGET. The marker goes last: until it is
             // gone, whatever is left is refused as an interrupted restore, never opened.
-            // Deletes are retried: a transient I/O error must not leave a half restore.
-            for _ in 0..<5 {
+            // Deletes are retried: a transient I/O error must not leave a half restore. If
+            // something still cannot be deleted, the marker stays and every command refuses
+            // TARGET (JET_errRestoreInProgress) rather than open a half restore.
+            let marker = FilePaths.join(target, FileNames.restoreMarker)
+            var rest: [String] = []
+            for _ in 0..<Self.cleanupAttempts {
                 for name in (try? fs.list(target)) ?? [] where name != FileNames.restoreMarker {
                     try? fs.removeTree(FilePaths.join(target, name))
                 }
-                if ((try? fs.list(target)) ?? []).allSatisfy({ $0 == FileNames.restoreMarker }) { break }
+                guard let now = try? fs.list(target) else { continue }
+                rest = now.filter { $0 != FileNames.restoreMarker }
+                if rest.isEmpty { break }
             }
-            for _ in 0..<5 where fs.exists(FilePaths.join(target, FileNames.restoreMarker)) {
-                try? fs.remove(FilePaths.join(target, FileNames.restoreMarker))
+            if rest.isEmpty {
+                for _ in 0..<Self.cleanupAttempts where fs.exists(marker) { try? fs.remove(marker) }
+                for _ in 0..<Self.cleanupAttempts where created && fs.exists(target) && !fs.exists(marker) { try? fs.removeDirectory(target) }
             }
-            for _ in 0..<5 where created && fs.exists(target) { try? fs.removeDirectory(target) }
             try? fs.syncDirectory(created ? FilePaths.directory(of: target) : target)
+            if fs.exists(marker) {
+                let e = error as? JetError ?? JetError(.diskIO, "\(error)")
+                throw JetError(e.code, e.message + "; \(target) could not be emptied and is marked as an unfinished restore: remove it by hand before restoring into it again")
+            }
             throw error
         }
         s.seconds = Clock.monotonicSeconds() - t0

@@ -12,10 +12,11 @@ public protocol StorageFile: AnyObject, Sendable {
     func size() throws -> Int64
     func truncate(to size: Int64) throws
     func close()
-    /// Runs `body` over `length` bytes at `offset` without copying them into user memory
-    /// where the implementation can (mmap); nil when it cannot, and the caller reads instead.
-    /// The view is valid only inside `body`; the bytes may change under it (a live file).
-    func withMappedRegion<T>(offset: Int64, length: Int, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T?
+    /// `length` bytes at `offset` seen without copying them into user memory where the
+    /// implementation can (mmap); nil when it cannot, and the caller reads instead. The view
+    /// lives as long as the region object (unmapped when the last reference goes); the bytes
+    /// may change under it (a live file).
+    func mapRegion(offset: Int64, length: Int) -> MappedRegion?
     func startWriteback(offset: Int64, length: Int)
 }
 
@@ -24,7 +25,21 @@ extension StorageFile {
     /// later `sync` has less left to do. A hint: no effect where unsupported.
     public func startWriteback(offset: Int64, length: Int) {}
 
-    public func withMappedRegion<T>(offset: Int64, length: Int, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? { nil }
+    public func mapRegion(offset: Int64, length: Int) -> MappedRegion? { nil }
+}
+
+/// A read-only view of part of a file, released when the last reference to it goes (so a
+/// consumer on another thread keeps it alive simply by holding it).
+public final class MappedRegion: @unchecked Sendable {
+    public let bytes: UnsafeRawBufferPointer
+    private let release: (UnsafeRawBufferPointer) -> Void
+
+    public init(bytes: UnsafeRawBufferPointer, release: @escaping (UnsafeRawBufferPointer) -> Void) {
+        self.bytes = bytes
+        self.release = release
+    }
+
+    deinit { release(bytes) }
 }
 
 public enum OpenMode: Sendable {

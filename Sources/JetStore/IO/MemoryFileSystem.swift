@@ -45,6 +45,11 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     private var crashAt: Int?
     private var failure: JetError?
     private var failAt: Int?
+    private var failSticky = false
+    private var failKinds: Set<IOKind> = Set(IOKind.allCases)
+
+    /// What an I/O operation does, for faults that hit only some kinds.
+    public enum IOKind: CaseIterable, Sendable { case write, sync, rename, remove, create }
     public private(set) var crashed = false
     /// Called after each read with the file, offset and bytes read: tests change them to
     /// model a page caught in the middle of a write.
@@ -75,8 +80,18 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
 
     /// The `n`-th next write or fsync fails once with `error` (disk full, I/O error).
     public func fail(afterOperations n: Int, with error: JetError) {
-        lock.withLock { failAt = ioCount + n; failure = error }
+        lock.withLock { failAt = ioCount + n; failure = error; failSticky = false; failKinds = Set(IOKind.allCases) }
     }
+
+    /// From the `n`-th next write, fsync or rename on, every one fails with `error` (a disk
+    /// that keeps failing: undo steps fail too) until `clearFailure()`.
+    /// With `only`, just operations of those kinds fail (renames alone, say, as libfiu can
+    /// make them), so some undo steps succeed and others do not.
+    public func failPersistently(afterOperations n: Int, with error: JetError, only: Set<IOKind> = Set(IOKind.allCases)) {
+        lock.withLock { failAt = ioCount + n; failure = error; failSticky = true; failKinds = only }
+    }
+
+    public func clearFailure() { lock.withLock { failAt = nil; failure = nil; failSticky = false; failKinds = Set(IOKind.allCases) } }
 
     /// Brings the "machine" back: files hold what a real disk could hold after the crash.
     public func reboot(_ mode: CrashMode) {
@@ -105,6 +120,9 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
             crashed = false
             crashAt = nil
             failAt = nil
+            failure = nil
+            failSticky = false
+            failKinds = Set(IOKind.allCases)
         }
     }
 
@@ -116,7 +134,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     }
 
     /// Counts one write or fsync; throws when a crash or a failure was asked for.
-    fileprivate func tick(_ path: String) throws {
+    fileprivate func tick(_ path: String, _ kind: IOKind) throws {
         try lock.withLock {
             if crashed { throw JetError(.diskIO, "simulated crash: \(path) is gone with the machine") }
             ioCount += 1
@@ -124,8 +142,8 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
                 crashed = true
                 throw JetError(.diskIO, "simulated crash at I/O \(ioCount) (\(path))")
             }
-            if let f = failAt, ioCount >= f, let e = failure {
-                failAt = nil
+            if let f = failAt, ioCount >= f, let e = failure, failKinds.contains(kind) {
+                if !failSticky { failAt = nil }
                 throw JetError(e.code, "injected: \(e.message) (\(path))")
             }
         }
@@ -215,7 +233,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func remove(_ path: String) throws {
-        try tick(path)
+        try tick(path, .remove)
         try lock.withLock {
             guard files.removeValue(forKey: path) != nil else {
                 throw JetError(.fileNotFound, "\(path) does not exist (remove)")
@@ -224,7 +242,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func removeDirectory(_ path: String) throws {
-        try tick(path)
+        try tick(path, .remove)
         try lock.withLock {
             let prefix = path + "/"
             if files.keys.contains(where: { $0.hasPrefix(prefix) }) || directories.contains(where: { $0.hasPrefix(prefix) }) {
@@ -237,7 +255,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func rename(_ from: String, _ to: String) throws {
-        try tick(from)
+        try tick(from, .rename)
         try lock.withLock {
             if let n = files.removeValue(forKey: from) {
                 files[to] = n
@@ -262,7 +280,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     }
 
     public func createDirectory(_ path: String) throws {
-        try tick(path)
+        try tick(path, .create)
         try lock.withLock {
             if directories.contains(path) || files[path] != nil {
                 throw JetError(.diskIO, "\(path) already exists (create directory)")
@@ -285,7 +303,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
         }
     }
 
-    public func syncDirectory(_ path: String) throws { try tick(path) }
+    public func syncDirectory(_ path: String) throws { try tick(path, .sync) }
 
     public func lock(_ path: String, owner: String) throws -> any FileLock {
         try checkAlive(path)
@@ -337,7 +355,7 @@ final class MemoryFile: StorageFile, @unchecked Sendable {
 
     func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {
         guard writable else { throw JetError(.diskIO, "\(path) is open read-only (write)") }
-        try fs.tick(path)
+        try fs.tick(path, .write)
         let copy = [UInt8](bytes)
         fs.withNode(node) { n in
             MemoryFileSystem.apply(&n.data, Int(offset), copy)
@@ -346,7 +364,7 @@ final class MemoryFile: StorageFile, @unchecked Sendable {
     }
 
     func sync() throws {
-        try fs.tick(path)
+        try fs.tick(path, .sync)
         fs.countSync()
         fs.withNode(node) { n in
             n.synced = n.data
@@ -360,7 +378,7 @@ final class MemoryFile: StorageFile, @unchecked Sendable {
     }
 
     func truncate(to size: Int64) throws {
-        try fs.tick(path)
+        try fs.tick(path, .write)
         fs.withNode(node) { n in
             let s = Int(size)
             if n.data.count > s { n.data.removeLast(n.data.count - s) } else {

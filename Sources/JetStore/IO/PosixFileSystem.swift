@@ -97,12 +97,13 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
     }
 
     /// A read-only shared mapping: the page cache's pages themselves, no copy.
-    public func withMappedRegion<T>(offset: Int64, length: Int, _ body: (UnsafeRawBufferPointer) throws -> T) throws -> T? {
+    public func mapRegion(offset: Int64, length: Int) -> MappedRegion? {
         guard length > 0, offset % Int64(sysconf(Int32(_SC_PAGESIZE))) == 0 else { return nil }
         guard let p = mmap(nil, length, PROT_READ, MAP_SHARED, fd.rawValue, off_t(offset)), p != MAP_FAILED else { return nil }
-        defer { munmap(p, length) }
         madvise(p, length, MADV_SEQUENTIAL)
-        return try body(UnsafeRawBufferPointer(start: p, count: length))
+        return MappedRegion(bytes: UnsafeRawBufferPointer(start: p, count: length)) { b in
+            _ = munmap(UnsafeMutableRawPointer(mutating: b.baseAddress), b.count)
+        }
     }
 }
 
