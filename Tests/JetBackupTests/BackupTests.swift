@@ -174,6 +174,9 @@ import Testing
         group.wait()
         #expect(c.errors.isEmpty)
         try inst.close()
+        // Every page of the image verifies: what was checked is what was written and hashed,
+        // though the engine was writing the same pages (SHA256SUMS, CRC32C, page checksums).
+        _ = try SetVerifier(fs: s.fs).verify(dir)
         let target = s.path("r")
         _ = try restore(dir, target)
         let ri = try open(target)

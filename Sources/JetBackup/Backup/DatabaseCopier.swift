@@ -5,14 +5,12 @@ import JetStore
 /// checksum and number on the way. A page that fails is read again (it may be changing
 /// under us: the engine writes pages while we read) up to `retries` times with backoff, as
 /// ESE does; one that still fails is `JET_errReadVerifyFailure` naming database and page.
-/// Memory: one fixed buffer, whatever the database size.
+/// Memory: a fixed set of buffers, whatever the database size.
 struct DatabaseCopier {
     static let chunkBytes = 1 << 20
+    /// Chunk buffers: how far the hasher may lag behind the reader (memory: their total).
+    static let buffers = 8
     static let retries = 16
-    /// Bytes mapped at a time, and how many such windows may be mapped at once (the fast
-    /// path's resident memory is their product).
-    static let windowBytes = 8 << 20
-    static let windowsInFlight = 3
 
     let fs: any FileSystem
     let snapshot: Instance.DatabaseSnapshot
@@ -28,12 +26,16 @@ struct DatabaseCopier {
         let ps = snapshot.pageSize
         let src = try fs.open(snapshot.path, .readOnly)
         defer { src.close() }
-        var out = try SetFileWriter(fs: fs, path: path)
-        // Two buffers: SHA-256 of one runs on the other core while the next is read and verified.
-        let hasher = PipelinedSHA256(slots: 2, windows: Self.windowsInFlight)
+        var out = try SetFileWriter(fs: fs, path: path, direct: true)
+        // Each chunk is read into a private buffer, verified there, and written and hashed
+        // from there: what is verified is exactly what is written and hashed, even while the
+        // engine writes the same pages. The buffers are page-aligned, so the image goes to
+        // the device directly (no copy into the page cache); SHA-256 of one buffer runs on
+        // the other core while the next ones are read and verified.
+        let hasher = PipelinedSHA256(slots: Self.buffers)
         out.pipelined = hasher
         let pagesPerChunk = max(1, Self.chunkBytes / ps)
-        let buffers = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: pagesPerChunk * ps, alignment: 4096) }
+        let buffers = (0..<Self.buffers).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: pagesPerChunk * ps, alignment: 4096) }
         defer {
             _ = hasher.finalizeHex()
             for b in buffers { b.deallocate() }
@@ -41,68 +43,8 @@ struct DatabaseCopier {
         var pgno = 0
         var chunk = 0
         do {
-            // Fast path: the file as it is now, mapped window by window; pages written and
-            // hashed straight from the page cache (one copy, as cp's copy_file_range). The
-            // header pages, which the image changes, and anything the file grew by go through
-            // the buffers below. Each window is unmapped once hashed: memory stays flat. The
-            // hasher runs on the other core as far behind as the windows in flight allow.
-            let mappedPages = Int(try src.size()) / ps
-            if mappedPages > 2 {
-                // Pages 0 and 1 first, through a buffer (the image marks its header).
-                let head = buffers[0]
-                hasher.wait(slot: 0)
-                let n0 = try src.read(at: 0, into: UnsafeMutableRawBufferPointer(rebasing: head[0..<(2 * ps)]))
-                if n0 == 2 * ps {
-                    for k in 0..<2 {
-                        let page = UnsafeMutableRawBufferPointer(rebasing: head[(k * ps)..<((k + 1) * ps)])
-                        try verify(page, pgno: UInt32(k), src: src)
-                        try markImage(page, pgno: UInt32(k))
-                    }
-                    try out.append(UnsafeRawBufferPointer(rebasing: head[0..<(2 * ps)]), slot: 0)
-                    try progress(2 * ps)
-                    pgno = 2
-                    hasher.wait(slot: 0)
-                    let window = max(1, Self.windowBytes / ps)
-                    while pgno < mappedPages {
-                        let count = min(window, mappedPages - pgno)
-                        let start = pgno
-                        // Up to `windowsInFlight` windows mapped: this one is read and verified
-                        // while the hasher still works on the one before (no bubble between
-                        // windows). Each is unmapped when the hasher lets go of it.
-                        hasher.acquireWindow()
-                        defer { hasher.windowDone() }
-                        guard let region = src.mapRegion(offset: Int64(start) * Int64(ps), length: count * ps) else { break }
-                        let map = region.bytes
-                        var p = 0
-                        while p < count {
-                            let n = min(pagesPerChunk, count - p)
-                            var clean = true
-                            for k in 0..<n {
-                                let lo = (p + k) * ps
-                                let v = PageFormat.verify(UnsafeRawBufferPointer(rebasing: map[lo..<(lo + ps)]), pgno: UInt32(start + p + k))
-                                if v != .valid && v != .uninitialized { clean = false; break }
-                            }
-                            if clean {
-                                try out.append(region, (p * ps)..<((p + n) * ps))
-                            } else {
-                                // A page in the middle of a write (or damaged): copy, re-read, verify.
-                                let b = buffers[1]
-                                hasher.wait(slot: 1)
-                                b.copyMemory(from: UnsafeRawBufferPointer(rebasing: map[(p * ps)..<((p + n) * ps)]))
-                                for k in 0..<n {
-                                    try verify(UnsafeMutableRawBufferPointer(rebasing: b[(k * ps)..<((k + 1) * ps)]), pgno: UInt32(start + p + k), src: src)
-                                }
-                                try out.append(UnsafeRawBufferPointer(rebasing: b[0..<(n * ps)]), slot: 1)
-                            }
-                            p += n
-                            try progress(n * ps)
-                        }
-                        pgno += p
-                    }
-                }
-            }
             while true {
-                let slot = chunk & 1
+                let slot = chunk % buffers.count
                 chunk += 1
                 let buffer = buffers[slot]
                 hasher.wait(slot: slot)

@@ -13,22 +13,17 @@ struct SetFileWriter {
     /// When set, the caller hashes (on another thread) and `finish` asks it for the digest.
     var pipelined: PipelinedSHA256?
 
-    init(fs: any FileSystem, path: String) throws {
+    /// `direct`: the caller appends whole pages from page-aligned buffers, written straight
+    /// to the device where the file system allows (a database image: no copy into the page
+    /// cache, and the final fsync has only metadata left).
+    init(fs: any FileSystem, path: String, direct: Bool = false) throws {
         self.path = path
         if fs.exists(path) { try fs.remove(path) }
-        file = try fs.open(path, .createNew)
+        file = try fs.open(path, direct ? .createNewDirect : .createNew)
     }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer, slot: Int = 0) throws {
         if let p = pipelined { p.update(bytes, slot: slot) } else { sha.update(bytes) }
-        try write(bytes)
-    }
-
-    /// Appends part of a mapped region; the pipelined hasher keeps the region alive until it
-    /// has hashed it, so no buffer slot is waited for.
-    mutating func append(_ region: MappedRegion, _ range: Range<Int>) throws {
-        let bytes = UnsafeRawBufferPointer(rebasing: region.bytes[range])
-        if let p = pipelined { p.update(region, range) } else { sha.update(bytes) }
         try write(bytes)
     }
 
@@ -83,31 +78,8 @@ final class PipelinedSHA256: @unchecked Sendable {
     private let sha = SHA256Hasher()
     private let queue = DispatchQueue(label: "jetbackup.sha256")
     private let slots: [DispatchSemaphore]
-    private let windows: DispatchSemaphore
-    private let windowCount: Int
 
-    /// `slots` caller buffers; at most `windows` mapped regions handed over and not yet hashed.
-    init(slots n: Int, windows w: Int = 2) {
-        slots = (0..<n).map { _ in DispatchSemaphore(value: 1) }
-        windowCount = w
-        windows = DispatchSemaphore(value: w)
-    }
-
-    /// Waits until fewer than `windows` regions are in flight. Every call must be matched
-    /// by `windowDone()` (on every path: a semaphore must be balanced when it goes).
-    func acquireWindow() { windows.wait() }
-
-    /// Marks the end of what was handed over from the current window; the slot frees once
-    /// the hasher gets there.
-    func windowDone() {
-        let w = windows
-        queue.async { w.signal() }
-    }
-
-    /// Hashes `range` of `region` on the queue, which holds the region (mapped) until then.
-    func update(_ region: MappedRegion, _ range: Range<Int>) {
-        queue.async { [self] in sha.update(UnsafeRawBufferPointer(rebasing: region.bytes[range])) }
-    }
+    init(slots n: Int) { slots = (0..<n).map { _ in DispatchSemaphore(value: 1) } }
 
     /// Waits until the buffer of `slot` is no longer being hashed.
     func wait(slot: Int) {

@@ -12,11 +12,6 @@ public protocol StorageFile: AnyObject, Sendable {
     func size() throws -> Int64
     func truncate(to size: Int64) throws
     func close()
-    /// `length` bytes at `offset` seen without copying them into user memory where the
-    /// implementation can (mmap); nil when it cannot, and the caller reads instead. The view
-    /// lives as long as the region object (unmapped when the last reference goes); the bytes
-    /// may change under it (a live file).
-    func mapRegion(offset: Int64, length: Int) -> MappedRegion?
     func startWriteback(offset: Int64, length: Int)
 }
 
@@ -25,21 +20,6 @@ extension StorageFile {
     /// later `sync` has less left to do. A hint: no effect where unsupported.
     public func startWriteback(offset: Int64, length: Int) {}
 
-    public func mapRegion(offset: Int64, length: Int) -> MappedRegion? { nil }
-}
-
-/// A read-only view of part of a file, released when the last reference to it goes (so a
-/// consumer on another thread keeps it alive simply by holding it).
-public final class MappedRegion: @unchecked Sendable {
-    public let bytes: UnsafeRawBufferPointer
-    private let release: (UnsafeRawBufferPointer) -> Void
-
-    public init(bytes: UnsafeRawBufferPointer, release: @escaping (UnsafeRawBufferPointer) -> Void) {
-        self.bytes = bytes
-        self.release = release
-    }
-
-    deinit { release(bytes) }
 }
 
 public enum OpenMode: Sendable {
@@ -49,6 +29,10 @@ public enum OpenMode: Sendable {
     case createNew
     /// Creates or empties the file.
     case createOrTruncate
+    /// Like `createNew`, but writes go straight to the device where the file system allows
+    /// (O_DIRECT): for large sequential copies of whole pages from page-aligned buffers, which
+    /// should neither pass through nor crowd out the page cache. Elsewhere it is `createNew`.
+    case createNewDirect
 }
 
 public protocol FileLock: AnyObject, Sendable {

@@ -189,7 +189,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
             case .readOnly, .readWrite:
                 guard let n = files[path] else { throw JetError(.fileNotFound, "\(path) does not exist (open)") }
                 return MemoryFile(fs: self, path: path, node: n, writable: mode == .readWrite)
-            case .createNew:
+            case .createNew, .createNewDirect:
                 if files[path] != nil || directories.contains(path) {
                     throw JetError(.diskIO, "\(path) already exists (create)")
                 }

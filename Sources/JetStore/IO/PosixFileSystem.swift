@@ -37,10 +37,13 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
     public let path: String
     let fd: FileDescriptor
     private let closed = AtomicFlag()
+    /// Set while the descriptor is open with O_DIRECT.
+    let direct = AtomicFlag()
 
-    init(path: String, fd: FileDescriptor) {
+    init(path: String, fd: FileDescriptor, direct: Bool = false) {
         self.path = path
         self.fd = fd
+        if direct { _ = self.direct.setOnce() }
     }
 
     deinit { if !closed.isSet { try? fd.close() } }
@@ -65,6 +68,13 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
     public func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {
         do {
             _ = try fd.writeAll(toAbsoluteOffset: offset, bytes)
+        } catch Errno.invalidArgument where direct.isSet {
+            // A direct write the device will not take (alignment): from here on, through the
+            // page cache like any other file.
+            let flags = fcntl(fd.rawValue, F_GETFL)
+            _ = fcntl(fd.rawValue, F_SETFL, flags & ~PosixFileSystem.directFlag)
+            direct.clear()
+            try write(at: offset, bytes)
         } catch let e as Errno {
             throw ioError(e, "write", path)
         }
@@ -95,16 +105,6 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
     public func startWriteback(offset: Int64, length: Int) {
         _ = posix_fadvise(fd.rawValue, off_t(offset), off_t(length), POSIX_FADV_DONTNEED)
     }
-
-    /// A read-only shared mapping: the page cache's pages themselves, no copy.
-    public func mapRegion(offset: Int64, length: Int) -> MappedRegion? {
-        guard length > 0, offset % Int64(sysconf(Int32(_SC_PAGESIZE))) == 0 else { return nil }
-        guard let p = mmap(nil, length, PROT_READ, MAP_SHARED, fd.rawValue, off_t(offset)), p != MAP_FAILED else { return nil }
-        madvise(p, length, MADV_SEQUENTIAL)
-        return MappedRegion(bytes: UnsafeRawBufferPointer(start: p, count: length)) { b in
-            _ = munmap(UnsafeMutableRawPointer(mutating: b.baseAddress), b.count)
-        }
-    }
 }
 
 /// A tiny once-flag, so `close()` and `deinit` never close a descriptor twice.
@@ -114,6 +114,7 @@ final class AtomicFlag: @unchecked Sendable {
     var isSet: Bool { lock.withLock { value } }
     /// Sets the flag; true if this call set it.
     func setOnce() -> Bool { lock.withLock { if value { return false }; value = true; return true } }
+    func clear() { lock.withLock { value = false } }
 }
 
 final class PosixFileLock: FileLock, @unchecked Sendable {
@@ -130,6 +131,15 @@ final class PosixFileLock: FileLock, @unchecked Sendable {
 public struct PosixFileSystem: FileSystem {
     public init() {}
 
+    /// O_DIRECT (not exported to Swift by Glibc); 0 where we do not use it.
+    #if os(Linux) && arch(x86_64)
+    static let directFlag: Int32 = 0o40000
+    #elseif os(Linux) && arch(arm64)
+    static let directFlag: Int32 = 0o200000
+    #else
+    static let directFlag: Int32 = 0
+    #endif
+
     public func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
         let access: FileDescriptor.AccessMode
         var options: FileDescriptor.OpenOptions = [.noFollow]
@@ -138,8 +148,19 @@ public struct PosixFileSystem: FileSystem {
         case .readWrite: access = .readWrite
         case .createNew: access = .readWrite; options.formUnion([.create, .exclusiveCreate])
         case .createOrTruncate: access = .readWrite; options.formUnion([.create, .truncate])
+        case .createNewDirect: access = .readWrite; options.formUnion([.create, .exclusiveCreate])
         }
         do {
+            if mode == .createNewDirect, Self.directFlag != 0 {
+                let direct = FileDescriptor.OpenOptions(rawValue: options.rawValue | Self.directFlag)
+                do {
+                    let fd = try FileDescriptor.open(FilePath(path), access, options: direct,
+                                                     permissions: [.ownerReadWrite], retryOnInterrupt: true)
+                    return PosixFile(path: path, fd: fd, direct: true)
+                } catch Errno.invalidArgument {
+                    // The file system has no direct I/O (tmpfs): an ordinary file below.
+                }
+            }
             let fd = try FileDescriptor.open(FilePath(path), access, options: options,
                                              permissions: [.ownerReadWrite], retryOnInterrupt: true)
             return PosixFile(path: path, fd: fd)
