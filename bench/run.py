@@ -255,7 +255,7 @@ def main():
         row(f"backup cost at {m} MiB", f"full {fs:.2f} s, incremental {isec:.2f} s", f"at {base} MiB: full {growth[base][0]:.2f} s, incr {growth[base][1]:.2f} s",
             f"full {fs / growth[base][0]:.1f}×, incr {isec / growth[base][1]:.1f}× for {m / base:.0f}× data", "full linear, incremental flat")
 
-    print("| row | figure | baseline | ratio | goal | |")
+    print("| row | figure | baseline | ratio | goal | result |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         last = "; ".join(x for x in (r[5], r[6]) if x)
