@@ -38,6 +38,41 @@ import Testing
 
     enum Kind: String, CaseIterable { case full, atomic, incremental }
 
+    /// The backup of `kind` into /b (incrementals compressed, so both log paths are covered).
+    static func options(_ kind: Kind) -> BackupOptions {
+        var o = BackupOptions(directory: "/b")
+        o.incremental = kind == .incremental
+        o.atomic = kind == .atomic
+        o.compressionLevel = kind == .incremental ? 3 : nil
+        return o
+    }
+
+    /// After a failed run: the headers and the logs are as they were; then the same backup,
+    /// on a healthy disk, succeeds and its set verifies.
+    static func expectUntouchedThenNextRunWorks(_ fs: MemoryFileSystem, _ inst: Instance, _ options: BackupOptions,
+                                                _ slotsBefore: [String], _ gensBefore: Set<String>, _ label: String) throws {
+        #expect(try slots(fs) == slotsBefore, "\(label): headers changed")
+        #expect(gensBefore.isSubset(of: gens(fs)), "\(label): a log was truncated")
+        var o = options
+        o.fs = fs
+        _ = try JetBackupInstance.run(inst, o)
+        try inst.close()
+        _ = try SetVerifier(fs: fs).verify("/b")
+    }
+
+    /// The I/O operations a clean run of `options` performs on a copy of `base`.
+    static func ioPoints(_ base: MemoryFileSystem, _ options: BackupOptions) throws -> Int {
+        var o = options
+        let probe = base.clone()
+        o.fs = probe
+        let inst = try Instance.open(at: "/i", fs: probe, owner: "t")
+        let before = probe.ioCount
+        _ = try JetBackupInstance.run(inst, o)
+        let points = probe.ioCount - before
+        try inst.close()
+        return points
+    }
+
     @Test(arguments: Kind.allCases)
     func failureAtEveryIOPointLeavesEverythingAsItWas(kind: Kind) throws {
         let base = try Self.base()
@@ -49,18 +84,8 @@ import Testing
             try load(inst, from: 600, count: 300)
             try inst.close()
         }
-        var options = BackupOptions(directory: "/b")
-        options.incremental = kind == .incremental
-        options.atomic = kind == .atomic
-        options.compressionLevel = kind == .incremental ? 3 : nil
-        // Count the I/O points of a clean run.
-        let probe = base.clone()
-        let pi = try Instance.open(at: "/i", fs: probe, owner: "t")
-        let before = probe.ioCount
-        options.fs = probe
-        _ = try JetBackupInstance.run(pi, options)
-        let points = probe.ioCount - before
-        try pi.close()
+        var options = Self.options(kind)
+        let points = try Self.ioPoints(base, options)
         var failures = 0
         for n in 1...points {
             let fs = base.clone()
@@ -79,12 +104,7 @@ import Testing
             // Reopen (recovery if the failure stopped the instance) and look at what is left.
             let again = try Instance.open(at: "/i", fs: fs, owner: "t")
             #expect(Self.tree(fs, "/b") == dirBefore, "\(kind) I/O \(n): the destination changed")
-            #expect(try Self.slots(fs) == slotsBefore, "\(kind) I/O \(n): headers changed")
-            #expect(gensBefore.isSubset(of: Self.gens(fs)), "\(kind) I/O \(n): a log was truncated")
-            options.fs = fs
-            _ = try JetBackupInstance.run(again, options)
-            try again.close()
-            _ = try SetVerifier(fs: fs).verify("/b")
+            try Self.expectUntouchedThenNextRunWorks(fs, again, options, slotsBefore, gensBefore, "\(kind) I/O \(n)")
         }
         #expect(failures > 10)
         print("backup \(kind.rawValue): \(points) I/O points, \(failures) failed runs checked")
@@ -105,17 +125,8 @@ import Testing
         try load(more, from: 600, count: 300)
         let newDigest = try ContentDigest.of(more).hex
         try more.close()
-        var options = BackupOptions(directory: "/b")
-        options.incremental = kind == .incremental
-        options.atomic = kind == .atomic
-        options.compressionLevel = kind == .incremental ? 3 : nil
-        let probe = base.clone()
-        let pi = try Instance.open(at: "/i", fs: probe, owner: "t")
-        let before = probe.ioCount
-        options.fs = probe
-        _ = try JetBackupInstance.run(pi, options)
-        let points = probe.ioCount - before
-        try pi.close()
+        var options = Self.options(kind)
+        let points = try Self.ioPoints(base, options)
         var failures = 0, committed = 0
         for n in 1...points {
             let fs = base.clone()
@@ -138,12 +149,7 @@ import Testing
             let restored = try Self.restoredDigest(fs)
             #expect(restored == setDigest || restored == newDigest, "\(kind) persistent failure from I/O \(n): the set restores to neither the old nor the new content")
             if restored == newDigest { committed += 1 }
-            #expect(try Self.slots(fs) == slotsBefore, "\(kind) I/O \(n): headers changed")
-            #expect(gensBefore.isSubset(of: Self.gens(fs)), "\(kind) I/O \(n): a log was truncated")
-            options.fs = fs
-            _ = try JetBackupInstance.run(again, options)
-            try again.close()
-            _ = try SetVerifier(fs: fs).verify("/b")
+            try Self.expectUntouchedThenNextRunWorks(fs, again, options, slotsBefore, gensBefore, "\(kind) I/O \(n)")
         }
         #expect(failures > (renamesOnly ? 1 : 10))
         print("backup \(kind.rawValue) on a failing disk\(renamesOnly ? " (renames only)" : ""): \(points) I/O points, \(failures) failed runs checked, \(committed) left the new set")
@@ -171,15 +177,8 @@ import Testing
             try load(inst, from: 600, count: 300)
             try inst.close()
         }
-        var options = BackupOptions(directory: "/b")
-        options.atomic = kind == .atomic
-        let probe = base.clone()
-        let pi = try Instance.open(at: "/i", fs: probe, owner: "t")
-        let before = probe.ioCount
-        options.fs = probe
-        _ = try JetBackupInstance.run(pi, options)
-        let points = probe.ioCount - before
-        try pi.close()
+        var options = Self.options(kind)
+        let points = try Self.ioPoints(base, options)
         for n in Swift.stride(from: 1, through: points, by: 2) {
             let fs = base.clone()
             let inst = try Instance.open(at: "/i", fs: fs, owner: "t")
