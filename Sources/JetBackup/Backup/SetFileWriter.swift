@@ -24,10 +24,6 @@ struct SetFileWriter {
 
     mutating func append(_ bytes: UnsafeRawBufferPointer, slot: Int = 0) throws {
         if let p = pipelined { p.update(bytes, slot: slot) } else { sha.update(bytes) }
-        try write(bytes)
-    }
-
-    private mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
         try file.write(at: size, bytes)
         crc = CRC32C.checksum(bytes, extending: crc)
         size += Int64(bytes.count)
