@@ -232,5 +232,16 @@ import Testing
         fs.makeDirectories("/b")
         expectJetError(.instanceUnavailable) { _ = try JetBackupInstance.run(inst, o) }
         try? inst.close()
+        #expect(try fs.list("/b").isEmpty)
+        // While the instance still initializes or recovers (ESE: JetBackupInstance during
+        // JetInit): -523. `Instance.open` hands out only a running instance, so the state is
+        // set here from inside the module, as a recovery in progress would leave it.
+        let starting = try Instance.open(at: "/i", fs: fs, owner: "t")
+        starting.stateValue = .initializing
+        expectJetError(.backupNotAllowedYet) { _ = try JetBackupInstance.run(starting, o) }
+        #expect(try fs.list("/b").isEmpty)
+        starting.stateValue = .running
+        _ = try JetBackupInstance.run(starting, o)
+        try starting.close()
     }
 }
