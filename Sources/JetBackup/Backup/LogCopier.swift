@@ -37,7 +37,14 @@ struct LogCopier {
               previousCreation: UInt64?, isCancelled: () -> Bool, progress: (String, Int) throws -> Void) throws -> [Copied] {
         var results: [Copied] = []
         var unsynced: [any StorageFile] = []
-        defer { for f in unsynced { f.close() } }
+        // An uncompressed generation (a whole number of 4 KiB blocks) is written from a
+        // page-aligned copy with O_DIRECT where the file system allows, as database images
+        // are: on the benchmark machine that makes an incremental a third faster and steadier.
+        var aligned = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 4096)
+        defer {
+            for f in unsynced { f.close() }
+            aligned.deallocate()
+        }
         var previous = previousCreation
         // Work in groups of two (two cores): read, verify and compress concurrently, then write in order.
         var i = 0
@@ -61,9 +68,19 @@ struct LogCopier {
                 }
                 previous = g.header.creationTime
                 let name = packed == nil ? FileNames.archivedLog(gen) : FileNames.archivedLog(gen) + ".zst"
-                var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name))
+                var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name), direct: packed == nil)
                 do {
-                    try (packed ?? raw).withUnsafeBytes { try w.append($0) }
+                    if let packed {
+                        try packed.withUnsafeBytes { try w.append($0) }
+                    } else {
+                        if aligned.count < raw.count {
+                            aligned.deallocate()
+                            aligned = .allocate(byteCount: raw.count, alignment: 4096)
+                        }
+                        let view = UnsafeMutableRawBufferPointer(rebasing: aligned[0..<raw.count])
+                        view.copyBytes(from: raw)
+                        try w.append(UnsafeRawBufferPointer(view))
+                    }
                     let sha = w.finishDeferringSync()
                     unsynced.append(w.file)
                     let rawCRC = packed == nil ? nil : CRC32C.checksum(raw)
