@@ -37,14 +37,7 @@ struct LogCopier {
               previousCreation: UInt64?, isCancelled: () -> Bool, progress: (String, Int) throws -> Void) throws -> [Copied] {
         var results: [Copied] = []
         var unsynced: [any StorageFile] = []
-        // An uncompressed generation (a whole number of 4 KiB blocks) is written from a
-        // page-aligned copy with O_DIRECT where the file system allows, as database images
-        // are: on the benchmark machine that makes an incremental a third faster and steadier.
-        var aligned = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 4096)
-        defer {
-            for f in unsynced { f.close() }
-            aligned.deallocate()
-        }
+        defer { for f in unsynced { f.close() } }
         var previous = previousCreation
         // Work in groups of two (two cores): read, verify and compress concurrently, then write in order.
         var i = 0
@@ -68,19 +61,9 @@ struct LogCopier {
                 }
                 previous = g.header.creationTime
                 let name = packed == nil ? FileNames.archivedLog(gen) : FileNames.archivedLog(gen) + ".zst"
-                var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name), direct: packed == nil)
+                var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name))
                 do {
-                    if let packed {
-                        try packed.withUnsafeBytes { try w.append($0) }
-                    } else {
-                        if aligned.count < raw.count {
-                            aligned.deallocate()
-                            aligned = .allocate(byteCount: raw.count, alignment: 4096)
-                        }
-                        let view = UnsafeMutableRawBufferPointer(rebasing: aligned[0..<raw.count])
-                        view.copyBytes(from: raw)
-                        try w.append(UnsafeRawBufferPointer(view))
-                    }
+                    try (packed ?? raw).withUnsafeBytes { try w.append($0) }
                     let sha = w.finishDeferringSync()
                     unsynced.append(w.file)
                     let rawCRC = packed == nil ? nil : CRC32C.checksum(raw)
