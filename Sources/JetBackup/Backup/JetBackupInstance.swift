@@ -378,7 +378,10 @@ struct BackupRun {
         guard manifest.lastGeneration == lastHigh else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) ends at log generation \(manifest.lastGeneration), but the instance's last backup ended at \(lastHigh): it is not the set this incremental extends; take a full backup")
         }
-        try BackupSetLayout.cleanLeftovers(setDir, keeping: Set(manifest.files.map(\.name)), sums: manifest.sha256sums(), fs: fs)
+        // What the set holds now: kept by cleanup and put back by this run's undo.
+        let keep = Set(manifest.files.map(\.name))
+        let keepSums = manifest.sha256sums()
+        try BackupSetLayout.cleanLeftovers(setDir, keeping: keep, sums: keepSums, fs: fs)
         let last = try instance.rollLog()
         let gens = Array((lastHigh + 1)...last)
         let onDisk = Set(try instance.archivedGenerationNumbers())
@@ -390,8 +393,6 @@ struct BackupRun {
         try status(.begin(kind: .incremental, totalBytes: total))
         let names = gens.map { FileNames.archivedLog($0) + (options.compressionLevel == nil ? "" : ".zst") }
         let fsCopy = fs
-        let keep = Set(manifest.files.map(\.name))
-        let keepSums = manifest.sha256sums()
         let restored = UndoOutcome()
         undo.append {
             // If the old manifest and sums could not be put back (a disk that keeps failing),

@@ -58,7 +58,7 @@ public struct RestoreInstance {
             do {
                 try fs.syncDirectory(FilePaths.directory(of: target))
             } catch {
-                for _ in 0..<5 where fs.exists(target) { try? fs.removeDirectory(target) }
+                for _ in 0..<Self.cleanupAttempts where fs.exists(target) { try? fs.removeDirectory(target) }
                 throw error
             }
             created = true

@@ -80,7 +80,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
 
     /// The `n`-th next write or fsync fails once with `error` (disk full, I/O error).
     public func fail(afterOperations n: Int, with error: JetError) {
-        lock.withLock { failAt = ioCount + n; failure = error; failSticky = false; failKinds = Set(IOKind.allCases) }
+        lock.withLock { resetFailureLocked(); failAt = ioCount + n; failure = error }
     }
 
     /// From the `n`-th next write, fsync or rename on, every one fails with `error` (a disk
@@ -91,7 +91,15 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
         lock.withLock { failAt = ioCount + n; failure = error; failSticky = true; failKinds = only }
     }
 
-    public func clearFailure() { lock.withLock { failAt = nil; failure = nil; failSticky = false; failKinds = Set(IOKind.allCases) } }
+    public func clearFailure() { lock.withLock { resetFailureLocked() } }
+
+    /// No failure asked for. Called with the lock held.
+    private func resetFailureLocked() {
+        failAt = nil
+        failure = nil
+        failSticky = false
+        failKinds = Set(IOKind.allCases)
+    }
 
     /// Brings the "machine" back: files hold what a real disk could hold after the crash.
     public func reboot(_ mode: CrashMode) {
@@ -119,10 +127,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
             locks.removeAll()
             crashed = false
             crashAt = nil
-            failAt = nil
-            failure = nil
-            failSticky = false
-            failKinds = Set(IOKind.allCases)
+            resetFailureLocked()
         }
     }
 
