@@ -9,12 +9,59 @@ extension Instance {
         package let header: DatabaseHeader
     }
 
-    /// Starts a backup: refuses as SPEC 5 says, then pins the generations from the
-    /// checkpoint on so nothing a backup copies is deleted under it. Returns the checkpoint
-    /// position: replay of the backup starts there.
-    package func beginBackup() throws -> LogPosition {
+    /// Starts a backup session (ESE's `JetBeginExternalBackupInstance`): refuses what cannot
+    /// be backed up, takes a checkpoint for a full backup (every dirty page flushed, so the
+    /// set needs the log only from now on), and pins the log from the replay start on so
+    /// nothing the session hands out is deleted under it.
+    public func beginBackup(_ kind: BackupSession.Kind) throws -> BackupSession {
+        if kind == .incremental && parameters.circularLogging {
+            throw JetError(.invalidBackup, "incremental backups need every log generation, but circular logging is on; turn circular logging off and take a full backup")
+        }
         engine.lock()
         defer { engine.unlock() }
+        try checkBackupAllowedLocked()
+        var previousEnd: UInt32?
+        if kind == .incremental {
+            let dbs = databases.values.sorted { $0.name < $1.name }
+            guard !dbs.isEmpty else {
+                throw JetError(.missingFullBackup, "the instance has no database, so there is no full backup to extend; take a full backup")
+            }
+            let without = dbs.filter { $0.header.fullPrev == nil }.map(\.name)
+            guard without.isEmpty else {
+                let names = without.map { "'\($0)'" }.joined(separator: ", ")
+                throw JetError(.missingFullBackup, without.count == dbs.count
+                    ? "there is no full backup of this instance to extend (the database headers record none); take a full backup first"
+                    : "database \(names) has no full backup (it was created after the last full backup), so an incremental cannot cover it; take a full backup")
+            }
+            previousEnd = dbs.map { max($0.header.fullPrev!.genHigh, $0.header.incPrev?.genHigh ?? 0) }.max()
+        } else {
+            try checkpointLocked()
+        }
+        backupRunning = true
+        pinnedGeneration = checkpoint.position.generation
+        return BackupSession(instance: self, kind: kind, start: checkpoint.position, previousEnd: previousEnd,
+                             databases: Array(databases.values))
+    }
+
+    /// Deletes the log generations crash recovery no longer needs, after a checkpoint (ESE's
+    /// truncate-only backup). nil when nothing could be deleted, or with circular logging
+    /// (the engine deletes old generations itself).
+    public func truncateLogs() throws -> ClosedRange<UInt32>? {
+        engine.lock()
+        defer { engine.unlock() }
+        try checkBackupAllowedLocked()
+        guard !parameters.circularLogging else {
+            events.log(.nothingToTruncate, "circular logging is on: the engine deletes old generations itself")
+            return nil
+        }
+        try checkpointLocked()
+        let r = try deleteGenerationsLocked(below: checkpoint.position.generation)
+        logTruncation(r)
+        return r
+    }
+
+    /// Refusals shared by every kind of backup. Called with the engine lock held.
+    private func checkBackupAllowedLocked() throws {
         switch stateValue {
         case .initializing:
             throw JetError(.backupNotAllowedYet, "the instance is still initializing or recovering; try again when it is open")
@@ -29,9 +76,15 @@ extension Instance {
         guard !backupRunning else {
             throw JetError(.backupInProgress, "another backup of this instance is running; wait for it to finish")
         }
-        backupRunning = true
-        pinnedGeneration = checkpoint.position.generation
-        return checkpoint.position
+    }
+
+    func logTruncation(_ r: ClosedRange<UInt32>?) {
+        if let r {
+            events.log(.logsTruncated, "log generations \(r.lowerBound)-\(r.upperBound) truncated",
+                       [("low", .int(Int64(r.lowerBound))), ("high", .int(Int64(r.upperBound)))])
+        } else {
+            events.log(.nothingToTruncate, "no log generation could be truncated")
+        }
     }
 
     package func endBackup() {
@@ -144,16 +197,25 @@ extension Instance {
         }
     }
 
-    /// Deletes archived generations below `bound` that crash recovery no longer needs
+    /// After a backup through generation `bound - 1` is recorded: a checkpoint, then the
+    /// archived generations below `bound` that crash recovery no longer needs are deleted
     /// (never at or above the checkpoint generation). Returns the range deleted.
-    package func truncateLogs(below bound: UInt32) throws -> ClosedRange<UInt32>? {
+    func truncateBackedUpLogs(below bound: UInt32) throws -> ClosedRange<UInt32>? {
         engine.lock()
         defer { engine.unlock() }
         try checkUsable(writing: false)
+        guard !parameters.circularLogging else {
+            events.log(.nothingToTruncate, "circular logging is on: nothing to truncate")
+            return nil
+        }
+        try checkpointLocked()
+        // This session's own pin does not protect what it has just backed up.
         let saved = pinnedGeneration
         pinnedGeneration = nil
         defer { pinnedGeneration = saved }
-        return try deleteGenerationsLocked(below: bound)
+        let r = try deleteGenerationsLocked(below: bound)
+        logTruncation(r)
+        return r
     }
 
     /// Forces a checkpoint so that as many generations as possible become unneeded.
