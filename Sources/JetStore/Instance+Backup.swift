@@ -1,14 +1,7 @@
-/// What the backup module needs from the engine (`package` API). The engine knows nothing
-/// of backup sets' files: it pins log generations, rolls the log, names its files, and
-/// records backups in the database headers.
+/// The engine's side of backups: starting a session (`BackupSession` does the reading),
+/// pinning and truncating log generations, and recording backups in the database headers.
+/// The engine knows nothing of where or how a backup is stored.
 extension Instance {
-    package struct DatabaseSnapshot: Sendable {
-        package let name: String
-        package let path: String
-        package let pageSize: Int
-        package let header: DatabaseHeader
-    }
-
     /// Starts a backup session (ESE's `JetBeginExternalBackupInstance`): refuses what cannot
     /// be backed up, takes a checkpoint for a full backup (every dirty page flushed, so the
     /// set needs the log only from now on), and pins the log from the replay start on so
@@ -105,7 +98,7 @@ extension Instance {
     }
 
     /// Finishes the current generation (it becomes `edbXXXXXXXX.log`); returns its number.
-    package func rollLog() throws -> UInt32 {
+    func rollLog() throws -> UInt32 {
         engine.lock()
         defer { engine.unlock() }
         try checkUsable(writing: false)
@@ -113,66 +106,37 @@ extension Instance {
         return try log.roll()
     }
 
-    package var databaseSnapshots: [DatabaseSnapshot] {
-        engine.withLock {
-            databases.values.sorted { $0.name < $1.name }.map {
-                DatabaseSnapshot(name: $0.name, path: $0.path, pageSize: $0.pageSize, header: $0.header)
-            }
-        }
-    }
-
-    package var currentCheckpoint: LogPosition { engine.withLock { checkpoint.position } }
-
     package var currentGeneration: UInt32 { engine.withLock { log?.currentGeneration ?? 0 } }
 
     /// Path of an archived generation.
-    package func generationPath(_ g: UInt32) -> String { file(FileNames.archivedLog(g)) }
+    func generationPath(_ g: UInt32) -> String { file(FileNames.archivedLog(g)) }
 
-    package func archivedGenerationNumbers() throws -> [UInt32] { try archivedGenerations() }
+    func archivedGenerationNumbers() throws -> [UInt32] { try archivedGenerations() }
 
     /// Records a backup in every database header, as a logged change of page 0 (so it is
     /// as durable and crash-safe as any commit). A full backup sets `fullPrev` and clears
     /// `incPrev`; an incremental sets `incPrev`.
     package func recordBackup(full: Bool, _ info: DatabaseHeader.BackupInfo) throws {
-        engine.lock()
-        var end: LogPosition?
-        do {
-            try checkUsable(writing: true)
+        try loggedTransaction {
             for db in databases.values.sorted(by: { $0.dbid < $1.dbid }) {
                 var h = db.header
                 if full { h.fullPrev = info; h.incPrev = nil } else { h.incPrev = info }
                 try rewriteHeaderLogged(db, h)
             }
             cache.endOperation()
-            end = try logTransactionLocked()
-        } catch {
-            poison(error)
-            engine.unlock()
-            throw error
         }
-        engine.unlock()
-        if let end, let log { try log.waitDurable(end) }
     }
 
     /// Clears backup slots and the backup-image mark (a restored instance starts with none).
     package func clearBackupState() throws {
-        engine.lock()
-        var end: LogPosition?
-        do {
+        try loggedTransaction {
             for db in databases.values.sorted(by: { $0.dbid < $1.dbid }) {
                 var h = db.header
                 h.fullPrev = nil; h.incPrev = nil; h.fullCur = nil; h.isBackupImage = false
                 try rewriteHeaderLogged(db, h)
             }
             cache.endOperation()
-            end = try logTransactionLocked()
-        } catch {
-            poison(error)
-            engine.unlock()
-            throw error
         }
-        engine.unlock()
-        if let end, let log { try log.waitDurable(end) }
     }
 
     /// Changes page 0 to carry header `h`, recording only the bytes that differ.
@@ -216,13 +180,5 @@ extension Instance {
         let r = try deleteGenerationsLocked(below: bound)
         logTruncation(r)
         return r
-    }
-
-    /// Forces a checkpoint so that as many generations as possible become unneeded.
-    package func checkpointForTruncation() throws {
-        engine.lock()
-        defer { engine.unlock() }
-        try checkUsable(writing: false)
-        try checkpointLocked()
     }
 }

@@ -2,7 +2,8 @@ import Dispatch
 import JetStore
 
 /// Writes one file of a backup set sequentially, keeping its CRC32C and SHA-256 as it goes,
-/// and fsyncs it at the end. The file is created new (never over an existing one).
+/// and fsyncs it at the end. An existing file of that name (a leftover of a killed run that
+/// the run's marker listed) is removed first; the file is then created new.
 struct SetFileWriter {
     let path: String
     let file: any StorageFile
@@ -95,9 +96,6 @@ final class PipelinedSHA256: @unchecked Sendable {
     func finalizeHex() -> String {
         queue.sync { sha.finalizeHex() }
     }
-
-    /// Returns once every buffer handed over so far has been hashed.
-    func drain() { queue.sync {} }
 }
 
 /// A buffer handed to the hashing queue; the slot semaphore keeps it alive and unchanged.

@@ -44,7 +44,10 @@ extension Instance {
             // A parsed generation's payloads are unmasked in place: never parse it twice.
             let gen = (isLast && current != nil && from == LogFormat.headerSize) ? current!
                 : try LogReader.read(fs: fs, path: entry.path, from: from)
-            try checkLink(gen.header, previous: previous, expected: entry.gen, file: entry.path)
+            if let fault = LogChainFault.check(gen, expected: entry.gen, signature: parameters.logSignature,
+                                               previousCreation: previous?.creationTime, allowTornTail: isLast) {
+                throw fault.error(file: entry.path, given: false)
+            }
             previous = gen.header
             lastHeader = gen.header
             recoveryReport.generationsRead += 1
@@ -61,17 +64,14 @@ extension Instance {
                     recoveryReport.transactionsReplayed += 1
                 }
             }
+            // A bad end that is not the torn tail of the newest generation was refused above,
+            // before any of the generation was applied.
             switch gen.end {
             case .clean(let o):
                 endOffset = o
-            case .bad(let o, let reason, _):
-                if isLast && gen.endsInTornWrite {
-                    endOffset = o
-                    recoveryReport.tornTailCut = true
-                } else {
-                    throw JetError(.logReadVerifyFailure,
-                                   "log generation \(entry.path) is damaged at offset \(o): \(reason); recovery stopped without applying it. Restore from a backup")
-                }
+            case .bad(let o, _, _):
+                endOffset = o
+                recoveryReport.tornTailCut = true
             }
         }
         guard let header = lastHeader else { return }
@@ -133,18 +133,6 @@ extension Instance {
                 try fs.rename(tmp, cur)
                 try fs.syncDirectory(path)
             }
-        }
-    }
-
-    private func checkLink(_ h: LogFormat.Header, previous: LogFormat.Header?, expected: UInt32, file: String) throws {
-        guard h.signature == parameters.logSignature else {
-            throw JetError(.badLogSignature, "log generation \(file) belongs to another instance (signature \(h.signature), expected \(parameters.logSignature)); move it out and restore from a backup")
-        }
-        guard h.generation == expected else {
-            throw JetError(.logReadVerifyFailure, "\(file) holds generation \(h.generation), its name says \(expected)")
-        }
-        if let p = previous, h.previousCreationTime != p.creationTime {
-            throw JetError(.givenLogFileIsNotContiguous, "log generation \(file) does not follow generation \(p.generation) (creation times do not link); restore from a backup")
         }
     }
 
