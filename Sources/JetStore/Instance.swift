@@ -207,7 +207,7 @@ public final class Instance: @unchecked Sendable {
                 events.log(.recoveryStart, "database header repaired from its shadow", [("database", .string(stem))], level: .warning)
             }
             if header.isBackupImage && !restoring {
-                throw JetError(.softRecoveryOnBackupDatabase, "\(p) is a backup image, not a live database; restore the backup set with 'jetbackup restore'")
+                throw JetError(.softRecoveryOnBackupDatabase, "\(p) is a backup image, not a live database; restore the backup set it belongs to instead")
             }
             guard header.logSignature == parameters.logSignature else {
                 throw JetError(.badLogSignature, "\(p) belongs to another instance (its log signature differs); move it out of \(path)")
@@ -234,7 +234,7 @@ public final class Instance: @unchecked Sendable {
 
     func database(named name: String) throws -> DatabaseFile {
         guard let id = byName[name], let db = databases[id] else {
-            throw JetError(.databaseNotFound, "no database '\(name)' in \(path); create it with 'jetbackup db create \(name)' (see 'jetbackup db list')")
+            throw JetError(.databaseNotFound, "no database '\(name)' in \(path)")
         }
         return db
     }
