@@ -6,8 +6,10 @@ import JetStore
 /// Memory: a fixed set of buffers, whatever the database size.
 struct DatabaseCopier {
     static let chunkBytes = 1 << 20
-    /// Chunk buffers: how far the hasher may lag behind the reader (memory: their total).
+    /// Chunk buffers: how far hashing and writing may lag behind the reader (memory: their total).
     static let buffers = 8
+    /// Writes in flight at once.
+    static let writers = 4
 
     /// The destination's file system.
     let fs: any FileSystem
@@ -26,13 +28,14 @@ struct DatabaseCopier {
         // written and hashed from there: what is verified is exactly what is written and
         // hashed, even while the engine writes the same pages. The buffers are page-aligned,
         // so the image goes to the device directly (no copy into the page cache); SHA-256 of
-        // one buffer runs on the other core while the next ones are read and verified.
-        let hasher = PipelinedSHA256(slots: Self.buffers)
-        out.pipelined = hasher
+        // one buffer runs on the other core, and several are written at once, while the
+        // next ones are read and verified.
+        let pipeline = ChunkPipeline(file: out.file, slots: Self.buffers, writers: Self.writers)
+        out.pipeline = pipeline
         let pagesPerChunk = max(1, Self.chunkBytes / ps)
         let buffers = (0..<Self.buffers).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: pagesPerChunk * ps, alignment: 4096) }
         defer {
-            _ = hasher.finalizeHex()
+            pipeline.drain()
             for b in buffers { b.deallocate() }
         }
         var offset: Int64 = 0
@@ -42,7 +45,7 @@ struct DatabaseCopier {
                 let slot = chunk % buffers.count
                 chunk += 1
                 let buffer = buffers[slot]
-                hasher.wait(slot: slot)
+                try pipeline.wait(slot: slot)
                 let got = try session.readDatabase(database.name, at: offset, into: buffer)
                 if got == 0 { break }
                 try out.append(UnsafeRawBufferPointer(rebasing: buffer[0..<got]), slot: slot)
