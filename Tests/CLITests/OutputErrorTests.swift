@@ -148,6 +148,7 @@ import Testing
         // Fed back, line by line, into another database: the same bytes.
         for line in lines {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 2 else { continue }
             let r = try Binary.run(["put", "copy", f[0], f[1].isEmpty ? "-" : f[1], "--escaped", "-i", i], stdin: "")
             #expect(r.status == 0, "\(line): \(r.stderr)")
         }
