@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import JetBackup
 
 /// The root command: lists the subcommands. Each subcommand parses, calls the library and
@@ -37,8 +38,22 @@ public struct JetBackupCommand: ParsableCommand {
         return a
     }
 
-    /// Entry point of the executable.
+    /// Entry point of the executable. ArgumentParser's `main`, except that its messages (help,
+    /// version, usage errors) are written with the checked writes of `CLI`: `--help > /dev/full`
+    /// fails as every other command does instead of exiting 0.
     public static func start() {
-        main(normalize(Array(CommandLine.arguments.dropFirst())))
+        do {
+            var command = try parseAsRoot(normalize(Array(CommandLine.arguments.dropFirst())))
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            let text = fullMessage(for: error)
+            if code == .success {
+                try? CLI.run(json: false) { if !text.isEmpty { CLI.out(text) } }
+            } else if !text.isEmpty {
+                CLI.err(text)
+            }
+            Foundation.exit(code.rawValue)
+        }
     }
 }

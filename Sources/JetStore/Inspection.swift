@@ -19,6 +19,10 @@ public enum Inspection {
         public var problem: String?
         public var neededForRecovery: Bool
         public var coveredByBackup: Bool
+        /// No file holds this generation (and, with `missingThrough`, the ones after it up to
+        /// that one), though older and newer generations are kept.
+        public var missing = false
+        public var missingThrough: UInt32?
     }
 
     public struct CheckReport: Sendable {
@@ -27,6 +31,7 @@ public enum Inspection {
         public var pagesUninitialized = 0
         public var generationsChecked = 0
         public var generationsBad = 0
+        public var generationsMissing = 0
         public var recordsChecked = 0
         public var problems: [JetError] = []
         public var ok: Bool { problems.isEmpty }
@@ -61,7 +66,10 @@ public enum Inspection {
         try CheckpointFile.read(fs: fs, path: FilePaths.join(path, FileNames.checkpoint)).0
     }
 
-    /// Every generation file in the instance, oldest first, each verified.
+    /// Every generation file in the instance, oldest first, each verified; and an entry for
+    /// each run of generations missing between the oldest and the newest kept. Logs are only
+    /// ever deleted oldest first (truncation, circular logging), so a hole is damage: recovery
+    /// or the next incremental backup needs what was there.
     public static func generations(_ path: String, fs: any FileSystem, parameters: InstanceParameters) throws -> [GenerationInfo] {
         let cp = try? checkpoint(path, fs: fs)
         let dbs = (try? databases(path, fs: fs)) ?? []
@@ -101,6 +109,18 @@ public enum Inspection {
             info.neededForRecovery = cp.map { info.generation >= $0.position.generation } ?? true
             info.coveredByBackup = covered.contains { $0.contains(info.generation) } && named != nil
             out.append(info)
+        }
+        // Only generations whose number is certain: a file's name, or the current log's header.
+        let present = Set(out.compactMap { g -> UInt32? in
+            g.file == FileNames.currentLog ? (g.problem == nil && g.generation > 0 ? g.generation : nil) : FileNames.parseArchivedLog(g.file)
+        }).sorted()
+        for (a, b) in zip(present, present.dropFirst()) where b > a + 1 {
+            let first = a + 1, last = b - 1
+            out.append(GenerationInfo(generation: first, file: FileNames.archivedLog(first), size: 0, created: 0, checksumOK: false,
+                                      problem: first == last ? "missing" : "missing, and the generations after it through \(last)",
+                                      neededForRecovery: cp.map { last >= $0.position.generation } ?? true,
+                                      coveredByBackup: covered.contains { $0.contains(first) && $0.contains(last) },
+                                      missing: true, missingThrough: first == last ? nil : last))
         }
         return out.sorted { $0.generation < $1.generation }
     }
@@ -144,6 +164,17 @@ public enum Inspection {
             }
         }
         for g in try generations(path, fs: fs, parameters: parameters) {
+            if g.missing {
+                let last = g.missingThrough ?? g.generation
+                r.generationsMissing += Int(last - g.generation + 1)
+                let which = last == g.generation ? "log generation \(g.generation) (\(FilePaths.join(path, g.file))) is missing"
+                    : "log generations \(g.generation)-\(last) (\(FilePaths.join(path, g.file)) to \(FileNames.archivedLog(last))) are missing"
+                let it = last == g.generation ? "it" : "them"
+                let need = g.neededForRecovery ? "crash recovery needs \(it): put \(it) back, or restore the instance from a backup"
+                    : "the next incremental backup needs \(it): put \(it) back, or take a new full backup"
+                r.problems.append(JetError(.missingLogFile, "\(which) between the generations kept; \(need)"))
+                continue
+            }
             r.generationsChecked += 1
             if !g.checksumOK {
                 r.generationsBad += 1

@@ -105,18 +105,30 @@ public final class Instance: @unchecked Sendable {
         return try InstanceParameters.load(fs: fs, path: FilePaths.join(path, FileNames.parameters))
     }
 
+    /// Throws unless `path` is an instance. The messages say what `path` is; the tool above adds
+    /// how to make one, which the engine does not know.
     static func checkIsInstance(_ path: String, fs: any FileSystem) throws {
+        // `exists` cannot tell "not there" from "not allowed to look": another user's 0700
+        // instance would read as "no instance.json". Listing can, and opening lists anyway.
+        do {
+            _ = try fs.list(path)
+        } catch let e as JetError where e.code == .permissionDenied {
+            throw JetError(.permissionDenied, "permission denied on \(path): the instance belongs to another user or its mode does not let you read it; run as its owner, or change its permissions")
+        } catch {
+            // Not there or not a directory: said below.
+        }
         guard fs.isDirectory(path) else {
-            throw JetError(.fileNotFound, "\(path) is not an instance directory (it does not exist); create one with 'jetbackup init \(path)'")
+            if fs.exists(path) { throw JetError(.fileNotFound, "\(path) is not an instance (it is not a directory)") }
+            throw JetError(.fileNotFound, "\(path) is not an instance directory (it does not exist)")
         }
         if fs.exists(FilePaths.join(path, "MANIFEST.json")) || fs.isDirectory(FilePaths.join(path, "new")) && fs.exists(FilePaths.join(path, "new/MANIFEST.json")) {
-            throw JetError(.softRecoveryOnBackupDatabase, "\(path) is a backup set, not an instance; restore it with 'jetbackup restore \(path) --to NEWDIR'")
+            throw JetError(.softRecoveryOnBackupDatabase, "\(path) is a backup set, not an instance; restore it into a new directory")
         }
         if fs.exists(FilePaths.join(path, FileNames.restoreMarker)) && !fs.exists(FilePaths.join(path, FileNames.parameters)) {
             throw JetError(.restoreInProgress, "a restore into \(path) is running or was interrupted; wait for it, or remove \(path) and restore again")
         }
         guard fs.exists(FilePaths.join(path, FileNames.parameters)) else {
-            throw JetError(.fileNotFound, "\(path) is not an instance (no \(FileNames.parameters)); create one with 'jetbackup init \(path)' or pass -i PATH")
+            throw JetError(.fileNotFound, "\(path) is not an instance (no \(FileNames.parameters))")
         }
     }
 

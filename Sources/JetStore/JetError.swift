@@ -27,6 +27,8 @@ public struct JetError: Error, CustomStringConvertible, Sendable, Equatable {
         case fileNotFound = -1811
         /// The instance is locked by another process (message names pid and command).
         case fileAccessDenied = -1032
+        /// The user may not read or write a file or directory (EACCES, EPERM): another user's instance.
+        case permissionDenied = -1809
         /// A bad argument value.
         case invalidParameter = -1003
         /// `--snapshot`; `--atomic` with `--incremental`.
@@ -89,6 +91,7 @@ public struct JetError: Error, CustomStringConvertible, Sendable, Equatable {
             case .invalidDatabase: "JET_errInvalidDatabase"
             case .fileNotFound: "JET_errFileNotFound"
             case .fileAccessDenied: "JET_errFileAccessDenied"
+            case .permissionDenied: "JET_errPermissionDenied"
             case .invalidParameter: "JET_errInvalidParameter"
             case .invalidGrbit: "JET_errInvalidGrbit"
             case .invalidPath: "JET_errInvalidPath"
@@ -131,6 +134,7 @@ public struct JetError: Error, CustomStringConvertible, Sendable, Equatable {
             case .diskFull, .diskIO, .instanceUnavailable, .logWriteFail: 74
             case .fileNotFound, .databaseNotFound: 66
             case .recordNotFound: 1
+            case .permissionDenied: 77
             }
         }
     }

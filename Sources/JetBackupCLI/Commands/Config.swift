@@ -14,10 +14,11 @@ struct Config: ParsableCommand {
     func run() throws {
         try CLI.run(json: output.json) {
             let p: InstanceParameters
-            if let key, let value {
-                p = try Instance.configure(at: instance.path, owner: CLI.owner) { try $0.set(key, value) }
-            } else {
-                p = try Instance.readParameters(at: instance.path)
+            p = try CLI.onInstance(instance.path) {
+                if let key, let value {
+                    return try Instance.configure(at: instance.path, owner: CLI.owner) { try $0.set(key, value) }
+                }
+                return try Instance.readParameters(at: instance.path)
             }
             if let key {
                 guard let v = p.value(of: key) else {

@@ -3,7 +3,7 @@ import JetStore
 
 struct Events: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The instance's event log (JSON lines).")
-    @Option(help: "The last N events.") var limit: Int = 50
+    @Option(parsing: .unconditional, help: "The last N events.") var limit: Int = 50
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption
 
@@ -12,7 +12,7 @@ struct Events: ParsableCommand {
     func run() throws {
         try CLI.run(json: output.json) {
             let path = instance.path
-            let lines = try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: CLI.owner) { _ in
+            let lines = try CLI.withLockedInstance(path) { _ in
                 try EventLog(fs: PosixFileSystem(), path: FilePaths.join(path, FileNames.events)).lines(limit: limit)
             }
             if output.json {

@@ -20,7 +20,7 @@ struct Info: ParsableCommand {
     func run() throws {
         try CLI.run(json: output.json) {
             let path = instance.path
-            let (p, cp, dbs) = try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: CLI.owner) { p in
+            let (p, cp, dbs) = try CLI.withLockedInstance(path) { p in
                 (p, p.loggingEnabled ? try? Inspection.checkpoint(path, fs: PosixFileSystem()) : nil,
                  try Inspection.databases(path, fs: PosixFileSystem()))
             }

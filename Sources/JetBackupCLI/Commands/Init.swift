@@ -8,9 +8,10 @@ struct Init: ParsableCommand {
     var path: String?
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption
-    @Option(help: "Database page size: 4KiB, 8KiB, 16KiB or 32KiB [JET_paramDatabasePageSize].")
+    // `.unconditional`: `--log-file-size -1` is a value to refuse, not a missing one.
+    @Option(parsing: .unconditional, help: "Database page size: 4KiB, 8KiB, 16KiB or 32KiB [JET_paramDatabasePageSize].")
     var pageSize: Size?
-    @Option(help: "Size of each log generation, default 1MiB [JET_paramLogFileSize].")
+    @Option(parsing: .unconditional, help: "Size of each log generation, default 1MiB [JET_paramLogFileSize].")
     var logFileSize: Size?
     @Flag(help: "Delete log generations older than the checkpoint [JET_paramCircularLog].")
     var circularLogging = false

@@ -6,11 +6,12 @@ import JetStore
 struct Load: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Workload generator: write N deterministic records in batches, generating logs.")
     @Argument(help: "Database (created if missing).") var db: String
-    @Option(help: "Records to write.") var records: Int
-    @Option(help: "Bytes per value.") var valueSize: Int = 100
-    @Option(help: "Records per commit.") var batch: Int = 1000
-    @Option(help: "Fraction of records that update an existing key (0 to 1).") var updateRatio: Double = 0
-    @Option(help: "Seed of the record sequence.") var seed: UInt64 = 1
+    // `.unconditional`: `--records -5` is a number for validate() to refuse with its range, not a flag.
+    @Option(parsing: .unconditional, help: "Records to write.") var records: Int
+    @Option(parsing: .unconditional, help: "Bytes per value.") var valueSize: Int = 100
+    @Option(parsing: .unconditional, help: "Records per commit.") var batch: Int = 1000
+    @Option(parsing: .unconditional, help: "Fraction of records that update an existing key (0 to 1).") var updateRatio: Double = 0
+    @Option(parsing: .unconditional, help: "Seed of the record sequence.") var seed: UInt64 = 1
     @Option(help: "Progress: auto (a bar on a terminal), bar, none, or commits (a line per durable commit on stdout).")
     var progress: String = "auto"
     @OptionGroup var instance: InstanceOptions
@@ -32,7 +33,7 @@ struct Load: ParsableCommand {
             let s = try CLI.withInstance(instance.path) { inst -> LoadGenerator.Summary in
                 if !inst.databaseNames.contains(db) { try inst.createDatabase(db) }
                 return try gen.run(inst, database: db, count: records, batch: batch) { done in
-                    if progress == "commits" { CLI.out("committed \(done)") }
+                    if progress == "commits" { CLI.out("committed \(done)"); try CLI.checkOutput() }
                     if showBar { bar.draw(done: done, total: records, detail: "\(done) records") }
                 }
             }

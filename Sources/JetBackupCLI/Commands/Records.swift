@@ -3,7 +3,9 @@ import Foundation
 import JetStore
 
 struct Put: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Insert or replace a record (VALUE '-' reads stdin).")
+    static let configuration = CommandConfiguration(
+        abstract: "Insert or replace a record (VALUE '-' reads stdin).",
+        discussion: "KEY and VALUE are UTF-8 text, hex bytes with --hex, or scan's escaped form with --escaped (which any bytes round-trip through). VALUE '-' reads the value from stdin: raw bytes; with --hex or --escaped, that form, a trailing newline ignored.")
     @Argument var db: String
     @Argument var key: String
     @Argument var value: String
@@ -18,6 +20,10 @@ struct Put: ParsableCommand {
             if value == "-" {
                 v = try CLI.readStdin()
                 if hex.hex { v = try Hex.decode(String(decoding: v, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), "value") }
+                if hex.escaped {
+                    if v.last == 0x0A { v.removeLast() }
+                    v = try Escaped.decode(String(decoding: v, as: UTF8.self), "value")
+                }
             } else {
                 v = try hex.bytes(value, "value")
             }
@@ -30,7 +36,9 @@ struct Put: ParsableCommand {
 }
 
 struct Get: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a record's value (exit 1 if the key is absent).")
+    static let configuration = CommandConfiguration(
+        abstract: "Print a record's value (exit 1 if the key is absent).",
+        discussion: "The value's bytes as they are, then a newline; --hex prints hex, --escaped scan's escaped form. With --json, \"value\" is null and \"valueHex\" holds hex when the value is not valid UTF-8.")
     @Argument var db: String
     @Argument var key: String
     @OptionGroup var hex: HexOption
@@ -44,9 +52,9 @@ struct Get: ParsableCommand {
                 throw JetError(.recordNotFound, "no record with key '\(key)' in database \(db)")
             }
             if output.json {
-                CLI.out(JSONValue.object([("key", .string(key)), ("value", .string(hex.text(v)))]).serialized())
-            } else if hex.hex {
-                CLI.out(Hex.encode(v))
+                CLI.out(JSONValue.object([("key", .string(key))] + hex.json("value", v)).serialized())
+            } else if hex.hex || hex.escaped {
+                CLI.out(hex.line(v))
             } else {
                 CLI.outRaw(v + [0x0A])
             }
@@ -73,10 +81,14 @@ struct Delete: ParsableCommand {
 }
 
 struct Scan: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Records in key order: KEY<TAB>VALUE per line.")
+    static let configuration = CommandConfiguration(
+        abstract: "Records in key order: KEY<TAB>VALUE per line.",
+        discussion: """
+            Keys and values are printed escaped, so one line is one record and the text gives back the exact bytes: \\\\ for a backslash, \\t tab, \\n newline, \\r carriage return, \\xHH for other control bytes and for bytes that are not valid UTF-8; everything else is the UTF-8 text itself. put, get and delete take that form with --escaped. --hex prints hex instead. With --json, "key" and "value" are the exact text, or null with "keyHex"/"valueHex" when the bytes are not valid UTF-8.
+            """)
     @Argument var db: String
     @Option(help: "Only keys starting with this prefix.") var prefix: String?
-    @Option(help: "At most N records.") var limit: Int?
+    @Option(parsing: .unconditional, help: "At most N records.") var limit: Int?
     @OptionGroup var hex: HexOption
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption
@@ -94,9 +106,10 @@ struct Scan: ParsableCommand {
                 try inst.scan(db, prefix: p, limit: limit ?? .max) { k, v in
                     n += 1
                     if output.json {
-                        records.append(.object([("key", .string(hex.text(k))), ("value", .string(hex.text(v)))]))
+                        records.append(.object(hex.json("key", k) + hex.json("value", v)))
                     } else {
-                        CLI.outRaw(Array(hex.text(k).utf8) + [0x09] + Array(hex.text(v).utf8) + [0x0A])
+                        CLI.outRaw(Array(hex.line(k).utf8) + [0x09] + Array(hex.line(v).utf8) + [0x0A])
+                        try CLI.checkOutput()
                     }
                     return true
                 }

@@ -18,17 +18,102 @@ struct JSONOption: ParsableArguments {
     var json = false
 }
 
-/// Keys and values are UTF-8 text unless `--hex`.
+/// How keys and values are written on the command line and printed: UTF-8 text by default,
+/// hex bytes with `--hex`, or the escaped text form of `Escaped` with `--escaped`.
 struct HexOption: ParsableArguments {
     @Flag(name: .long, help: "Keys and values are hex bytes.")
     var hex = false
+    @Flag(name: .long, help: "Keys and values are in scan's escaped text form (\\\\ \\t \\n \\r \\xHH), so any bytes can be typed; get prints that form.")
+    var escaped = false
 
-    func bytes(_ s: String, _ what: String) throws -> [UInt8] {
-        guard hex else { return Array(s.utf8) }
-        return try Hex.decode(s, what)
+    func validate() throws {
+        if hex && escaped { throw ValidationError("--hex and --escaped exclude each other") }
     }
 
-    func text(_ b: [UInt8]) -> String { hex ? Hex.encode(b) : String(decoding: b, as: UTF8.self) }
+    func bytes(_ s: String, _ what: String) throws -> [UInt8] {
+        if hex { return try Hex.decode(s, what) }
+        if escaped { return try Escaped.decode(s, what) }
+        return Array(s.utf8)
+    }
+
+    /// The one-line text form `scan` prints: hex with `--hex`, else escaped (always: a raw tab
+    /// or newline in a key would split or merge records).
+    func line(_ b: [UInt8]) -> String { hex ? Hex.encode(b) : Escaped.encode(b) }
+
+    /// A key or value as JSON fields: `name` holds the exact text, or hex with `--hex`. Bytes
+    /// that are not valid UTF-8 have no exact JSON string: `name` is then null and `nameHex`
+    /// holds them, rather than a string with U+FFFD in place of the bytes.
+    func json(_ name: String, _ b: [UInt8]) -> [(String, JSONValue)] {
+        if hex { return [(name, .string(Hex.encode(b)))] }
+        if let s = String(validating: b, as: UTF8.self) { return [(name, .string(s))] }
+        return [(name, .null), (name + "Hex", .string(Hex.encode(b)))]
+    }
+}
+
+/// The escaped text form of keys and values (README "Keys and values as text"): valid UTF-8
+/// is written as it is, except `\` as `\\`, tab `\t`, newline `\n`, carriage return `\r`;
+/// every other control byte (0x00-0x1F, 0x7F) and every byte that is not part of valid UTF-8
+/// as `\xHH`. One record is one line, and `decode` gives back exactly the bytes.
+enum Escaped {
+    static func encode(_ b: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(b.count)
+        func byte(_ x: UInt8) { out += [0x5C, 0x78, digits[Int(x >> 4)], digits[Int(x & 15)]] }
+        var parser = Unicode.UTF8.ForwardParser()
+        var it = b.makeIterator()
+        var i = 0
+        while true {
+            switch parser.parseScalar(from: &it) {
+            case .valid(let scalar):
+                let n = scalar.count
+                if n == 1 {
+                    let c = b[i]
+                    switch c {
+                    case 0x5C: out += [0x5C, 0x5C]
+                    case 0x09: out += [0x5C, 0x74]
+                    case 0x0A: out += [0x5C, 0x6E]
+                    case 0x0D: out += [0x5C, 0x72]
+                    case 0..<0x20, 0x7F: byte(c)
+                    default: out.append(c)
+                    }
+                } else {
+                    out += b[i..<(i + n)]
+                }
+                i += n
+            case .error(let n):
+                for x in b[i..<(i + n)] { byte(x) }
+                i += n
+            case .emptyInput:
+                return String(decoding: out, as: UTF8.self)
+            }
+        }
+    }
+
+    static func decode(_ s: String, _ what: String) throws -> [UInt8] {
+        let u = Array(s.utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(u.count)
+        var i = 0
+        while i < u.count {
+            guard u[i] == 0x5C else { out.append(u[i]); i += 1; continue }
+            guard i + 1 < u.count else { throw JetError(.invalidParameter, "\(what) '\(s)' ends in a lone backslash; write \\\\ for a backslash") }
+            switch u[i + 1] {
+            case 0x5C: out.append(0x5C); i += 2
+            case 0x74: out.append(0x09); i += 2
+            case 0x6E: out.append(0x0A); i += 2
+            case 0x72: out.append(0x0D); i += 2
+            case 0x78:
+                guard i + 3 < u.count, let b = try? Hex.decode(String(decoding: u[(i + 2)...(i + 3)], as: UTF8.self), what) else {
+                    throw JetError(.invalidParameter, "\(what) '\(s)' has \\x without two hex digits")
+                }
+                out += b; i += 4
+            default:
+                throw JetError(.invalidParameter, "\(what) '\(s)' has an unknown escape '\\\(Character(Unicode.Scalar(u[i + 1])))'; known: \\\\ \\t \\n \\r \\xHH")
+            }
+        }
+        return out
+    }
 }
 
 enum Hex {

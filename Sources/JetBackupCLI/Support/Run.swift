@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
 import JetStore
+import Synchronization
 
-/// Runs a command body: JetError becomes the SPEC 5 message on stderr (or JSON on stdout
-/// with `--json`) and the exit status of its table. Nothing else decides an exit code.
+/// Runs a command body: JetError becomes the message on stderr (and JSON on stdout with
+/// `--json`) and the exit status of the README's table; so does a failed write to standard
+/// output. Nothing else decides an exit code.
 enum CLI {
     static var owner: String {
         let args = CommandLine.arguments.dropFirst().prefix(3).joined(separator: " ")
@@ -13,9 +15,15 @@ enum CLI {
     static func run(json: Bool, _ body: () throws -> Void) throws {
         do {
             try body()
+            try finishOutput()
+        } catch let e as OutputFailure {
+            failOutput(e, json: json)
         } catch let e as JetError {
             fail(e, json: json)
         } catch let e as ExitCode {
+            // The command chose its status (check: 65 for damage); that outranks a lost report,
+            // which still gets its message.
+            if let f = Output.failure, f.errno != EPIPE { err("jetbackup: \(f.error.code.name) (\(f.error.code.rawValue)): \(f.error.message)") }
             throw e
         } catch let e as CleanExit {
             throw e
@@ -34,10 +42,48 @@ enum CLI {
         exit(e.code.exitCode)
     }
 
-    static func out(_ s: String) { write(1, Array((s + "\n").utf8)) }
+    /// Standard output failed. A reader that went away (EPIPE: `| head -1`) ends us quietly as it
+    /// ends `cat`: killed by SIGPIPE (status 141 in the shell), whatever disposition we inherited
+    /// — not 0, because the output was not all delivered, and not an error message, because
+    /// nothing went wrong on our side. Anything else (a full disk, an I/O error) is a failed
+    /// command with its message on stderr (README "Exit status and errors").
+    static func failOutput(_ f: OutputFailure, json: Bool) -> Never {
+        if f.errno == EPIPE {
+            var set = sigset_t()
+            sigemptyset(&set)
+            sigaddset(&set, SIGPIPE)
+            pthread_sigmask(SIG_UNBLOCK, &set, nil)
+            signal(SIGPIPE, SIG_DFL)
+            raise(SIGPIPE)
+            exit(128 + SIGPIPE)
+        }
+        fail(f.error, json: json)
+    }
 
-    static func outRaw(_ b: [UInt8]) { write(1, b) }
+    /// Flushes what stdio may hold and throws the first failed write to standard output.
+    static func finishOutput() throws {
+        if fflush(nil) != 0 { Output.record(errno) }
+        if let f = Output.failure { throw f }
+    }
 
+    /// Throws once a write to standard output has failed, so a command that prints as it goes
+    /// (`scan`, `load --progress commits`) stops at once instead of working for nobody.
+    static func checkOutput() throws {
+        if let f = Output.failure { throw f }
+    }
+
+    /// A line on standard output. A failed write is recorded, not ignored: `run` turns it into
+    /// the command's failure, and nothing more is written after it (a later line would leave a
+    /// hole in the output that looks like a complete one).
+    static func out(_ s: String) { outRaw(Array((s + "\n").utf8)) }
+
+    static func outRaw(_ b: [UInt8]) {
+        guard Output.failure == nil else { return }
+        if let e = write(1, b) { Output.record(e) }
+    }
+
+    /// A line on standard error. Its failure is ignored: there is nowhere left to report it,
+    /// and the exit status still says what happened.
     static func err(_ s: String) { write(2, Array((s + "\n").utf8)) }
 
     /// All of standard input (`put DB KEY -`); a read error is JET_errDiskIO, not a trap.
@@ -53,16 +99,27 @@ enum CLI {
         }
     }
 
-    /// Writes to a standard stream with write(2), retrying short writes and EINTR. A failing
-    /// stdout or stderr (closed pipe, full disk) must not turn into a trap: Foundation's
-    /// FileHandle traps on write errors, so it is not used for output.
-    static func write(_ fd: Int32, _ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { p in
+    /// Writes to a standard stream with write(2), retrying short writes, EINTR and EAGAIN (a
+    /// non-blocking descriptor we inherited); returns the errno of a failure, nil when all went
+    /// out. Foundation's FileHandle traps on write errors, so it is not used for output.
+    @discardableResult
+    static func write(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
+        bytes.withUnsafeBytes { p -> Int32? in
             var done = 0
             while done < p.count {
                 let n = Glibc.write(fd, p.baseAddress! + done, p.count - done)
-                if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { return }
+                if n > 0 { done += n; continue }
+                if n == 0 { return EIO }
+                let e = errno
+                if e == EINTR { continue }
+                if e == EAGAIN || e == EWOULDBLOCK {
+                    var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&pfd, 1, -1)
+                    continue
+                }
+                return e
             }
+            return nil
         }
     }
 
@@ -70,9 +127,34 @@ enum CLI {
 
     static var stderrIsTerminal: Bool { isatty(2) == 1 }
 
+    /// Runs `body` on the instance at `path`. When it fails because `path` is no instance, the
+    /// error gains the hint the engine cannot give: which command makes one, or restores a set.
+    static func onInstance<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as JetError {
+            let fs = PosixFileSystem()
+            switch e.code {
+            case .fileNotFound where fs.isDirectory(path) && !fs.exists(FilePaths.join(path, FileNames.parameters)):
+                throw JetError(e.code, "\(e.message); create one with 'jetbackup init \(path)' or pass -i PATH")
+            case .fileNotFound where !fs.exists(path):
+                throw JetError(e.code, "\(e.message); create one with 'jetbackup init \(path)'")
+            case .softRecoveryOnBackupDatabase where !fs.exists(FilePaths.join(path, FileNames.parameters)):
+                throw JetError(e.code, "\(e.message): 'jetbackup restore \(path) --to NEWDIR'")
+            default:
+                throw e
+            }
+        }
+    }
+
+    /// `Inspection.withLockedInstance` for the commands that read the files directly.
+    static func withLockedInstance<T>(_ path: String, _ body: (InstanceParameters) throws -> T) throws -> T {
+        try onInstance(path) { try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: owner, body) }
+    }
+
     /// Opens the instance for a command; closes it after `body` (clean shutdown).
     static func withInstance<T>(_ path: String, mode: Instance.AccessMode = .readWrite, _ body: (Instance) throws -> T) throws -> T {
-        let inst = try Instance.open(at: path, mode: mode, owner: owner)
+        let inst = try onInstance(path) { try Instance.open(at: path, mode: mode, owner: owner) }
         let r: T
         do {
             r = try body(inst)
@@ -101,6 +183,35 @@ enum CLI {
     }
 
     static func time(_ us: UInt64) -> String { us == 0 ? "-" : Clock.rfc3339(microseconds: us) }
+}
+
+/// The first failed write to standard output (an errno), kept for `CLI.run`.
+enum Output {
+    private static let firstErrno = Atomic<Int32>(0)
+
+    static func record(_ e: Int32) {
+        _ = firstErrno.compareExchange(expected: 0, desired: e == 0 ? EIO : e, ordering: .relaxed)
+    }
+
+    static var failure: OutputFailure? {
+        let e = firstErrno.load(ordering: .relaxed)
+        return e == 0 ? nil : OutputFailure(errno: e)
+    }
+}
+
+/// Standard output could not be written: ENOSPC is JET_errDiskFull, EPIPE a reader that went
+/// away, anything else JET_errDiskIO.
+struct OutputFailure: Error {
+    let errno: Int32
+
+    var error: JetError {
+        switch errno {
+        case ENOSPC, EDQUOT:
+            JetError(.diskFull, "could not write to standard output: no space left on device; free space and run the command again")
+        default:
+            JetError(.diskIO, "could not write to standard output: \(String(cString: strerror(errno))) (errno \(errno))")
+        }
+    }
 }
 
 /// A one-line progress bar on stderr (only when stderr is a terminal).

@@ -7,14 +7,17 @@ import Darwin
 #endif
 import SystemPackage
 
-/// Maps an errno to the ESE error SPEC 5 asks for: no space is `JET_errDiskFull`,
-/// anything else `JET_errDiskIO`; the message names the operation and the path.
+/// Maps an errno to the ESE error SPEC 5 asks for: no space is `JET_errDiskFull`, no access
+/// `JET_errPermissionDenied`, anything else `JET_errDiskIO`; the message names the operation
+/// and the path.
 func ioError(_ errno: Errno, _ operation: String, _ path: String) -> JetError {
     switch errno {
     case .noSpace, .diskQuotaExceeded:
         return JetError(.diskFull, "no space left on device while trying to \(operation) \(path); free space and try again")
     case .noSuchFileOrDirectory:
         return JetError(.fileNotFound, "\(path) does not exist (\(operation))")
+    case .permissionDenied, .notPermitted:
+        return JetError(.permissionDenied, "permission denied while trying to \(operation) \(path): it belongs to another user or its mode forbids it; run as its owner or change its permissions")
     default:
         return JetError(.diskIO, "I/O error while trying to \(operation) \(path): \(errno.description)")
     }
@@ -224,6 +227,11 @@ public struct PosixFileSystem: FileSystem {
         _ = try valueOrErrno("fsync directory", path) { fsync(fd) }
     }
 
+    /// Bytes of the owner record in `LOCK`: always written whole, so the file never reads empty
+    /// once any holder has written it (truncating first, then writing, left a moment in which
+    /// another process read an empty file and could only say "unknown").
+    static let ownerRecordSize = 512
+
     public func lock(_ path: String, owner: String) throws -> any FileLock {
         let fdRaw = try valueOrErrno("open lock file", path) {
             Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -231,22 +239,41 @@ public struct PosixFileSystem: FileSystem {
         let file = PosixFile(path: path, fd: FileDescriptor(rawValue: fdRaw))
         if flock(fdRaw, LOCK_EX | LOCK_NB) != 0 {
             let e = Errno(rawValue: errno)
-            var holder = [UInt8](repeating: 0, count: 512)
+            var holder = [UInt8](repeating: 0, count: Self.ownerRecordSize)
             let n = (try? holder.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }) ?? 0
             file.close()
             if e == .wouldBlock {
-                let who = String(decoding: holder[..<n], as: UTF8.self)
-                    .trimmingWhitespace()
-                throw JetError(.fileAccessDenied,
-                               "instance is in use by another process (\(who.isEmpty ? "unknown" : who)); wait for it to finish or stop it")
+                throw JetError(.fileAccessDenied, "instance is in use by another process (\(Self.describeHolder(holder[..<n]))); wait for it to finish or stop it")
             }
             throw ioError(e, "lock", path)
         }
-        // The lock is the flock; the content only names the owner for others' messages.
-        let text = Array(owner.utf8)
-        try file.truncate(to: 0)
-        try text.withUnsafeBytes { try file.write(at: 0, $0) }
+        // The lock is the flock; the content only names the owner for others' messages: our pid
+        // on the first line (so a reader can tell a name left by an exited holder), then `owner`,
+        // padded to the fixed size and written in one piece over the previous holder's record.
+        var record = Array("\(getpid())\n\(owner)".utf8.prefix(Self.ownerRecordSize - 1))
+        record += [UInt8](repeating: 0x20, count: Self.ownerRecordSize - 1 - record.count) + [0x0A]
+        do {
+            try record.withUnsafeBytes { try file.write(at: 0, $0) }
+            try file.truncate(to: Int64(Self.ownerRecordSize))
+        } catch {
+            _ = flock(fdRaw, LOCK_UN)
+            file.close()
+            throw error
+        }
         return PosixFileLock(file: file)
+    }
+
+    /// What a refused locker can say about the holder: its name, unless the record is empty (the
+    /// holder took the lock an instant ago and has not written it yet) or was left by a process
+    /// that has exited (the same instant, after an earlier holder).
+    static func describeHolder(_ bytes: ArraySlice<UInt8>) -> String {
+        let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
+        let justTaken = "it has just taken the lock and not yet written its name"
+        guard !text.isEmpty else { return justTaken }
+        let lines = text.split(separator: "\n", maxSplits: 1)
+        guard let pid = Int32(lines[0]), pid > 0 else { return text }
+        if kill(pid, 0) != 0 && errno == ESRCH { return justTaken }
+        return lines.count > 1 ? String(lines[1]).trimmingWhitespace() : "pid \(pid)"
     }
 }
 
