@@ -32,7 +32,8 @@ enum CLI {
         }
     }
 
-    static func fail(_ e: JetError, json: Bool) -> Never {
+    static func fail(_ error: JetError, json: Bool) -> Never {
+        let e = Hints.add(to: error)
         if json {
             out(JSONValue.object([("result", .string("error")), ("error", .string(e.code.name)),
                                   ("code", .int(Int64(e.code.rawValue))), ("message", .string(e.message))]).serialized())
