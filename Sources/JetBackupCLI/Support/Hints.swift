@@ -22,7 +22,8 @@ enum Hints {
             return " (--incremental extends the set in it, --atomic replaces it)"
         case .backupDirectoryNotEmpty where m.contains("set of another instance"):
             return " (--replace-foreign)"
-        case .databaseCorrupted, .readVerifyFailure where m.contains("check the instance's pages"):
+        case .databaseCorrupted where m.contains("check the instance's pages"),
+             .readVerifyFailure where m.contains("check the instance's pages"):
             return "; 'jetbackup check' lists every damaged page and log"
         case .invalidParameter where m.contains("fixed when the instance is created"):
             return " ('jetbackup init NEWDIR --…')"
