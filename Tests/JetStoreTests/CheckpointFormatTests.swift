@@ -75,8 +75,8 @@ import Testing
         #expect(fs.contents(Self.path) == Self.checkpoint(6).encodeCopy() + Self.checkpoint(6).encodeCopy())
     }
 
-    /// A write stopped between its two fsyncs leaves copy A newer than copy B; an older file
-    /// format or a hand copy may hold them the other way round. The higher sequence wins.
+    /// A write stopped between its two fsyncs leaves copy A newer than copy B. The reader does
+    /// not lean on that order: whichever valid copy has the higher sequence wins.
     @Test(arguments: [(UInt64(9), UInt64(8)), (8, 9), (1, .max)])
     func checkpointPicksNewestValidCopy(a: UInt64, b: UInt64) throws {
         let fs = Self.fs(Self.checkpoint(a).encodeCopy() + Self.checkpoint(b).encodeCopy())

@@ -19,6 +19,10 @@ import Testing
         return page
     }
 
+    static func malformed(at place: String) -> JetError {
+        JetError(.logReadVerifyFailure, "log record at \(place) has a valid checksum but a malformed body; the log is damaged: restore from a backup")
+    }
+
     static func decode(_ payload: [UInt8], where place: String = "edb00000003.log offset 4096") throws -> [LogOperation] {
         try payload.withUnsafeBytes { try LogOperation.decode($0, where: place) }
     }
@@ -105,8 +109,7 @@ import Testing
                 let ops = try Self.decode(cut)
                 Issue.record("a payload cut at \(n) of \(payload.count) decoded to \(ops.count) operations")
             } catch let e as JetError {
-                #expect(e.code == .logReadVerifyFailure)
-                #expect(e.message == "log record at edb00000003.log offset 4096 has a valid checksum but a malformed body; the log is damaged: restore from a backup")
+                #expect(e == Self.malformed(at: "edb00000003.log offset 4096"))
                 refused += 1
             }
         }
@@ -116,7 +119,7 @@ import Testing
     @Test(arguments: [UInt8(0), 4, 0x80, 255]) func unknownOperationTagIsRejected(tag: UInt8) {
         var b = LogPayloadBuilder()
         b.createDatabase(dbid: 1, pageSize: 4096, signature: Self.signature, name: "a")
-        #expect(throws: JetError(.logReadVerifyFailure, "log record at here has a valid checksum but a malformed body; the log is damaged: restore from a backup")) {
+        #expect(throws: Self.malformed(at: "here")) {
             try Self.decode(b.w.bytes + [tag], where: "here")
         }
     }
@@ -125,6 +128,8 @@ import Testing
     @Test func lengthPastTheEndOfThePayloadIsRejected() {
         var w = ByteWriter()
         w.u8(LogOperation.imageTag); w.u16(1); w.u32(2); w.u16(0); w.u16(0); w.u32(.max)
-        #expect(throws: JetError.self) { try Self.decode(w.bytes + [1, 2, 3]) }
+        #expect(throws: Self.malformed(at: "there")) {
+            try Self.decode(w.bytes + [1, 2, 3], where: "there")
+        }
     }
 }
