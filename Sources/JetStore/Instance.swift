@@ -205,9 +205,8 @@ public final class Instance: @unchecked Sendable {
     }
 
     private func attachDatabases(restoring: Bool) throws {
-        for name in try fs.list(path) where name.hasSuffix(FileNames.databaseExtension) {
-            let stem = String(name.dropLast(FileNames.databaseExtension.count))
-            guard FileNames.isValidDatabaseName(stem) else { continue }
+        for name in try fs.list(path) {
+            guard let stem = FileNames.parseDatabase(name) else { continue }
             let p = file(name)
             if fs.isSymlink(p) {
                 throw JetError(.invalidDatabase, "\(p) is a symbolic link; an instance's databases must be plain files")

@@ -34,6 +34,13 @@ public enum FileNames {
 
     public static func database(_ name: String) -> String { name + databaseExtension }
 
+    /// The database named by `<name>.edb`, or nil when the file is not one an instance attaches.
+    public static func parseDatabase(_ fileName: String) -> String? {
+        guard fileName.hasSuffix(databaseExtension) else { return nil }
+        let stem = String(fileName.dropLast(databaseExtension.count))
+        return isValidDatabaseName(stem) ? stem : nil
+    }
+
     /// Database names: 1–64 characters of letters, digits, `_` and `-`, so the file name is
     /// plain (no `/`, no `..`) everywhere it is used.
     public static func isValidDatabaseName(_ name: String) -> Bool {
