@@ -7,7 +7,7 @@ import Darwin
 #endif
 import SystemPackage
 
-/// Maps an errno to the ESE error SPEC 5 asks for: no space is `JET_errDiskFull`, no access
+/// Maps an errno to the ESE error the README's error table gives: no space is `JET_errDiskFull`, no access
 /// `JET_errPermissionDenied`, anything else `JET_errDiskIO`; the message names the operation
 /// and the path.
 func ioError(_ errno: Errno, _ operation: String, _ path: String) -> JetError {
