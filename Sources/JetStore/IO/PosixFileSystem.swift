@@ -224,6 +224,10 @@ public struct PosixFileSystem: FileSystem {
         _ = try valueOrErrno("fsync directory", path) { fsync(fd) }
     }
 
+    public func isWritable(_ path: String) -> Bool {
+        isDirectory(path) && access(path, W_OK | X_OK) == 0
+    }
+
     public func lock(_ path: String, owner: String) throws -> any FileLock {
         let fdRaw = try valueOrErrno("open lock file", path) {
             Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
