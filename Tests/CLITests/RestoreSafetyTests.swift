@@ -34,10 +34,11 @@ import Testing
         var bad = 0, inProgress = 0, notEmpty = 0
         for round in 0..<n {
             let target = t.path("t\(round)")
-            if round % 2 == 1 { try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false) }
+            if round % 4 >= 2 { try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false) }
             let errA = Pipe(), errB = Pipe()
             let a = try Binary.start(["restore", set, "--to", target], stderr: errA)
-            usleep(UInt32.random(in: 0...50_000, using: &rng))
+            // Half the rounds within 3 ms: both processes check TARGET at nearly the same time.
+            usleep(UInt32.random(in: 0...(round % 2 == 0 ? 3_000 : 50_000), using: &rng))
             let b = try Binary.start(["restore", set, "--to", target], stderr: errB)
             a.waitUntilExit(); b.waitUntilExit()
             let messages = [errA, errB].map { String(decoding: $0.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
@@ -109,7 +110,8 @@ import Testing
             let label = "round \(round) (\(signal == SIGTERM ? "SIGTERM" : "SIGINT") after \(delay / 1000) ms, TARGET \(existing ? "empty" : "missing"))"
             #expect(p.terminationReason == .exit, "\(label): killed by the signal")
             if p.terminationStatus == 0 {
-                // Finished before the signal: a whole restore.
+                // Finished before the signal (not possible within 100 ms of the begin): a whole restore.
+                #expect(delay >= 100_000, "\(label): the signal was ignored")
                 #expect(try Self.digest(target) == truth, "\(label)")
                 continue
             }

@@ -130,11 +130,12 @@ import Testing
         let leaves = ManifestEdits.leaves(tree)
         let seed = UInt64(Date().timeIntervalSince1970 * 1000)
         var rng = SplitMix64(seed: seed)
-        let n = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long" ? 3000 : 240
+        // Each field gets one raw and two resealed edits in the short run.
+        let n = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long" ? 3000 : 3 * leaves.count
         var counts: [String: Int] = [:]
         for i in 0..<n {
-            let resealed = i % 2 == 1
-            let path = leaves[(i / 2) % leaves.count]
+            let resealed = i % 3 != 0
+            let path = leaves[(i / 3) % leaves.count]
             let (edited, what) = ManifestEdits.edit(tree, at: path, leaves: leaves, rng: &rng)
             var bytes = try JSONSerialization.data(withJSONObject: edited, options: [.prettyPrinted, .sortedKeys])
             let decoded = try? JSONDecoder().decode(BackupManifest.self, from: bytes)
@@ -289,9 +290,10 @@ enum ManifestEdits {
         let other = get(tree, leaves[Int(rng.next() % UInt64(leaves.count))][...])
         let new: Any
         if let n = old as? NSNumber, let i = Int64(exactly: n.doubleValue) {
-            let choices: [Int64] = [i ^ (1 << Int64(rng.next() % 33)), i + 1, i - 1, 0, -1, Int64(UInt32.max), 1 << 40,
-                                    (other as? NSNumber)?.int64Value ?? i + 2, i + Int64(rng.next() % 64) - 32]
-            new = pick == 2 ? "\(i)" as Any : choices[Int(rng.next() % UInt64(choices.count))]
+            // Mostly near misses (what a bug or a flipped bit makes), sometimes far off.
+            let near: [Int64] = [i ^ (1 << Int64(rng.next() % 16)), i + 1, i - 1, i + Int64(rng.next() % 64) - 32]
+            let far: [Int64] = [i ^ (1 << Int64(rng.next() % 33)), 0, -1, Int64(UInt32.max), 1 << 40, (other as? NSNumber)?.int64Value ?? i + 2]
+            new = pick == 2 ? "\(i)" as Any : pick < 6 ? far[Int(rng.next() % UInt64(far.count))] : near[Int(rng.next() % UInt64(near.count))]
         } else if let str = old as? String {
             var u = Array(str.utf8)
             switch pick {
