@@ -42,7 +42,9 @@ public enum BackupSetLayout {
             where fs.isDirectory(candidate) && !fs.isSymlink(candidate) && !fs.exists(FilePaths.join(candidate, FileNames.parameters)) {
                 let files = ((try? fs.list(candidate)) ?? []).filter(isSetFile)
                 if !files.isEmpty && !fs.exists(FilePaths.join(candidate, marker)) {
-                    throw JetError(.databaseCorrupted, "\(candidate) holds backup set files (\(files.prefix(3).joined(separator: ", "))\(files.count > 3 ? ", …" : "")) but no \(manifest): the manifest was deleted or lost, and the set cannot be trusted or restored without it; use another backup")
+                    let some = files.prefix(3).joined(separator: ", ") + (files.count > 3 ? ", …" : "")
+                    throw JetError(.databaseCorrupted, "\(candidate) holds backup set files (\(some)) but no \(manifest): the manifest was "
+                                   + "deleted or lost, and the set cannot be trusted or restored without it; use another backup")
                 }
             }
             throw JetError(.invalidBackupSequence, "\(dir) holds no backup set (no \(manifest) in it, in new/ or in old/)")

@@ -148,7 +148,8 @@ public struct RestoreInstance {
                 try fs.syncDirectory(target)
                 let others = try fs.list(target).filter { $0 != FileNames.restoreMarker }
                 guard others.isEmpty else {
-                    throw JetError(.invalidPath, "restore target \(target) is not empty (\(others.prefix(3).joined(separator: ", ")) appeared while the restore started); restore into a new or empty directory")
+                    let some = others.prefix(3).joined(separator: ", ")
+                    throw JetError(.invalidPath, "restore target \(target) is not empty (\(some) appeared while the restore started); restore into a new or empty directory")
                 }
             } catch {
                 lock.release()
@@ -168,11 +169,13 @@ public struct RestoreInstance {
         let marker = FilePaths.join(target, FileNames.restoreMarker)
         let holder = ((try? fs.readAll(marker)) ?? []).prefix(300)
         let who = String(decoding: holder, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return JetError(.restoreInProgress, "a restore into \(target) is running or was interrupted\(who.isEmpty ? "" : " (\(who))"); wait for it, or remove \(target) and restore again")
+        return JetError(.restoreInProgress,
+                        "a restore into \(target) is running or was interrupted\(who.isEmpty ? "" : " (\(who))"); wait for it, or remove \(target) and restore again")
     }
 
     func permissionDenied(_ target: String, in dir: String) -> JetError {
-        JetError(.invalidPath, "restore target \(target): permission denied (this process cannot write in \(dir), or it is on a read-only file system); restore into a directory you can write to (nothing was touched)")
+        JetError(.invalidPath, "restore target \(target): permission denied (this process cannot write in \(dir), or it is on a read-only file system); "
+                 + "restore into a directory you can write to (nothing was touched)")
     }
 
     /// An I/O error while claiming TARGET is a bad destination when `dir` cannot be written.

@@ -254,7 +254,8 @@ public struct SetVerifier {
     /// from anywhere else would skip changes or apply them to the wrong page versions.
     func checkImageHeader(_ hd: DatabaseHeader, file: String, db: BackupManifest.Database, m: BackupManifest) throws {
         guard Int(hd.pageSize) == m.pageSize, hd.dbid == db.dbid else {
-            throw Self.corrupt("\(file) has page size \(hd.pageSize) and database id \(hd.dbid), the manifest says \(m.pageSize) and \(db.dbid); the manifest is damaged: use another backup")
+            throw Self.corrupt("\(file) has page size \(hd.pageSize) and database id \(hd.dbid), the manifest says \(m.pageSize) and \(db.dbid); "
+                               + "the manifest is damaged: use another backup")
         }
         let start = LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset)
         guard let taken = hd.fullCur, taken.position == start, taken.genLow == m.chain[0].genLow else {
@@ -324,7 +325,8 @@ public struct SetVerifier {
             let g = try LogReader.parse(raw, path: path)
             let n = try checkLog(g, file: path, generation: f.generation!, signature: sig, previous: previous)
             if f.generation == m.replayFrom.generation && !ReplayCheck.isRecordBoundary(g, offset: Int(m.replayFrom.offset)) {
-                throw Self.corrupt("the manifest's replay start (generation \(m.replayFrom.generation), offset \(m.replayFrom.offset)) is not where a record of \(path) begins; the manifest is damaged: use another backup")
+                let start = "generation \(m.replayFrom.generation), offset \(m.replayFrom.offset)"
+                throw Self.corrupt("the manifest's replay start (\(start)) is not where a record of \(path) begins; the manifest is damaged: use another backup")
             }
             try replay.feed(g, decode: decodeTransactions)
             if let sink {

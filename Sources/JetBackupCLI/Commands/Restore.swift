@@ -26,15 +26,18 @@ struct Restore: ParsableCommand {
                                                   isCancelled: { Signals.wasInterrupted }) { st in
                     switch st {
                     case .begin(let total):
-                        if json { CLI.err(JSONValue.object([("event", .string("begin")), ("kind", .string("restore")), ("totalBytes", .int(total))]).serialized()) }
+                        if json { CLI.err(JSONValue.object([("event", .string("begin")), ("kind", .string("restore")),
+                                                            ("totalBytes", .int(total))]).serialized()) }
                     case .progress(let done, let total, let file):
                         if bar { pb.draw(done: Int(done), total: Int(total), detail: file) }
-                        if json { CLI.err(JSONValue.object([("event", .string("progress")), ("bytesDone", .int(done)), ("bytesTotal", .int(total)), ("file", .string(file))]).serialized()) }
+                        if json { CLI.err(JSONValue.object([("event", .string("progress")), ("bytesDone", .int(done)), ("bytesTotal", .int(total)),
+                                                            ("file", .string(file))]).serialized()) }
                     }
                 }
             } catch let e as JetError {
                 if bar { pb.finish() }
-                if json { CLI.err(JSONValue.object([("event", .string("fail")), ("error", .string(e.code.name)), ("code", .int(Int64(e.code.rawValue)))]).serialized()) }
+                if json { CLI.err(JSONValue.object([("event", .string("fail")), ("error", .string(e.code.name)),
+                                                    ("code", .int(Int64(e.code.rawValue)))]).serialized()) }
                 throw e
             }
             if json { CLI.err(JSONValue.object([("event", .string("complete"))]).serialized()) }

@@ -46,7 +46,8 @@ package struct ReplayCheck {
             fragments = fragments.drop { $0.offset < Int(start.offset) }
             started = true
         } else if !started {
-            throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(start.generation)), where replay starts, comes before \(g.path) and was not given")
+            throw JetError(.missingLogFile,
+                           "log generation \(FileNames.archivedLog(start.generation)), where replay starts, comes before \(g.path) and was not given")
         }
         for (k, frag) in fragments.enumerated() {
             guard let payload = try cursor.feed(frag, g, firstInGeneration: k == 0) else { continue }
