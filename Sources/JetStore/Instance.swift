@@ -135,9 +135,11 @@ public final class Instance: @unchecked Sendable {
     // MARK: Opening
 
     /// Opens an instance: takes the lock, attaches databases, runs crash recovery.
-    /// `owner` is written to `LOCK` so another process's error can name us.
+    /// `owner` is written to `LOCK` so another process's error can name us. Recovery polls
+    /// `isCancelled` between records and stops with `JET_errTermInProgress` when it returns
+    /// true; nothing is lost by that (the checkpoint has not moved: the next open replays again).
     public static func open(at path: String, fs: any FileSystem = PosixFileSystem(), mode: AccessMode = .readWrite,
-                            owner: String, restoring: Bool = false) throws -> Instance {
+                            owner: String, restoring: Bool = false, isCancelled: () -> Bool = { false }) throws -> Instance {
         try checkIsInstance(path, fs: fs)
         let lock = try fs.lock(FilePaths.join(path, FileNames.lock), owner: owner)
         do {
@@ -146,7 +148,7 @@ public final class Instance: @unchecked Sendable {
             }
             let params = try InstanceParameters.load(fs: fs, path: FilePaths.join(path, FileNames.parameters))
             let inst = Instance(path: path, fs: fs, parameters: params, mode: mode, lock: lock)
-            try inst.start(restoring: restoring)
+            try inst.start(restoring: restoring, isCancelled: isCancelled)
             return inst
         } catch {
             lock.release()
@@ -166,7 +168,7 @@ public final class Instance: @unchecked Sendable {
 
     func file(_ name: String) -> String { FilePaths.join(path, name) }
 
-    private func start(restoring: Bool) throws {
+    private func start(restoring: Bool, isCancelled: () -> Bool) throws {
         try attachDatabases(restoring: restoring)
         let pageSize = parameters.pageSize
         cache = PageCache(capacity: parameters.cacheSize / pageSize,
@@ -185,7 +187,7 @@ public final class Instance: @unchecked Sendable {
                 repairs.append("one copy of \(FileNames.checkpoint) was damaged and was rewritten from the other")
                 events.log(.recoveryStart, "a damaged copy of the checkpoint was repaired", [("file", .string(FileNames.checkpoint))], level: .warning)
             }
-            try recover()
+            try recover(isCancelled: isCancelled)
         } else {
             for db in databases.values where db.header.state == .dirtyShutdown {
                 throw JetError(.databaseDirtyShutdown,

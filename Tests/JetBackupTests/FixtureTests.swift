@@ -34,6 +34,8 @@ import Testing
         try FileManager.default.copyItem(atPath: Self.fixtures + "/backupset", toPath: set)
         let m = try SetVerifier().manifest(in: set).1
         #expect(m.chain.count == 3 && m.chain[2].compression.hasPrefix("zstd"))
+        // The fixture pins manifest format 1 (no checksum), which must stay readable.
+        #expect(m.formatVersion == 1 && m.checksum == nil)
         _ = try SetVerifier().verify(set)
         _ = try restore(set, s.path("r"))
         #expect(try digest(s.path("r")) == Self.expected("backupset"))

@@ -3,9 +3,14 @@ import JetStore
 
 /// `MANIFEST.json`: what a backup set holds. Written and fsynced last (then renamed into
 /// place), so its presence means every file it names was complete and durable.
+///
+/// Format 2 carries `checksum`, so damage to any field is found, not only to the files it
+/// names. Format 1 (sets written before) has none and is still read.
 public struct BackupManifest: Codable, Sendable, Equatable {
     public static let formatName = "jetbackup-backup-set"
-    public static let formatVersion = 1
+    public static let formatVersion = 2
+    /// The last format whose manifests may lack `checksum`.
+    public static let unsealedFormatVersion = 1
 
     public struct SignatureJSON: Codable, Sendable, Equatable {
         /// 16 hex digits.
@@ -74,13 +79,34 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     public var databases: [Database]
     public var chain: [Backup]
     public var files: [File]
+    /// SHA-256 (hex) of the canonical encoding of every other field: compact JSON with sorted
+    /// keys, this field left out. Required from format 2 on.
+    public var checksum: String?
 
     public var lastGeneration: UInt32 { chain.map(\.genHigh).max() ?? 0 }
 
+    /// The manifest as written: the current format, sealed with its checksum.
     public func encoded() throws -> [UInt8] {
+        var m = self
+        m.formatVersion = Self.formatVersion
+        m.checksum = try m.computedChecksum()
+        return try m.encodedAsIs()
+    }
+
+    /// The text of the manifest with its fields as they are (`checksum` included).
+    func encodedAsIs() throws -> [UInt8] {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         return [UInt8](try enc.encode(self)) + [0x0A]
+    }
+
+    /// The checksum the content calls for (whatever `checksum` holds now).
+    func computedChecksum() throws -> String {
+        var m = self
+        m.checksum = nil
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return try enc.encode(m).withUnsafeBytes { Hashing.sha256Hex($0) }
     }
 
     /// Parses and checks a manifest: well-formed, a format we read, plain file names only,
@@ -96,11 +122,26 @@ public struct BackupManifest: Codable, Sendable, Equatable {
             throw bad("not a readable manifest: \(Self.describe(error))")
         }
         guard m.format == formatName else { throw bad("format '\(m.format)'") }
-        guard m.formatVersion == formatVersion else { throw bad("format version \(m.formatVersion); this jetbackup reads \(formatVersion)") }
+        guard (unsealedFormatVersion...formatVersion).contains(m.formatVersion) else {
+            throw bad("format version \(m.formatVersion); this jetbackup reads \(unsealedFormatVersion) to \(formatVersion)")
+        }
+        // The checksum first: the checks below then only meet manifests as written (or
+        // unsealed ones of format 1).
+        if let sum = m.checksum {
+            guard sum == (try? m.computedChecksum()) else {
+                throw bad("its checksum does not match its content: a field was damaged or edited")
+            }
+        } else if m.formatVersion > unsealedFormatVersion {
+            throw bad("it has no checksum, which format \(m.formatVersion) requires")
+        }
         guard m.logSignature.signature != nil else { throw bad("log signature") }
         guard [4096, 8192, 16384, 32768].contains(m.pageSize) else { throw bad("page size \(m.pageSize)") }
         guard !m.chain.isEmpty, m.chain[0].type == "full", m.chain.dropFirst().allSatisfy({ $0.type == "incremental" }) else {
             throw bad("the chain must be one full backup followed by incrementals")
+        }
+        // Generation numbers leave room for the next one (no arithmetic on them can overflow).
+        guard m.replayFrom.generation < UInt32.max, m.chain.allSatisfy({ $0.genLow <= $0.genHigh && $0.genHigh < UInt32.max }) else {
+            throw bad("log generations of the chain")
         }
         var names = Set<String>()
         for f in m.files {
@@ -111,13 +152,23 @@ public struct BackupManifest: Codable, Sendable, Equatable {
             guard f.sha256.count == 64, f.sha256.allSatisfy({ $0.isHexDigit }) else { throw bad("sha256 of '\(f.name)'") }
             switch f.kind {
             case "database":
-                guard f.name.hasSuffix(".edb") else { throw bad("database file '\(f.name)'") }
+                guard f.name.hasSuffix(".edb"), f.generation == nil, f.rawSize == nil, f.rawCrc32c == nil else {
+                    throw bad("database file '\(f.name)'")
+                }
+                // Images are written by the full backup.
+                guard f.backup == 0 else { throw bad("backup index of '\(f.name)'") }
             case "log":
                 guard let g = f.generation,
                       FileNames.parseArchivedLog(f.name) == g || FileNames.parseArchivedLog(f.name, compressed: true) == g else {
                     throw bad("log file '\(f.name)' and its generation disagree")
                 }
-                guard f.name.hasSuffix(".zst") == (f.rawSize != nil) else { throw bad("compression fields of '\(f.name)'") }
+                let b = m.chain[f.backup]
+                guard b.genLow <= g && g <= b.genHigh else {
+                    throw bad("log file '\(f.name)' is outside the generations \(b.genLow)-\(b.genHigh) of the backup that wrote it")
+                }
+                guard f.name.hasSuffix(".zst") == (f.rawSize != nil), (f.rawSize == nil) == (f.rawCrc32c == nil) else {
+                    throw bad("compression fields of '\(f.name)'")
+                }
             default:
                 throw bad("kind '\(f.kind)' of '\(f.name)'")
             }
@@ -128,6 +179,10 @@ public struct BackupManifest: Codable, Sendable, Equatable {
                   names.contains(d.file), d.signature.signature != nil, d.pageSize == m.pageSize, d.pages >= 0 else {
                 throw bad("database entry '\(d.name)'")
             }
+        }
+        let images = Set(m.files.filter { $0.kind == "database" }.map(\.name))
+        guard images == Set(m.databases.map(\.file)) else {
+            throw bad("the database files and the database entries disagree")
         }
         return m
     }

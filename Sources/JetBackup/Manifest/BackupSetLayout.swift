@@ -35,9 +35,27 @@ public enum BackupSetLayout {
             if fs.exists(FilePaths.join(dir, marker)) {
                 throw JetError(.missingFileToBackup, "\(dir) holds only the leftovers of an interrupted backup, no backup set; run a new full backup")
             }
+            // A run writes its marker before its first file and removes it only once the
+            // manifest is in place, so set files without either mean the manifest was lost.
+            // (An instance holds such names too, and its parameters file.)
+            for candidate in [dir, FilePaths.join(dir, new), FilePaths.join(dir, old)]
+            where fs.isDirectory(candidate) && !fs.isSymlink(candidate) && !fs.exists(FilePaths.join(candidate, FileNames.parameters)) {
+                let files = ((try? fs.list(candidate)) ?? []).filter(isSetFile)
+                if !files.isEmpty && !fs.exists(FilePaths.join(candidate, marker)) {
+                    let some = files.prefix(3).joined(separator: ", ") + (files.count > 3 ? ", …" : "")
+                    throw JetError(.databaseCorrupted, "\(candidate) holds backup set files (\(some)) but no \(manifest): the manifest was "
+                                   + "deleted or lost, and the set cannot be trusted or restored without it; use another backup")
+                }
+            }
             throw JetError(.invalidBackupSequence, "\(dir) holds no backup set (no \(manifest) in it, in new/ or in old/)")
         }
         return s
+    }
+
+    /// A name only a backup set holds: a database image, a copied log generation, the sums.
+    static func isSetFile(_ name: String) -> Bool {
+        name == sums || name.hasSuffix(FileNames.databaseExtension)
+            || FileNames.parseArchivedLog(name) != nil || FileNames.parseArchivedLog(name, compressed: true) != nil
     }
 
     static func path(_ dir: String, _ name: String) -> String { FilePaths.join(dir, name) }

@@ -2,10 +2,15 @@ import Foundation
 import JetStore
 
 /// Hard restore of a backup set into a new instance (ESE's JetRestoreInstance, esentutl's
-/// hard recovery): verify everything, copy the database images, lay the logs out
-/// decompressed, replay the full backup and every incremental in order, and leave TARGET a
-/// clean-shutdown instance with no backup slots. On any failure TARGET holds nothing of
-/// the restore (and is removed if the restore created it).
+/// hard recovery): the same pass over the set as verify, writing what it checked — the
+/// database images and the logs decompressed — then replay of the full backup and every
+/// incremental in order, leaving TARGET a clean-shutdown instance with no backup slots.
+///
+/// TARGET is claimed before anything is written: created with mkdir when missing, then
+/// marked by creating the restore marker exclusively, so of two restores into one TARGET
+/// exactly one proceeds; the marker stays (locked) for the whole run and is removed last.
+/// On any failure or interruption TARGET holds nothing of the restore (and is removed if
+/// the restore created it).
 public struct RestoreInstance {
     public struct Summary: Sendable {
         public var setDirectory = ""
@@ -19,55 +24,38 @@ public struct RestoreInstance {
         public var logBytesReplayed: Int64 = 0
     }
 
+    /// What a restore reports as it runs (as backup's status callback).
+    public enum Status: Sendable {
+        /// The set was read and checked for structure; `totalBytes` are its files' sizes.
+        case begin(totalBytes: Int64)
+        case progress(done: Int64, total: Int64, file: String)
+    }
+
     let fs: any FileSystem
     public init(fs: any FileSystem = PosixFileSystem()) { self.fs = fs }
 
     /// How often cleanup retries a delete that failed (an I/O error may be transient).
     static let cleanupAttempts = 20
 
-    public func restore(from dir: String, to target: String, owner: String,
-                        progress: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Summary {
+    /// Restores the set in `dir` into `target`. `isCancelled` is polled between chunks of
+    /// the images, between log generations and during replay; when it returns true the
+    /// restore stops with `JET_errTermInProgress` and TARGET is left as it was.
+    public func restore(from dir: String, to target: String, owner: String, isCancelled: () -> Bool = { false },
+                        status: (Status) -> Void = { _ in }) throws -> Summary {
         let t0 = Clock.monotonicSeconds()
-        // TARGET: missing (we create it) or an empty directory.
-        var created = false
-        if fs.exists(target) || fs.isSymlink(target) {
-            guard fs.isDirectory(target), !fs.isSymlink(target) else {
-                throw JetError(.invalidPath, "restore target \(target) exists and is not a directory; choose a new directory")
-            }
-            let entries = try fs.list(target)
-            guard entries.isEmpty else {
-                if entries.contains(FileNames.restoreMarker) {
-                    throw JetError(.restoreInProgress, "a restore into \(target) is running or was interrupted; wait for it, or remove \(target) and restore again")
-                }
-                throw JetError(.invalidPath, "restore target \(target) is not empty; restore into a new or empty directory (nothing was touched)")
-            }
-        } else {
-            let parent = FilePaths.directory(of: target)
-            guard fs.isDirectory(parent) else {
-                throw JetError(.invalidPath, "the parent of restore target \(target) does not exist; create \(parent) first")
-            }
-        }
+        try checkTarget(target)
         let verifier = SetVerifier(fs: fs)
-        let (setDir, m) = try verifier.manifest(in: dir)
-        try verifier.checkStructure(m, setDir: setDir)
+        let (setDir, m) = try verifier.open(dir)
+        if isCancelled() { throw JetError(.termInProgress, "the restore into \(target) was interrupted before it wrote anything") }
+        status(.begin(totalBytes: m.files.reduce(Int64(0)) { $0 + $1.size }))
+        let (created, lock) = try claim(target, owner: "restore from \(setDir) by \(owner)")
         var s = Summary()
         s.setDirectory = setDir
         s.target = target
-        if !fs.exists(target) {
-            try fs.createDirectory(target)
-            do {
-                try fs.syncDirectory(FilePaths.directory(of: target))
-            } catch {
-                for _ in 0..<Self.cleanupAttempts where fs.exists(target) { try? fs.removeDirectory(target) }
-                throw error
-            }
-            created = true
-        }
         do {
-            try fs.writeAtomically(FilePaths.join(target, FileNames.restoreMarker), Array("restore from \(setDir) by \(owner)\n".utf8))
-            try layOut(m, setDir: setDir, target: target, verifier: verifier, summary: &s, progress: progress)
+            try layOut(m, setDir: setDir, target: target, verifier: verifier, summary: &s, isCancelled: isCancelled, status: status)
             let tr = Clock.monotonicSeconds()
-            let inst = try Instance.open(at: target, fs: fs, owner: owner, restoring: true)
+            let inst = try Instance.open(at: target, fs: fs, owner: owner, restoring: true, isCancelled: isCancelled)
             do {
                 s.transactionsReplayed = inst.recoveryReport.transactionsReplayed
                 try inst.clearBackupState()
@@ -77,6 +65,8 @@ public struct RestoreInstance {
                 throw error
             }
             s.replaySeconds = Clock.monotonicSeconds() - tr
+            // The last moment the restore can still be undone: past the marker it is complete.
+            if isCancelled() { throw JetError(.termInProgress, "the restore was interrupted") }
             try fs.remove(FilePaths.join(target, FileNames.restoreMarker))
             try fs.syncDirectory(target)
             EventLog(fs: fs, path: FilePaths.join(target, FileNames.events)).log(.restoreEnd, "restore finished", [
@@ -84,80 +74,195 @@ public struct RestoreInstance {
                 ("transactions", .int(Int64(s.transactionsReplayed))), ("databases", .int(Int64(s.databases))),
             ])
         } catch {
-            // Nothing of the restore may remain in TARGET. The marker goes last: until it is
-            // gone, whatever is left is refused as an interrupted restore, never opened.
-            // Deletes are retried: a transient I/O error must not leave a half restore. If
-            // something still cannot be deleted, the marker stays and every command refuses
-            // TARGET (JET_errRestoreInProgress) rather than open a half restore.
-            let marker = FilePaths.join(target, FileNames.restoreMarker)
-            var rest: [String] = []
-            for _ in 0..<Self.cleanupAttempts {
-                for name in (try? fs.list(target)) ?? [] where name != FileNames.restoreMarker {
-                    try? fs.removeTree(FilePaths.join(target, name))
-                }
-                guard let now = try? fs.list(target) else { continue }
-                rest = now.filter { $0 != FileNames.restoreMarker }
-                if rest.isEmpty { break }
-            }
-            if rest.isEmpty {
-                for _ in 0..<Self.cleanupAttempts where fs.exists(marker) { try? fs.remove(marker) }
-                for _ in 0..<Self.cleanupAttempts where created && fs.exists(target) && !fs.exists(marker) { try? fs.removeDirectory(target) }
-            }
-            try? fs.syncDirectory(created ? FilePaths.directory(of: target) : target)
-            if fs.exists(marker) {
-                let e = error as? JetError ?? JetError(.diskIO, "\(error)")
+            let emptied = undo(target, created: created)
+            lock.release()
+            let e = error as? JetError ?? JetError(.diskIO, "\(error)")
+            if !emptied {
                 throw JetError(e.code, e.message + "; \(target) could not be emptied and is marked as an unfinished restore: remove it by hand before restoring into it again")
             }
-            throw error
+            if e.code == .termInProgress {
+                throw JetError(.termInProgress, "the restore into \(target) was interrupted (signal or shutdown); \(target) was \(created ? "removed" : "emptied"), as it was before")
+            }
+            throw e
         }
+        lock.release()
         s.seconds = Clock.monotonicSeconds() - t0
         return s
     }
 
-    /// Writes instance.json, the verified database images, the decompressed and verified
-    /// logs (as archived generations), and a checkpoint at the set's replay start.
-    private func layOut(_ m: BackupManifest, setDir: String, target: String, verifier: SetVerifier,
-                        summary s: inout Summary, progress: (Int64, Int64, String) -> Void) throws {
-        let total = m.files.reduce(Int64(0)) { $0 + $1.size }
-        var done: Int64 = 0
+    // MARK: TARGET
+
+    /// The refusals that need no write: TARGET must be missing (under an existing parent)
+    /// or an empty directory, and writable. `claim` decides again, atomically.
+    func checkTarget(_ target: String) throws {
+        if fs.exists(target) || fs.isSymlink(target) {
+            guard fs.isDirectory(target), !fs.isSymlink(target) else {
+                throw JetError(.invalidPath, "restore target \(target) exists and is not a directory; choose a new directory")
+            }
+            let entries: [String]
+            do { entries = try fs.list(target) } catch { throw targetError(error, target, checking: target) }
+            guard entries.isEmpty else {
+                if entries.contains(FileNames.restoreMarker) { throw inProgress(target) }
+                throw JetError(.invalidPath, "restore target \(target) is not empty; restore into a new or empty directory (nothing was touched)")
+            }
+            guard fs.isWritable(target) else { throw permissionDenied(target, in: target) }
+        } else {
+            let parent = FilePaths.directory(of: target)
+            guard fs.isDirectory(parent) else {
+                throw JetError(.invalidPath, "the parent of restore target \(target) does not exist; create \(parent) first")
+            }
+            guard fs.isWritable(parent) else { throw permissionDenied(target, in: parent) }
+        }
+    }
+
+    /// Makes TARGET this restore's: mkdir when it is missing (another process that gets
+    /// there first makes ours fail, and the marker decides), then the restore marker created
+    /// exclusively (only one process can) and locked for the run, then TARGET checked empty
+    /// again. Returns whether TARGET was created here, and the marker's lock.
+    func claim(_ target: String, owner: String) throws -> (created: Bool, lock: any FileLock) {
+        let parent = FilePaths.directory(of: target)
+        var created = false
+        if !fs.exists(target) && !fs.isSymlink(target) {
+            do {
+                try fs.createDirectory(target)
+                created = true
+            } catch {
+                guard fs.exists(target) || fs.isSymlink(target) else { throw targetError(error, target, checking: parent) }
+            }
+        }
+        guard fs.isDirectory(target), !fs.isSymlink(target) else {
+            throw JetError(.invalidPath, "restore target \(target) exists and is not a directory; choose a new directory")
+        }
+        let marker = FilePaths.join(target, FileNames.restoreMarker)
+        do {
+            if created { try fs.syncDirectory(parent) }
+            try fs.open(marker, .createNew).close()
+        } catch {
+            if fs.exists(marker) { throw inProgress(target) }
+            if created { try? fs.removeDirectory(target) }
+            throw targetError(error, target, checking: target)
+        }
+        do {
+            let lock = try fs.lock(marker, owner: owner)
+            do {
+                try fs.syncDirectory(target)
+                let others = try fs.list(target).filter { $0 != FileNames.restoreMarker }
+                guard others.isEmpty else {
+                    let some = others.prefix(3).joined(separator: ", ")
+                    throw JetError(.invalidPath, "restore target \(target) is not empty (\(some) appeared while the restore started); restore into a new or empty directory")
+                }
+            } catch {
+                lock.release()
+                throw error
+            }
+            return (created, lock)
+        } catch {
+            // Only the marker is ours; anything another process put in TARGET stays.
+            removeMarkerOnce(marker)
+            if created { try? fs.removeDirectory(target) }
+            try? fs.syncDirectory(created ? parent : target)
+            throw targetError(error, target, checking: target)
+        }
+    }
+
+    func inProgress(_ target: String) -> JetError {
+        let marker = FilePaths.join(target, FileNames.restoreMarker)
+        let holder = ((try? fs.readAll(marker)) ?? []).prefix(300)
+        let who = String(decoding: holder, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return JetError(.restoreInProgress,
+                        "a restore into \(target) is running or was interrupted\(who.isEmpty ? "" : " (\(who))"); wait for it, or remove \(target) and restore again")
+    }
+
+    func permissionDenied(_ target: String, in dir: String) -> JetError {
+        JetError(.invalidPath, "restore target \(target): permission denied (this process cannot write in \(dir), or it is on a read-only file system); "
+                 + "restore into a directory you can write to (nothing was touched)")
+    }
+
+    /// An I/O error while claiming TARGET is a bad destination when `dir` cannot be written.
+    func targetError(_ error: Error, _ target: String, checking dir: String) -> Error {
+        if let e = error as? JetError, e.code == .diskIO, !fs.isWritable(dir) { return permissionDenied(target, in: dir) }
+        return error
+    }
+
+    /// Removes the marker once (retrying a failed delete): after that TARGET may already be
+    /// another restore's claim, so a marker seen again is not ours. False if it stayed.
+    @discardableResult
+    func removeMarkerOnce(_ marker: String) -> Bool {
+        for _ in 0..<Self.cleanupAttempts {
+            do {
+                try fs.remove(marker)
+                return true
+            } catch {
+                if !fs.exists(marker) { return true }
+            }
+        }
+        return false
+    }
+
+    /// Removes everything the restore put in TARGET; the marker goes last, so until it is
+    /// gone whatever is left is refused as an interrupted restore, never opened. Deletes
+    /// are retried: a transient I/O error must not leave a half restore. Returns false if
+    /// something could not be deleted: then the marker stays and every command refuses
+    /// TARGET (JET_errRestoreInProgress) rather than open a half restore.
+    func undo(_ target: String, created: Bool) -> Bool {
+        let marker = FilePaths.join(target, FileNames.restoreMarker)
+        var rest: [String] = []
+        for _ in 0..<Self.cleanupAttempts {
+            for name in (try? fs.list(target)) ?? [] where name != FileNames.restoreMarker {
+                try? fs.removeTree(FilePaths.join(target, name))
+            }
+            guard let now = try? fs.list(target) else { continue }
+            rest = now.filter { $0 != FileNames.restoreMarker }
+            if rest.isEmpty { break }
+        }
+        guard rest.isEmpty else {
+            try? fs.syncDirectory(target)
+            return false
+        }
+        guard removeMarkerOnce(marker) else { return false }
+        if created {
+            // Fails harmlessly if another restore has claimed TARGET since the marker went.
+            for _ in 0..<Self.cleanupAttempts where fs.exists(target) {
+                do { try fs.removeDirectory(target) } catch { if (try? fs.list(target))?.isEmpty == false { break } }
+            }
+        }
+        try? fs.syncDirectory(created ? FilePaths.directory(of: target) : target)
+        return true
+    }
+
+    // MARK: Writing
+
+    /// The pass verify makes, writing instance.json, the checked database images, the
+    /// checked and decompressed logs (as archived generations), and a checkpoint at the
+    /// set's replay start.
+    private func layOut(_ m: BackupManifest, setDir: String, target: String, verifier: SetVerifier, summary s: inout Summary,
+                        isCancelled: () -> Bool, status: (Status) -> Void) throws {
+        let fs = self.fs
+        let sink = SetVerifier.Sink(
+            image: { f in try SetFileWriter(fs: fs, path: FilePaths.join(target, f.name)) },
+            log: { f, raw in
+                var w = try SetFileWriter(fs: fs, path: FilePaths.join(target, FileNames.archivedLog(f.generation!)))
+                do {
+                    try raw.withUnsafeBytes { try w.append($0) }
+                    return try w.finish()
+                } catch {
+                    w.abandon()
+                    throw error
+                }
+            })
+        let r = try verifier.read(m, setDir: setDir, decodeTransactions: false, sink: sink, isCancelled: isCancelled) { done, total, file in
+            status(.progress(done: done, total: total, file: file))
+        }
+        s.databases = r.databases
+        s.generations = r.generations
+        s.bytes = r.bytes
+        s.logBytesReplayed = r.logBytesRaw
         let sig = m.logSignature.signature!
         var p = InstanceParameters()
         p.pageSize = m.pageSize
         p.logSignatureRandom = sig.random
         p.logSignatureTime = sig.time
-        for db in m.databases {
-            let f = m.files.first { $0.name == db.file }!
-            var w = try SetFileWriter(fs: fs, path: FilePaths.join(target, db.file))
-            do {
-                _ = try verifier.checkImage(f, db: db, m: m, setDir: setDir, sha: false, copy: &w) { n in
-                    done += Int64(n)
-                    progress(done, total, f.name)
-                }
-                _ = try w.finish()
-            } catch {
-                w.abandon()
-                throw error
-            }
-            s.databases += 1
-            s.bytes += f.size
-        }
-        var previous: UInt64?
-        var logSize: Int?
-        for f in m.files.filter({ $0.kind == "log" }).sorted(by: { $0.generation! < $1.generation! }) {
-            let stored = try verifier.readChecked(f, setDir: setDir, sha: false)
-            let raw = try verifier.rawLog(f, stored, setDir: setDir)
-            let (h, _) = try verifier.checkLog(raw, file: FilePaths.join(setDir, f.name), generation: f.generation!, signature: sig, previous: previous)
-            previous = h.creationTime
-            logSize = Int(h.fileSize)
-            var w = try SetFileWriter(fs: fs, path: FilePaths.join(target, FileNames.archivedLog(f.generation!)))
-            try raw.withUnsafeBytes { try w.append($0) }
-            _ = try w.finish()
-            s.generations += 1
-            s.logBytesReplayed += Int64(raw.count)
-            done += f.size
-            progress(done, total, f.name)
-        }
-        if let n = logSize, (try? InstanceParameters.checkLogFileSize(n)) != nil { p.logFileSize = n }
+        if let n = r.logFileSize, (try? InstanceParameters.checkLogFileSize(n)) != nil { p.logFileSize = n }
         let chk = Checkpoint(sequence: 1, logSignature: sig,
                              position: LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset),
                              time: Clock.microsecondsSinceEpoch())

@@ -1,10 +1,12 @@
 import Foundation
 import JetStore
 
-/// Proves a backup set without trusting any of it: the manifest, SHA256SUMS, every file's
-/// size and checksums, one log signature, contiguous generations linked by creation times,
-/// every log record, and database images that are backup images of this log stream
-/// (`deep`: every page's checksum too). Reads only; never writes.
+/// Proves a backup set without trusting any of it: the manifest (its checksum and its
+/// fields), SHA256SUMS, every file's size and checksums, one log signature, contiguous
+/// generations linked by creation times, every log record, database images that are
+/// backup images of this log stream taken at the manifest's replay start, and that replay
+/// can start there. `verify` and `restore` go through the same pass (`read`): restore only
+/// adds a sink that writes what was checked, so verify proves exactly what restore relies on.
 public struct SetVerifier {
     public struct Report: Sendable {
         public var setDirectory = ""
@@ -14,6 +16,20 @@ public struct SetVerifier {
         public var generations = 0
         public var bytes: Int64 = 0
         public var records = 0
+        /// Whole transactions from the replay start on.
+        public var transactions = 0
+        /// Log bytes after decompression.
+        public var logBytesRaw: Int64 = 0
+        /// The size of the newest generation (what the restored instance's log continues with).
+        public var logFileSize: Int?
+    }
+
+    /// Where a pass hands what it checked (a restore writes it into its target).
+    struct Sink {
+        /// Opens the writer a database image is copied into while it is checked.
+        var image: (BackupManifest.File) throws -> SetFileWriter
+        /// Writes a checked, decompressed log generation; returns the SHA-256 of what it wrote.
+        var log: (BackupManifest.File, [UInt8]) throws -> String
     }
 
     let fs: any FileSystem
@@ -136,9 +152,9 @@ public struct SetVerifier {
         return raw
     }
 
-    /// Checks one log generation's content: header, signature, number, link, every record.
-    func checkLog(_ raw: [UInt8], file: String, generation: UInt32, signature: Signature, previous: UInt64?) throws -> (LogFormat.Header, Int) {
-        let g = try LogReader.parse(raw, path: file)
+    /// Checks one parsed log generation: header, signature, number, link, every record.
+    /// Returns the records.
+    func checkLog(_ g: LogReader.Generation, file: String, generation: UInt32, signature: Signature, previous: UInt64?) throws -> Int {
         guard g.header.signature == signature else {
             throw JetError(.givenLogFileHasBadSignature, "\(file) belongs to another log stream (signature \(g.header.signature), the set's is \(signature)); it cannot be restored: use another backup")
         }
@@ -151,15 +167,16 @@ public struct SetVerifier {
         if case .bad(let o, let reason, _) = g.end {
             throw JetError(.logReadVerifyFailure, "\(file) is damaged at offset \(o) (\(reason)); use another backup")
         }
-        return (g.header, g.fragments.count)
+        return g.fragments.count
     }
 
     /// Streams a database image through fixed buffers, checking size, CRC32C (and SHA-256
     /// with `sha`), the header (page 0, or its shadow: a backup image of this set's log
-    /// stream and database), and every page's checksum. With `copy`, writes what it read
-    /// there. Returns the pages checked.
+    /// stream and database, taken at the manifest's replay start), and every page's checksum.
+    /// With `copy`, writes what it read there. Returns the pages checked.
     func checkImage(_ f: BackupManifest.File, db: BackupManifest.Database, m: BackupManifest, setDir: String,
-                    sha: Bool, copy: UnsafeMutablePointer<SetFileWriter>? = nil, progress: (Int) -> Void = { _ in }) throws -> Int {
+                    sha: Bool, copy: UnsafeMutablePointer<SetFileWriter>? = nil, isCancelled: () -> Bool = { false },
+                    progress: (Int) -> Void = { _ in }) throws -> Int {
         let file = FilePaths.join(setDir, f.name)
         if fs.isSymlink(file) { throw JetError(.readVerifyFailure, "\(file) is a symbolic link; a backup set holds plain files only") }
         guard fs.exists(file), !fs.isDirectory(file) else {
@@ -175,6 +192,9 @@ public struct SetVerifier {
         guard size % Int64(ps) == 0, size >= Int64(3 * ps) else {
             throw JetError(.readVerifyFailure, "\(file) is \(size) bytes, not a whole number of \(ps)-byte pages")
         }
+        guard size / Int64(ps) == Int64(db.pages) else {
+            throw Self.corrupt("the manifest says \(file) has \(db.pages) pages, the image has \(size / Int64(ps)); the manifest is damaged: use another backup")
+        }
         let chunk = max(ps, (1 << 20) / ps * ps)
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buf.deallocate() }
@@ -184,6 +204,7 @@ public struct SetVerifier {
         var pg = 0
         var headerOK = false
         while offset < size {
+            if isCancelled() { throw Self.interrupted(setDir) }
             let want = Int(min(Int64(chunk), size - offset))
             let got = try h.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<want]))
             guard got == want else { throw JetError(.readVerifyFailure, "\(file) ended early while reading it") }
@@ -202,6 +223,7 @@ public struct SetVerifier {
                         guard hd.logSignature == m.logSignature.signature, hd.signature == db.signature.signature else {
                             throw JetError(.givenLogFileHasBadSignature, "\(file) belongs to another instance or database than the set's manifest says")
                         }
+                        try checkImageHeader(hd, file: file, db: db, m: m)
                         headerOK = true
                     }
                     if pg == 1 && !headerOK {
@@ -226,33 +248,106 @@ public struct SetVerifier {
         return pg
     }
 
-    /// `verify DIR`: every check restore makes, plus every page and SHA-256.
-    public func verify(_ dir: String, progress: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Report {
+    /// What restore takes from an image's header must agree with the manifest: the page
+    /// size, the database id, and the backup it was taken by (format 1 sets included: their
+    /// images carry it too). The replay start is where that backup's checkpoint was: replay
+    /// from anywhere else would skip changes or apply them to the wrong page versions.
+    func checkImageHeader(_ hd: DatabaseHeader, file: String, db: BackupManifest.Database, m: BackupManifest) throws {
+        guard Int(hd.pageSize) == m.pageSize, hd.dbid == db.dbid else {
+            throw Self.corrupt("\(file) has page size \(hd.pageSize) and database id \(hd.dbid), the manifest says \(m.pageSize) and \(db.dbid); "
+                               + "the manifest is damaged: use another backup")
+        }
+        let start = LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset)
+        guard let taken = hd.fullCur, taken.position == start, taken.genLow == m.chain[0].genLow else {
+            let at = hd.fullCur.map { "\($0.position)" } ?? "no backup"
+            throw Self.corrupt("the manifest's replay start \(start) is not where the backup of \(file) began (\(at)); the manifest is damaged: use another backup")
+        }
+    }
+
+    static func interrupted(_ setDir: String) -> JetError {
+        JetError(.termInProgress, "reading the backup set \(setDir) was interrupted")
+    }
+
+    /// Locates and reads the manifest, and checks the set's structure: the part of a pass
+    /// that reads no file's content.
+    func open(_ dir: String) throws -> (String, BackupManifest) {
         let (setDir, m) = try manifest(in: dir)
         try checkStructure(m, setDir: setDir)
+        return (setDir, m)
+    }
+
+    /// The pass `verify` and `restore` share, after `open`: every database image, then
+    /// every log generation in order (decompressed, checked, linked), and the replay check
+    /// from the manifest's replay start. With a sink, each file is handed over as it is
+    /// checked and its SHA-256 is taken from what the sink wrote (no second hashing);
+    /// without, it is computed here. `decodeTransactions` also decodes every replayed
+    /// transaction (verify; a restore's replay decodes them itself). `isCancelled` is polled
+    /// between chunks and generations.
+    func read(_ m: BackupManifest, setDir: String, decodeTransactions: Bool, sink: Sink? = nil,
+              isCancelled: () -> Bool = { false }, progress: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Report {
         var r = Report()
         r.setDirectory = setDir
         let total = m.files.reduce(Int64(0)) { $0 + $1.size }
         for db in m.databases {
-            let f = m.files.first { $0.name == db.file }!
+            guard let f = m.files.first(where: { $0.name == db.file }) else { throw Self.corrupt("the manifest lists no file for database \(db.name)") }
             let base = r.bytes
             var done: Int64 = 0
-            r.pages += try checkImage(f, db: db, m: m, setDir: setDir, sha: true) { n in
+            let report: (Int) -> Void = { n in
                 done += Int64(n)
                 progress(base + done, total, f.name)
+            }
+            if let sink {
+                var w = try sink.image(f)
+                do {
+                    r.pages += try checkImage(f, db: db, m: m, setDir: setDir, sha: false, copy: &w, isCancelled: isCancelled, progress: report)
+                    guard try w.finish() == f.sha256 else {
+                        throw JetError(.readVerifyFailure, "\(FilePaths.join(setDir, f.name)) fails its SHA-256; the file is damaged: use another backup")
+                    }
+                } catch {
+                    w.abandon()
+                    throw error
+                }
+            } else {
+                r.pages += try checkImage(f, db: db, m: m, setDir: setDir, sha: true, isCancelled: isCancelled, progress: report)
             }
             r.databases += 1; r.files += 1; r.bytes += f.size
         }
         var previous: UInt64?
         let sig = m.logSignature.signature!
+        var replay = ReplayCheck(start: LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset))
         for f in m.files.filter({ $0.kind == "log" }).sorted(by: { $0.generation! < $1.generation! }) {
-            let stored = try readChecked(f, setDir: setDir, sha: true)
+            if isCancelled() { throw Self.interrupted(setDir) }
+            let path = FilePaths.join(setDir, f.name)
+            // Uncompressed, the sink's hash of what it wrote is the stored file's.
+            let hashHere = sink == nil || f.rawSize != nil
+            let stored = try readChecked(f, setDir: setDir, sha: hashHere)
             let raw = try rawLog(f, stored, setDir: setDir)
-            let (h, n) = try checkLog(raw, file: FilePaths.join(setDir, f.name), generation: f.generation!, signature: sig, previous: previous)
-            previous = h.creationTime
+            let g = try LogReader.parse(raw, path: path)
+            let n = try checkLog(g, file: path, generation: f.generation!, signature: sig, previous: previous)
+            if f.generation == m.replayFrom.generation && !ReplayCheck.isRecordBoundary(g, offset: Int(m.replayFrom.offset)) {
+                let start = "generation \(m.replayFrom.generation), offset \(m.replayFrom.offset)"
+                throw Self.corrupt("the manifest's replay start (\(start)) is not where a record of \(path) begins; the manifest is damaged: use another backup")
+            }
+            try replay.feed(g, decode: decodeTransactions)
+            if let sink {
+                let written = try sink.log(f, raw)
+                if !hashHere && written != f.sha256 {
+                    throw JetError(.logReadVerifyFailure, "\(path) fails its SHA-256; the file is damaged: use another backup")
+                }
+            }
+            previous = g.header.creationTime
+            r.logFileSize = Int(g.header.fileSize)
             r.generations += 1; r.files += 1; r.bytes += f.size; r.records += n
+            r.logBytesRaw += Int64(raw.count)
             progress(r.bytes, total, f.name)
         }
+        r.transactions = replay.transactions
         return r
+    }
+
+    /// `verify DIR`: the pass restore makes, writing nothing, with every transaction decoded.
+    public func verify(_ dir: String, progress: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Report {
+        let (setDir, m) = try open(dir)
+        return try read(m, setDir: setDir, decodeTransactions: true, progress: progress)
     }
 }

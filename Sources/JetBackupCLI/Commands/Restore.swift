@@ -9,14 +9,38 @@ struct Restore: ParsableCommand {
     @Option(help: "Progress: auto, bar, json, none.") var progress: String = "auto"
     @OptionGroup var output: JSONOption
 
+    func validate() throws {
+        guard ["auto", "bar", "json", "none"].contains(progress) else { throw ValidationError("--progress takes auto, bar, json or none") }
+    }
+
     func run() throws {
         try CLI.run(json: output.json) {
+            // SIGINT/SIGTERM stop the restore between chunks (TARGET left as it was, exit 75).
+            Signals.install()
             let bar = progress == "bar" || (progress == "auto" && CLI.stderrIsTerminal)
+            let json = progress == "json"
             var pb = ProgressBar(label: "restore")
-            let s = try RestoreInstance().restore(from: Paths.resolved(dir), to: Paths.absolute(to), owner: CLI.owner) { done, total, file in
-                if bar { pb.draw(done: Int(done), total: Int(total), detail: file) }
-                if progress == "json" { CLI.err(JSONValue.object([("event", .string("progress")), ("bytesDone", .int(done)), ("bytesTotal", .int(total)), ("file", .string(file))]).serialized()) }
+            let s: RestoreInstance.Summary
+            do {
+                s = try RestoreInstance().restore(from: Paths.resolved(dir), to: Paths.absolute(to), owner: CLI.owner,
+                                                  isCancelled: { Signals.wasInterrupted }) { st in
+                    switch st {
+                    case .begin(let total):
+                        if json { CLI.err(JSONValue.object([("event", .string("begin")), ("kind", .string("restore")),
+                                                            ("totalBytes", .int(total))]).serialized()) }
+                    case .progress(let done, let total, let file):
+                        if bar { pb.draw(done: Int(done), total: Int(total), detail: file) }
+                        if json { CLI.err(JSONValue.object([("event", .string("progress")), ("bytesDone", .int(done)), ("bytesTotal", .int(total)),
+                                                            ("file", .string(file))]).serialized()) }
+                    }
+                }
+            } catch let e as JetError {
+                if bar { pb.finish() }
+                if json { CLI.err(JSONValue.object([("event", .string("fail")), ("error", .string(e.code.name)),
+                                                    ("code", .int(Int64(e.code.rawValue)))]).serialized()) }
+                throw e
             }
+            if json { CLI.err(JSONValue.object([("event", .string("complete"))]).serialized()) }
             if bar { pb.finish() }
             if output.json {
                 CLI.out(JSONValue.object([

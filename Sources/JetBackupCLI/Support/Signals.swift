@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Synchronization
 
-/// SIGINT/SIGTERM during a backup: set a flag the backup polls between chunks, so it stops
+/// SIGINT/SIGTERM during a backup or restore: set a flag the command polls between chunks, so it stops
 /// cleanly (undoing its work) and exits 75 with JET_errTermInProgress.
 enum Signals {
     static let interrupted = Atomic<Bool>(false)

@@ -57,6 +57,14 @@ public protocol FileSystem: Sendable {
     func syncDirectory(_ path: String) throws
     /// Exclusive owner lock; fails at once with `fileAccessDenied` naming the holder.
     func lock(_ path: String, owner: String) throws -> any FileLock
+    /// True if this process may create entries in the directory `path` (permission bits,
+    /// which root passes, and a read-only mount, which it does not).
+    func isWritable(_ path: String) -> Bool
+}
+
+extension FileSystem {
+    /// File systems without permissions (in memory) let every directory be written.
+    public func isWritable(_ path: String) -> Bool { isDirectory(path) }
 }
 
 extension FileSystem {

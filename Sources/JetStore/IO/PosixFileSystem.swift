@@ -227,6 +227,10 @@ public struct PosixFileSystem: FileSystem {
         _ = try valueOrErrno("fsync directory", path) { fsync(fd) }
     }
 
+    public func isWritable(_ path: String) -> Bool {
+        isDirectory(path) && access(path, W_OK | X_OK) == 0
+    }
+
     /// Bytes of the owner record in `LOCK`: always written whole, so the file never reads empty
     /// once any holder has written it (truncating first, then writing, left a moment in which
     /// another process read an empty file and could only say "unknown").

@@ -8,8 +8,9 @@ extension Instance {
     /// already right on disk. Each byte-range record is applied only on top of the exact
     /// page version it was made from (its dbtime), so nothing is applied twice or out of
     /// order. A torn record at the very end of the newest generation is a crash and is cut
-    /// off; anything else that is wrong stops recovery with its ESE error.
-    func recover() throws {
+    /// off; anything else that is wrong stops recovery with its ESE error. `isCancelled` is
+    /// polled at each generation and every `cancelPollInterval` records.
+    func recover(isCancelled: () -> Bool = { false }) throws {
         let start = checkpoint.position
         recoveryReport.startPosition = start
         try finishInterruptedRoll()
@@ -32,13 +33,19 @@ extension Instance {
             throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(chain[i - 1].gen + 1)) is missing in \(path) (found \(FileNames.archivedLog(chain[i - 1].gen)) then \(g.path)); restore from a backup")
         }
 
-        var assembler = TransactionAssembler()
+        var cursor = ReplayCursor()
         var previous: LogFormat.Header?
         var established = Set<UInt64>()
         var endOffset = LogFormat.headerSize
         var lastHeader: LogFormat.Header?
         events.log(.recoveryStart, "recovery started", [("from", .string(start.description))])
+        func checkCancelled(_ place: String) throws {
+            if isCancelled() {
+                throw JetError(.termInProgress, "recovery of \(path) was interrupted at \(place) before it finished; nothing is lost: the checkpoint has not moved, and the next open replays again")
+            }
+        }
         for (i, entry) in chain.enumerated() {
+            try checkCancelled(entry.path)
             let isLast = i == chain.count - 1
             let from = entry.gen == start.generation ? Int(start.offset) : LogFormat.headerSize
             // A parsed generation's payloads are unmasked in place: never parse it twice.
@@ -52,12 +59,8 @@ extension Instance {
             lastHeader = gen.header
             recoveryReport.generationsRead += 1
             for (k, frag) in gen.fragments.enumerated() {
-                // A transaction cut by a crash in a rolled generation is abandoned when the
-                // next generation starts with a new transaction.
-                if k == 0 && assembler.isOpen && (frag.type == .full || frag.type == .first) {
-                    assembler = TransactionAssembler()
-                }
-                if let payload = try assembler.feed(frag, gen) {
+                if k % Self.cancelPollInterval == Self.cancelPollInterval - 1 { try checkCancelled("\(entry.path) offset \(frag.offset)") }
+                if let payload = try cursor.feed(frag, gen, firstInGeneration: k == 0) {
                     let place = "\(entry.path) offset \(frag.offset)"
                     let ops = try payload.withUnsafeBytes { try LogOperation.decode($0, where: place) }
                     try apply(ops, place: place, established: &established)
@@ -122,6 +125,9 @@ extension Instance {
             ("tornTail", .bool(recoveryReport.tornTailCut)),
         ])
     }
+
+    /// Records replayed between two polls of recovery's `isCancelled`.
+    static let cancelPollInterval = 64
 
     /// A roll interrupted between its two renames leaves `edbtmp.log` and no `edb.log`.
     private func finishInterruptedRoll() throws {
