@@ -56,7 +56,15 @@ public protocol FileSystem: Sendable {
     /// Makes the directory's entries (creates, renames, removes) durable.
     func syncDirectory(_ path: String) throws
     /// Exclusive owner lock; fails at once with `fileAccessDenied` naming the holder.
+    /// The lock file may be removed while held (before `release`): a later `lock` of the
+    /// path then locks a new file, never the removed one.
     func lock(_ path: String, owner: String) throws -> any FileLock
+    /// `path` absolute, with symbolic links resolved and no `.` or `..`; for a path that does
+    /// not exist (yet), its longest existing prefix resolved and the rest appended.
+    func canonicalPath(_ path: String) -> String
+    /// True if this process may create and remove entries in the directory (access(2)
+    /// W_OK|X_OK: false on a read-only file system or without write permission).
+    func isWritableDirectory(_ path: String) -> Bool
 }
 
 extension FileSystem {

@@ -225,28 +225,65 @@ public struct PosixFileSystem: FileSystem {
     }
 
     public func lock(_ path: String, owner: String) throws -> any FileLock {
-        let fdRaw = try valueOrErrno("open lock file", path) {
-            Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        }
-        let file = PosixFile(path: path, fd: FileDescriptor(rawValue: fdRaw))
-        if flock(fdRaw, LOCK_EX | LOCK_NB) != 0 {
-            let e = Errno(rawValue: errno)
-            var holder = [UInt8](repeating: 0, count: 512)
-            let n = (try? holder.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }) ?? 0
-            file.close()
-            if e == .wouldBlock {
-                let who = String(decoding: holder[..<n], as: UTF8.self)
-                    .trimmingWhitespace()
-                throw JetError(.fileAccessDenied,
-                               "instance is in use by another process (\(who.isEmpty ? "unknown" : who)); wait for it to finish or stop it")
+        // A holder may remove the lock file before it releases it (a backup directory's lock
+        // goes when the run ends). A lock won on a file that is no longer at `path` guards
+        // nothing, so it is dropped and the file now at `path` is locked instead.
+        for _ in 0..<100 {
+            let fdRaw = try valueOrErrno("open lock file", path) {
+                Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
             }
-            throw ioError(e, "lock", path)
+            let file = PosixFile(path: path, fd: FileDescriptor(rawValue: fdRaw))
+            if flock(fdRaw, LOCK_EX | LOCK_NB) != 0 {
+                let e = Errno(rawValue: errno)
+                var holder = [UInt8](repeating: 0, count: 512)
+                let n = (try? holder.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }) ?? 0
+                file.close()
+                if e == .wouldBlock {
+                    let who = String(decoding: holder[..<n], as: UTF8.self)
+                        .trimmingWhitespace()
+                    throw JetError(.fileAccessDenied,
+                                   "instance is in use by another process (\(who.isEmpty ? "unknown" : who)); wait for it to finish or stop it")
+                }
+                throw ioError(e, "lock", path)
+            }
+            var held = stat(), now = stat()
+            guard fstat(fdRaw, &held) == 0, lstat(path, &now) == 0, held.st_ino == now.st_ino, held.st_dev == now.st_dev else {
+                file.close()
+                continue
+            }
+            // The lock is the flock; the content only names the owner for others' messages.
+            let text = Array(owner.utf8)
+            try file.truncate(to: 0)
+            try text.withUnsafeBytes { try file.write(at: 0, $0) }
+            return PosixFileLock(file: file)
         }
-        // The lock is the flock; the content only names the owner for others' messages.
-        let text = Array(owner.utf8)
-        try file.truncate(to: 0)
-        try text.withUnsafeBytes { try file.write(at: 0, $0) }
-        return PosixFileLock(file: file)
+        throw JetError(.diskIO, "could not lock \(path): the lock file kept being replaced while it was taken")
+    }
+
+    public func canonicalPath(_ path: String) -> String {
+        let abs = path.hasPrefix("/") ? path : FilePaths.join(currentDirectory(), path)
+        if let r = realpath(abs, nil) {
+            defer { free(r) }
+            return String(cString: r)
+        }
+        // Not there (yet): resolve the longest prefix that exists; the rest holds no links.
+        let parts = abs.split(separator: "/")
+        for k in stride(from: parts.count - 1, to: 0, by: -1) {
+            guard let r = realpath("/" + parts[..<k].joined(separator: "/"), nil) else { continue }
+            defer { free(r) }
+            return FilePaths.normalized(String(cString: r) + "/" + parts[k...].joined(separator: "/"))
+        }
+        return FilePaths.normalized(abs)
+    }
+
+    private func currentDirectory() -> String {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buf, buf.count) != nil else { return "/" }
+        return String(cString: buf)
+    }
+
+    public func isWritableDirectory(_ path: String) -> Bool {
+        isDirectory(path) && access(path, W_OK | X_OK) == 0
     }
 }
 
