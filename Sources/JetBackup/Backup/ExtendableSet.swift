@@ -101,7 +101,10 @@ enum ExtendableSet {
             for pg in 0..<2 {
                 let page = UnsafeRawBufferPointer(rebasing: all[(pg * ps)..<((pg + 1) * ps)])
                 let v = PageFormat.verify(page, pgno: UInt32(pg))
-                guard v == .valid else { throw PageFormat.error(v, file: path, pgno: UInt32(pg)) }
+                guard v == .valid else {
+                    let why = PageFormat.error(v, file: path, pgno: UInt32(pg)).message.split(separator: ";")[0]
+                    throw JetError(.readVerifyFailure, "the header of database image \(path) is damaged (\(why)); the set is not extended: take a full backup")
+                }
                 if header == nil { header = DatabaseHeader.decode(page) }
             }
         }
