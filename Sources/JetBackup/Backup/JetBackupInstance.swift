@@ -63,7 +63,7 @@ public enum JetBackupInstance {
         var p = dir
         while !fs.exists(p) && p != "/" && p != "." { missing.append(p); p = FilePaths.directory(of: p) }
         guard fs.isWritableDirectory(p) else {
-            throw JetError(.invalidPath, "backup directory \(dir) does not exist and cannot be created: \(p) is not writable (permission denied, or a read-only file system)")
+            throw JetError(.invalidPath, "backup directory \(dir) does not exist and cannot be created: \(p) is not writable (permission denied, or a read-only file system) or not a directory")
         }
         for d in missing.reversed() {
             do {

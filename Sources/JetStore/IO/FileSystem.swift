@@ -62,8 +62,9 @@ public protocol FileSystem: Sendable {
     /// `path` absolute, with symbolic links resolved and no `.` or `..`; for a path that does
     /// not exist (yet), its longest existing prefix resolved and the rest appended.
     func canonicalPath(_ path: String) -> String
-    /// True if this process may create and remove entries in the directory (access(2)
-    /// W_OK|X_OK: false on a read-only file system or without write permission).
+    /// True if `path` is a directory (a link to one counts) this process may create and
+    /// remove entries in (access(2) W_OK|X_OK: false on a read-only file system or without
+    /// write permission).
     func isWritableDirectory(_ path: String) -> Bool
 }
 

@@ -282,8 +282,10 @@ public struct PosixFileSystem: FileSystem {
         return String(cString: buf)
     }
 
+    /// Follows a link: a link to a directory is a directory one creates entries in.
     public func isWritableDirectory(_ path: String) -> Bool {
-        isDirectory(path) && access(path, W_OK | X_OK) == 0
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR && access(path, W_OK | X_OK) == 0
     }
 }
 
