@@ -10,8 +10,8 @@ import JetStore
 /// holding no stray log or image (`SetVerifier.checkStructure`); every listed file present,
 /// a plain file, of its listed size; every log's CRC32C; the header of the newest log (the
 /// link the next generation must follow); and pages 0-1 of every database image (a backup
-/// image of this set's log stream and database). On the benchmark machine, a set of a
-/// 1 GiB image and 50 logs of 1 MiB is checked in about 40 ms (README, "Changes").
+/// image of this set's log stream and database). Its cost is reading the set's logs: a set
+/// of a 1.8 GiB image and 59 logs of 1 MiB took 40 ms cached, 190 ms cold (README, "Changes").
 enum ExtendableSet {
     /// Reads and decodes the set's manifest. A check of the manifest's own integrity
     /// belongs here (every caller that extends a set reads it through this).

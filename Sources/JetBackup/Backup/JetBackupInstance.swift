@@ -498,7 +498,6 @@ struct BackupRun {
         }
         return s
     }
-
 }
 
 /// Whether an undo step put everything back; a later step reads it.
