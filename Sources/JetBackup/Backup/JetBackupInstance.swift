@@ -28,7 +28,10 @@ public enum JetBackupInstance {
             throw JetError(.invalidBackup, "incremental backups need every log generation, but circular logging is on; turn it off ('jetbackup config circular-logging false') and take a full backup")
         }
         let fs = options.fs
+        var claim: DestinationLock?
+        defer { claim?.release() }
         if let dir = options.directory {
+            try checkOutsideInstance(dir, instance: instance, fs: fs)
             if !fs.isDirectory(dir) || fs.isSymlink(dir) {
                 if fs.exists(dir) || fs.isSymlink(dir) {
                     throw JetError(.invalidPath, "backup directory \(dir) is not a directory")
@@ -38,6 +41,11 @@ public enum JetBackupInstance {
                 }
                 try createPath(dir, fs: fs)
             }
+            guard fs.isWritableDirectory(dir) else {
+                throw JetError(.invalidPath, "backup directory \(dir) is not writable (permission denied, or a read-only file system); nothing was written: use a directory this user can write")
+            }
+            // Claimed before anything in it is looked at: see DestinationLock.
+            claim = try DestinationLock.acquire(dir, owner: "\(options.owner), instance \(instance.path)", fs: fs)
         }
         // A full backup starts from a fresh checkpoint: every dirty page is flushed first, so
         // the set needs the log only from now on instead of up to the checkpoint depth.
@@ -54,9 +62,30 @@ public enum JetBackupInstance {
         var missing: [String] = []
         var p = dir
         while !fs.exists(p) && p != "/" && p != "." { missing.append(p); p = FilePaths.directory(of: p) }
+        guard fs.isWritableDirectory(p) else {
+            throw JetError(.invalidPath, "backup directory \(dir) does not exist and cannot be created: \(p) is not writable (permission denied, or a read-only file system) or not a directory")
+        }
         for d in missing.reversed() {
-            try fs.createDirectory(d)
+            do {
+                try fs.createDirectory(d)
+            } catch where fs.isDirectory(d) && !fs.isSymlink(d) {
+                // Another run created it at the same moment: it is there, which is all we need.
+            }
             try fs.syncDirectory(FilePaths.directory(of: d))
+        }
+    }
+
+    /// A backup inside the instance it protects (or an instance inside its backup directory)
+    /// is refused: deleting or restoring one would take the other with it, and the instance
+    /// directory itself is never empty. Compared after symbolic links are resolved.
+    static func checkOutsideInstance(_ dir: String, instance: Instance, fs: any FileSystem) throws {
+        let d = fs.canonicalPath(dir), i = fs.canonicalPath(instance.path)
+        let resolved = d == FilePaths.normalized(dir) ? "" : " (it resolves to \(d))"
+        if FilePaths.isSameOrBelow(d, i) {
+            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) is \(d == i ? "the instance directory" : "inside the instance directory \(instance.path)"); a backup must live outside the instance it protects: choose a directory elsewhere")
+        }
+        if FilePaths.isSameOrBelow(i, d) {
+            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) holds the instance \(instance.path); a backup must live outside the instance it protects: choose a directory that does not contain it")
         }
     }
 }
@@ -170,12 +199,13 @@ struct BackupRun {
         try writeFullSet(into: dir, markerDir: dir)
     }
 
-    /// DIR must be empty but for the leftovers of a killed run, which are removed.
+    /// DIR must be empty but for the leftovers of a killed run, which are removed (and the
+    /// run's own lock file).
     func prepareEmpty(_ dir: String) throws {
         if BackupSetLayout.locate(dir, fs: fs) == nil {
             try BackupSetLayout.cleanLeftovers(dir, keeping: [], fs: fs)
         }
-        let entries = try fs.list(dir)
+        let entries = try fs.list(dir).filter { $0 != BackupSetLayout.lock }
         guard entries.isEmpty else {
             throw JetError(.backupDirectoryNotEmpty, "backup directory \(dir) is not empty (\(entries.prefix(3).joined(separator: ", "))\(entries.count > 3 ? ", …" : "")); use an empty directory, --incremental to extend the set in it, or --atomic to replace it")
         }
@@ -304,13 +334,14 @@ struct BackupRun {
         let temp = FilePaths.join(dir, BackupSetLayout.temp)
         let new = FilePaths.join(dir, BackupSetLayout.new)
         let old = FilePaths.join(dir, BackupSetLayout.old)
+        try checkNotForeign(dir)
         // Leftovers: a killed swap leaves old/ (and maybe no new/): put the previous set back.
         if fs.exists(old) {
             if fs.exists(new) { try fs.removeTree(old) } else { try fs.rename(old, new) }
             try fs.syncDirectory(dir)
         }
         if fs.exists(temp) { try fs.removeTree(temp); try fs.syncDirectory(dir) }
-        let unexpected = try fs.list(dir).filter { $0 != BackupSetLayout.new }
+        let unexpected = try fs.list(dir).filter { $0 != BackupSetLayout.new && $0 != BackupSetLayout.lock }
         guard unexpected.isEmpty else {
             throw JetError(.backupDirectoryNotEmpty, "backup directory \(dir) holds files that are not an atomic backup set (\(unexpected.prefix(3).joined(separator: ", "))); use an empty directory for --atomic")
         }
@@ -338,6 +369,21 @@ struct BackupRun {
         }
     }
 
+    /// The set an atomic run would replace (new/, or old/ of a killed swap) must be this
+    /// instance's, unless the caller asked to replace a foreign one. A set whose manifest
+    /// cannot be read at all cannot be restored either; it is replaced.
+    func checkNotForeign(_ dir: String) throws {
+        guard !options.replaceForeign else { return }
+        for sub in [BackupSetLayout.new, BackupSetLayout.old] {
+            let p = FilePaths.join(FilePaths.join(dir, sub), BackupSetLayout.manifest)
+            guard fs.exists(p), !fs.isSymlink(p), let bytes = try? fs.readAll(p),
+                  let m = try? BackupManifest.decode(bytes, path: p), let sig = m.logSignature.signature else { continue }
+            if sig != instance.parameters.logSignature {
+                throw JetError(.backupDirectoryNotEmpty, "backup directory \(dir) holds the set of another instance (\(sub)/\(BackupSetLayout.manifest): log signature \(sig), this instance's is \(instance.parameters.logSignature)); it was left as it is: use another directory, or ask explicitly to replace a foreign set")
+            }
+        }
+    }
+
     /// `writeFullSet` without its own header update (the atomic swap comes first).
     mutating func writeFullSetDeferringRecord(into dir: String) throws {
         let saved = deferRecord
@@ -352,13 +398,13 @@ struct BackupRun {
     mutating func incremental() throws {
         let dir = options.directory!
         let dbs = instance.databaseSnapshots
-        guard !dbs.isEmpty, dbs.allSatisfy({ $0.header.fullPrev != nil }) else {
-            throw JetError(.missingFullBackup, "there is no full backup of this instance to extend (the database headers record none); take a full backup first")
-        }
+        try requireFullBackup(dbs)
         let setDir = try locateExtendable(dir)
-        let manifestPath = FilePaths.join(setDir, BackupSetLayout.manifest)
-        let oldManifestBytes = try fs.readAll(manifestPath)
-        var manifest = try BackupManifest.decode(oldManifestBytes, path: manifestPath)
+        guard fs.isWritableDirectory(setDir) else {
+            throw JetError(.invalidPath, "the set directory \(setDir) is not writable (permission denied, or a read-only file system); nothing was written: make it writable")
+        }
+        let (oldManifestBytes, m) = try ExtendableSet.read(setDir, fs: fs)
+        var manifest = m
         guard manifest.logSignature.signature == instance.parameters.logSignature else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) is of another instance (its log signature differs); take a full backup into an empty directory")
         }
@@ -378,6 +424,9 @@ struct BackupRun {
         guard manifest.lastGeneration == lastHigh else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) ends at log generation \(manifest.lastGeneration), but the instance's last backup ended at \(lastHigh): it is not the set this incremental extends; take a full backup")
         }
+        // The set must be whole before it is extended and logs are truncated; this also reads
+        // the newest log's creation time, the link the first copied generation must follow.
+        let prevCreation = try ExtendableSet.check(manifest, setDir: setDir, fs: fs)
         // What the set holds now: kept by cleanup and put back by this run's undo.
         let keep = Set(manifest.files.map(\.name))
         let keepSums = manifest.sha256sums()
@@ -403,8 +452,6 @@ struct BackupRun {
             try? BackupSetLayout.cleanLeftovers(setDir, keeping: keep, sums: keepSums, fs: fsCopy)
         }
         try BackupSetLayout.writeMarker(setDir, names: names, fs: fs)
-        let prevLog = manifest.files.filter { $0.kind == "log" }.max { ($0.generation ?? 0) < ($1.generation ?? 0) }
-        let prevCreation = try prevLog.map { try creationTime(of: $0, in: setDir) }
         let index = manifest.chain.count
         let files = try copyLogs(gens, into: setDir, backupIndex: index, previousCreation: prevCreation)
         let endTime = Clock.microsecondsSinceEpoch()
@@ -429,19 +476,27 @@ struct BackupRun {
         try recordAndTruncate(full: false, genLow: gens.first!, genHigh: last)
     }
 
+    /// An incremental extends a set that holds every database: each needs a full backup.
+    func requireFullBackup(_ dbs: [Instance.DatabaseSnapshot]) throws {
+        guard !dbs.isEmpty else {
+            throw JetError(.missingFullBackup, "the instance has no databases, so there is no full backup to extend; create a database and take a full backup first")
+        }
+        let without = dbs.filter { $0.header.fullPrev == nil }.map(\.name)
+        if without.count == dbs.count {
+            throw JetError(.missingFullBackup, "there is no full backup of this instance to extend (the database headers record none); take a full backup first")
+        }
+        if !without.isEmpty {
+            let names = without.joined(separator: ", ")
+            throw JetError(.missingFullBackup, "database\(without.count > 1 ? "s" : "") \(names) \(without.count > 1 ? "have" : "has") no full backup (created or attached after the last full backup), so no incremental can cover \(without.count > 1 ? "them" : "it"); take a full backup, which then holds every database")
+        }
+    }
+
     /// The set an incremental extends: DIR, or DIR/new of an atomic set.
     func locateExtendable(_ dir: String) throws -> String {
         guard let s = BackupSetLayout.locate(dir, fs: fs), s != FilePaths.join(dir, BackupSetLayout.old) else {
             throw JetError(.invalidBackupSequence, "\(dir) holds no backup set for the incremental to extend (no \(BackupSetLayout.manifest)); take a full backup into it first")
         }
         return s
-    }
-
-    /// Creation time of the newest log already in the set (the link the next one must follow).
-    func creationTime(of f: BackupManifest.File, in dir: String) throws -> UInt64 {
-        let bytes = try fs.readAll(FilePaths.join(dir, f.name))
-        let raw = f.rawSize != nil ? try Zstd.decompress(bytes, maxSize: Int(f.rawSize!), file: f.name) : bytes
-        return try raw.withUnsafeBytes { try LogFormat.Header.decode($0, file: f.name) }.creationTime
     }
 }
 
