@@ -17,14 +17,15 @@ extension Instance {
         if kind == .incremental {
             let dbs = databases.values.sorted { $0.name < $1.name }
             guard !dbs.isEmpty else {
-                throw JetError(.missingFullBackup, "the instance has no database, so there is no full backup to extend; take a full backup")
+                throw JetError(.missingFullBackup, "the instance has no databases, so there is no full backup to extend; create a database and take a full backup first")
             }
             let without = dbs.filter { $0.header.fullPrev == nil }.map(\.name)
-            guard without.isEmpty else {
-                let names = without.map { "'\($0)'" }.joined(separator: ", ")
-                throw JetError(.missingFullBackup, without.count == dbs.count
-                    ? "there is no full backup of this instance to extend (the database headers record none); take a full backup first"
-                    : "database \(names) has no full backup (it was created after the last full backup), so an incremental cannot cover it; take a full backup")
+            if without.count == dbs.count {
+                throw JetError(.missingFullBackup, "there is no full backup of this instance to extend (the database headers record none); take a full backup first")
+            }
+            if !without.isEmpty {
+                let many = without.count > 1
+                throw JetError(.missingFullBackup, "database\(many ? "s" : "") \(without.joined(separator: ", ")) \(many ? "have" : "has") no full backup (created or attached after the last full backup), so no incremental can cover \(many ? "them" : "it"); take a full backup, which then holds every database")
             }
             previousEnd = dbs.map { max($0.header.fullPrev!.genHigh, $0.header.incPrev?.genHigh ?? 0) }.max()
         } else {

@@ -152,6 +152,107 @@ import Testing
         #expect(try Binary.run(["info", "-i", i]).status == 0)
     }
 
+    /// Where `backup` may not write, through the binary: inside the instance (73), over another
+    /// instance's atomic set (73 unless --replace-foreign), an incremental after `db create`
+    /// (78 naming the database) or into a damaged set (65, nothing copied or truncated).
+    @Test func backupDestinationRefusals() throws {
+        let t = Temp()
+        let i1 = t.path("i1"), i2 = t.path("i2")
+        for (k, i) in [i1, i2].enumerated() {
+            try Binary.run(["init", i, "--page-size", "4KiB", "--log-file-size", "64KiB"])
+            try Binary.run(["load", "app", "--records", "1500", "--seed", String(k + 1), "-i", i])
+        }
+        try FileManager.default.createDirectory(atPath: i1 + "/sub", withIntermediateDirectories: false)
+        for dir in [i1 + "/sub", i1, t.root] {
+            let r = try Binary.run(["backup", dir, "-i", i1])
+            #expect(r.status == 73 && r.stderr.contains("JET_errInvalidPath (-1023)") && r.stderr.contains("outside the instance"), "\(dir): \(r.stderr)")
+        }
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: i1 + "/sub")) ?? ["x"]).isEmpty)
+        // Another instance's atomic set.
+        let a = t.path("a")
+        try FileManager.default.createDirectory(atPath: a, withIntermediateDirectories: false)
+        #expect(try Binary.run(["backup", a, "--atomic", "-i", i1]).status == 0)
+        var r = try Binary.run(["backup", a, "--atomic", "-i", i2])
+        #expect(r.status == 73 && r.stderr.contains("JET_errBackupDirectoryNotEmpty (-504)") && r.stderr.contains("another instance"), "\(r.stderr)")
+        #expect(try Binary.run(["backup", a, "--replace-foreign", "-i", i2]).status == 64)
+        r = try Binary.run(["backup", a, "--atomic", "--replace-foreign", "-i", i2])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try Binary.run(["restore", a, "--to", t.path("r2")]).status == 0)
+        #expect(try Binary.run(["digest", "-i", t.path("r2")]).stdout == Binary.run(["digest", "-i", i2]).stdout)
+        // An incremental after `db create` names the new database.
+        let s = t.path("s")
+        try FileManager.default.createDirectory(atPath: s, withIntermediateDirectories: false)
+        #expect(try Binary.run(["backup", s, "-i", i1]).status == 0)
+        try Binary.run(["db", "create", "fresh", "-i", i1])
+        r = try Binary.run(["backup", s, "--incremental", "-i", i1])
+        #expect(r.status == 78 && r.stderr.contains("JET_errMissingFullBackup (-560)") && r.stderr.contains("database fresh"), "\(r.stderr)")
+        // An incremental into a damaged set: 65, the set and the instance's logs untouched.
+        try Binary.run(["load", "app", "--records", "1500", "--seed", "9", "-i", i2])
+        let d = t.path("d")
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: false)
+        #expect(try Binary.run(["backup", d, "-i", i2]).status == 0)
+        try Binary.run(["load", "app", "--records", "1500", "--seed", "10", "-i", i2])
+        try FileManager.default.removeItem(atPath: d + "/app.edb")
+        let logs = try Binary.run(["logs", "--json", "-i", i2]).stdout
+        let set = try FileManager.default.contentsOfDirectory(atPath: d).sorted()
+        r = try Binary.run(["backup", d, "--incremental", "-i", i2])
+        #expect(r.status == 65 && r.stderr.contains("app.edb") && r.stderr.contains("missing"), "\(r.status) \(r.stderr)")
+        #expect(try Binary.run(["logs", "--json", "-i", i2]).stdout == logs)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: d).sorted() == set)
+    }
+
+    /// A read-only destination is a bad destination (73, "permission denied"), not an I/O
+    /// error (74): a read-only file system, and a directory the user may not write.
+    @Test func readOnlyDestinationIsABadPath() throws {
+        let t = Temp()
+        let i = t.path("inst")
+        try Binary.run(["init", i, "--page-size", "4KiB", "--log-file-size", "64KiB"])
+        try Binary.run(["load", "app", "--records", "500", "-i", i])
+        let mnt = t.path("ro")
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: false)
+        if Self.system("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", mnt]) == 0 {
+            defer { _ = Self.system("/bin/umount", [mnt]) }
+            let r = try Binary.run(["backup", mnt, "-i", i])
+            #expect(r.status == 73 && r.stderr.contains("JET_errInvalidPath (-1023)") && r.stderr.contains("permission denied"), "\(r.status) \(r.stderr)")
+            #expect(try Binary.run(["info", "--json", "-i", i]).stdout.contains("\"fullPrev\":null"))
+        } else {
+            print("skipped: mount of a read-only tmpfs was refused here")
+        }
+        // As an unprivileged user (root writes anywhere), into a directory mode 0555.
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            print("skipped: the unprivileged part needs root and setpriv"); return
+        }
+        let home = t.path("nobody")
+        try FileManager.default.createDirectory(atPath: home + "/ro", withIntermediateDirectories: true)
+        _ = Self.system("/bin/chmod", ["0755", t.root])
+        _ = Self.system("/bin/chown", ["-R", "65534:65534", home])
+        _ = Self.system("/bin/chmod", ["0555", home + "/ro"])
+        let asNobody = ["--reuid", "65534", "--regid", "65534", "--clear-groups", Binary.path]
+        #expect(Self.system("/usr/bin/setpriv", asNobody + ["init", home + "/inst", "--page-size", "4KiB"]) == 0)
+        #expect(Self.system("/usr/bin/setpriv", asNobody + ["load", "app", "--records", "100", "-i", home + "/inst"]) == 0)
+        let err = Pipe()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = asNobody + ["backup", home + "/ro", "-i", home + "/inst"]
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 73 && text.contains("permission denied") && text.contains(home + "/ro"), "\(p.terminationStatus) \(text)")
+    }
+
+    static func system(_ tool: String, _ args: [String]) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        p.standardError = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return -1 }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
     /// A damaged page or log generation: `check` exits 65 naming it, and opening fails with
     /// the ESE error rather than returning wrong data.
     @Test func damageIsFoundByCheckAndOnOpen() throws {

@@ -143,6 +143,96 @@ import Testing
         print("two backups at once: \(n) rounds, \(bad) failures")
     }
 
+    /// What a refused backup must leave alone: the headers' backup slots and the instance's
+    /// log generations (a refused run records nothing and truncates nothing).
+    static func backupRecord(_ i: String) throws -> String {
+        let info = json(try Binary.run(["info", "--json", "-i", i]).stdout)
+        func canonical(_ v: Any?) -> String {
+            guard let v, let d = try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .fragmentsAllowed]) else { return "-" }
+            return String(decoding: d, as: UTF8.self)
+        }
+        let dbs = (info["databases"] as? [[String: Any]] ?? []).map { "\($0["name"] ?? "") \(canonical($0["fullPrev"])) \(canonical($0["incPrev"]))" }
+        let logs = json(try Binary.run(["logs", "--json", "-i", i]).stdout)
+        let gens = (logs["generations"] as? [[String: Any]] ?? []).map { "\($0["generation"] ?? "")" }
+        return dbs.joined(separator: "; ") + " | " + gens.joined(separator: ",")
+    }
+
+    /// Two instances backing up into one directory, started 0-50 ms apart in either order.
+    /// Full and atomic: exactly one backs up; the other is refused (75 while the first holds
+    /// the directory, 73 once it holds a set), records nothing and truncates nothing, and the
+    /// set restores to the winner's content. Incremental (into the first instance's set): the
+    /// second instance never succeeds; the first succeeds or, if refused, changes nothing.
+    @Test(arguments: ["full", "atomic", "incremental"])
+    func twoInstancesIntoOneDirectory(kind: String) throws {
+        let t = Temp()
+        let inst = [t.path("i1"), t.path("i2")]
+        for (k, i) in inst.enumerated() {
+            try Binary.run(["init", i, "--page-size", "4KiB", "--log-file-size", "64KiB"])
+            try Binary.run(["load", "app", "--records", "4000", "--seed", String(k + 1), "-i", i])
+        }
+        if kind == "incremental" {
+            // The second instance has a full backup of its own: its refusal must come from S.
+            try FileManager.default.createDirectory(atPath: t.path("own"), withIntermediateDirectories: false)
+            #expect(try Binary.run(["backup", t.path("own"), "-i", inst[1]]).status == 0)
+        }
+        var rng = SystemRandomNumberGenerator()
+        let n = rounds(short: 3, long: 30)
+        var bad = 0, firstWon = [0, 0], refusals: [Int32: Int] = [:]
+        for round in 0..<n {
+            let s = t.path("s\(round)")
+            try FileManager.default.createDirectory(atPath: s, withIntermediateDirectories: false)
+            if kind == "incremental" {
+                #expect(try Binary.run(["backup", s, "-i", inst[0]]).status == 0)
+                for (k, i) in inst.enumerated() {
+                    try Binary.run(["load", "app", "--records", "1500", "--seed", String(100 * round + k), "-i", i])
+                }
+            }
+            let records = try inst.map(Self.backupRecord)
+            let digests = try inst.map { try Binary.run(["digest", "-i", $0]).stdout }
+            let before = kind == "incremental" ? try Binary.run(["digest", "-i", inst[0]]).stdout : ""
+            let args: [String] = kind == "full" ? ["backup", s] : kind == "atomic" ? ["backup", s, "--atomic"] : ["backup", s, "--incremental"]
+            let order = Bool.random(using: &rng) ? [0, 1] : [1, 0]
+            var procs: [Int: (Process, Pipe)] = [:]
+            for (j, k) in order.enumerated() {
+                if j == 1 { usleep(UInt32.random(in: 0...50_000, using: &rng)) }
+                let err = Pipe()
+                procs[k] = (try Binary.start(args + ["-i", inst[k]], stderr: err), err)
+            }
+            var codes: [Int32] = [0, 0], errs = ["", ""]
+            for k in 0..<2 {
+                let (p, err) = procs[k]!
+                errs[k] = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                p.waitUntilExit()
+                codes[k] = p.terminationStatus
+            }
+            var ok = true
+            let winners = (0..<2).filter { codes[$0] == 0 }
+            if kind == "incremental" {
+                ok = ok && [75, 78].contains(codes[1]) && [0, 75].contains(codes[0])
+            } else {
+                ok = ok && winners.count == 1 && codes.allSatisfy { [0, 73, 75].contains($0) }
+            }
+            for k in 0..<2 where codes[k] != 0 {
+                refusals[codes[k], default: 0] += 1
+                let after = try Self.backupRecord(inst[k])
+                #expect(after == records[k], "round \(round) \(kind): refused instance \(k + 1) changed: \(records[k]) -> \(after)")
+                ok = ok && after == records[k]
+            }
+            #expect(try Binary.run(["verify", s]).status == 0, "round \(round) \(kind): the set does not verify")
+            let target = t.path("r\(round)")
+            #expect(try Binary.run(["restore", s, "--to", target]).status == 0)
+            let restored = try Binary.run(["digest", "-i", target]).stdout
+            let want = winners.first.map { digests[$0] } ?? before
+            #expect(restored == want, "round \(round) \(kind): the set restores to the wrong content (winners \(winners))")
+            ok = ok && restored == want
+            if let w = winners.first { firstWon[w == order[0] ? 0 : 1] += 1 }
+            #expect(ok, "round \(round) \(kind): exit codes \(codes), stderr \(errs)")
+            if !ok { bad += 1 }
+            try? FileManager.default.removeItem(atPath: target)
+        }
+        print("two instances into one directory (\(kind)): \(n) rounds, \(bad) failures, won by the first started \(firstWon[0]), by the second \(firstWon[1]), refusals by exit status \(refusals.sorted { $0.key < $1.key })")
+    }
+
     /// SIGTERM during a backup: event 215, exit 75, nothing kept.
     @Test func sigtermAbortsCleanly() throws {
         let t = Temp()

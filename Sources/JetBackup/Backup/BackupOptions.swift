@@ -1,3 +1,4 @@
+import Foundation
 import JetStore
 
 /// The grbits of JetBackupInstance, as options.
@@ -12,6 +13,12 @@ public struct BackupOptions: Sendable {
     public var snapshot = false
     /// zstd level for copied logs; nil: uncompressed.
     public var compressionLevel: Int?
+    /// Atomic only: replace a set of another instance (another log signature) in DIR, which
+    /// is otherwise refused.
+    public var replaceForeign = false
+    /// Who runs the backup (pid and command), written into the destination's lock so a
+    /// refused second run can name it.
+    public var owner = "pid \(ProcessInfo.processInfo.processIdentifier)"
     public var fs: any FileSystem = PosixFileSystem()
     /// Polled between chunks: true stops the backup with `JET_errTermInProgress` (signals).
     public var isCancelled: @Sendable () -> Bool = { false }

@@ -12,9 +12,11 @@ struct IncrementalBackup {
         let fs = run.fs
         let session = run.session
         let setDir = try locateExtendable()
-        let manifestPath = FilePaths.join(setDir, BackupSetLayout.manifest)
-        let oldManifestBytes = try fs.readAll(manifestPath)
-        var manifest = try BackupManifest.decode(oldManifestBytes, path: manifestPath)
+        guard fs.isWritableDirectory(setDir) else {
+            throw JetError(.invalidPath, "the set directory \(setDir) is not writable (permission denied, or a read-only file system); nothing was written: make it writable")
+        }
+        let (oldManifestBytes, read) = try ExtendableSet.read(setDir, fs: fs)
+        var manifest = read
         guard manifest.logSignature.signature == session.logSignature else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) is of another instance (its log signature differs); take a full backup into an empty directory")
         }
@@ -34,6 +36,9 @@ struct IncrementalBackup {
         guard manifest.lastGeneration == lastHigh else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) ends at log generation \(manifest.lastGeneration), but the instance's last backup ended at \(lastHigh): it is not the set this incremental extends; take a full backup")
         }
+        // The set must be whole before it is extended and logs are truncated; this also reads
+        // the newest log's creation time, the link the first copied generation must follow.
+        let prevCreation = try ExtendableSet.check(manifest, setDir: setDir, fs: fs)
         // What the set holds now: kept by cleanup and put back by this run's undo.
         let keep = Set(manifest.files.map(\.name))
         let keepSums = manifest.sha256sums()
@@ -54,8 +59,6 @@ struct IncrementalBackup {
             try? BackupSetLayout.cleanLeftovers(setDir, keeping: keep, sums: keepSums, fs: fs)
         }
         try BackupSetLayout.writeMarker(setDir, names: gens.map { FileNames.archivedLog($0) + run.logSuffix }, fs: fs)
-        let prevLog = manifest.files.filter { $0.kind == "log" }.max { ($0.generation ?? 0) < ($1.generation ?? 0) }
-        let prevCreation = try prevLog.map { try creationTime(of: $0, in: setDir) }
         let files = try run.copyLogs(gens, into: setDir, backupIndex: manifest.chain.count, previousCreation: prevCreation)
         manifest.chain.append(run.chainEntry("incremental", genLow: gens.lowerBound, genHigh: last))
         manifest.files += files
@@ -72,12 +75,5 @@ struct IncrementalBackup {
             throw JetError(.invalidBackupSequence, "\(dir) holds no backup set for the incremental to extend (no \(BackupSetLayout.manifest)); take a full backup into it first")
         }
         return s
-    }
-
-    /// Creation time of the newest log already in the set (the link the next one must follow).
-    func creationTime(of f: BackupManifest.File, in dir: String) throws -> UInt64 {
-        let bytes = try run.fs.readAll(FilePaths.join(dir, f.name))
-        let raw = f.rawSize != nil ? try Zstd.decompress(bytes, maxSize: Int(f.rawSize!), file: f.name) : bytes
-        return try raw.withUnsafeBytes { try LogFormat.Header.decode($0, file: f.name) }.creationTime
     }
 }

@@ -14,6 +14,9 @@ public enum JetBackupInstance {
         try validate(options)
         guard let dir = options.directory else { return try truncateOnly(instance, options, status: status) }
         try prepareDirectory(dir, instance: instance, options: options)
+        // Claimed before anything in it is looked at: see DestinationLock.
+        let claim = try DestinationLock.acquire(dir, owner: "\(options.owner), instance \(instance.path)", fs: options.fs)
+        defer { claim.release() }
         let session = try instance.beginBackup(options.incremental ? .incremental : .full)
         defer { session.abort() }
         let run = BackupRun(session: session, options: options, events: instance.events, status: status)
@@ -110,31 +113,63 @@ public enum JetBackupInstance {
         }
     }
 
-    /// The destination exists (created when the instance allows it and the backup is full).
+    /// The destination is outside the instance, exists (created when the instance allows it
+    /// and the backup is full) and can be written.
     static func prepareDirectory(_ dir: String, instance: Instance, options: BackupOptions) throws {
         let fs = options.fs
-        if fs.isDirectory(dir) && !fs.isSymlink(dir) { return }
-        if fs.exists(dir) || fs.isSymlink(dir) {
-            throw JetError(.invalidPath, "backup directory \(dir) is not a directory")
+        try checkOutsideInstance(dir, instance: instance, fs: fs)
+        if !fs.isDirectory(dir) || fs.isSymlink(dir) {
+            if fs.exists(dir) || fs.isSymlink(dir) {
+                throw JetError(.invalidPath, "backup directory \(dir) is not a directory")
+            }
+            guard instance.parameters.createPathIfNotExist, !options.incremental else {
+                throw JetError(.invalidPath, "backup directory \(dir) does not exist; create it first (or set create-path-if-not-exist)")
+            }
+            try createPath(dir, fs: fs)
         }
-        guard instance.parameters.createPathIfNotExist, !options.incremental else {
-            throw JetError(.invalidPath, "backup directory \(dir) does not exist; create it first (or set create-path-if-not-exist)")
+        guard fs.isWritableDirectory(dir) else {
+            throw JetError(.invalidPath, "backup directory \(dir) is not writable (permission denied, or a read-only file system); nothing was written: use a directory this user can write")
         }
+    }
+
+    static func createPath(_ dir: String, fs: any FileSystem) throws {
         var missing: [String] = []
         var p = dir
         while !fs.exists(p) && p != "/" && p != "." { missing.append(p); p = FilePaths.directory(of: p) }
+        guard fs.isWritableDirectory(p) else {
+            throw JetError(.invalidPath, "backup directory \(dir) does not exist and cannot be created: \(p) is not writable (permission denied, or a read-only file system) or not a directory")
+        }
         for d in missing.reversed() {
-            try fs.createDirectory(d)
+            do {
+                try fs.createDirectory(d)
+            } catch where fs.isDirectory(d) && !fs.isSymlink(d) {
+                // Another run created it at the same moment: it is there, which is all we need.
+            }
             try fs.syncDirectory(FilePaths.directory(of: d))
         }
     }
 
-    /// DIR must be empty but for the leftovers of a killed run, which are removed.
+    /// A backup inside the instance it protects (or an instance inside its backup directory)
+    /// is refused: deleting or restoring one would take the other with it, and the instance
+    /// directory itself is never empty. Compared after symbolic links are resolved.
+    static func checkOutsideInstance(_ dir: String, instance: Instance, fs: any FileSystem) throws {
+        let d = fs.canonicalPath(dir), i = fs.canonicalPath(instance.path)
+        let resolved = d == FilePaths.normalized(dir) ? "" : " (it resolves to \(d))"
+        if FilePaths.isSameOrBelow(d, i) {
+            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) is \(d == i ? "the instance directory" : "inside the instance directory \(instance.path)"); a backup must live outside the instance it protects: choose a directory elsewhere")
+        }
+        if FilePaths.isSameOrBelow(i, d) {
+            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) holds the instance \(instance.path); a backup must live outside the instance it protects: choose a directory that does not contain it")
+        }
+    }
+
+    /// DIR must be empty but for the leftovers of a killed run, which are removed (and the
+    /// run's own lock file).
     static func prepareEmpty(_ dir: String, fs: any FileSystem) throws {
         if BackupSetLayout.locate(dir, fs: fs) == nil {
             try BackupSetLayout.cleanLeftovers(dir, keeping: [], fs: fs)
         }
-        let entries = try fs.list(dir)
+        let entries = try fs.list(dir).filter { $0 != BackupSetLayout.lock }
         guard entries.isEmpty else {
             throw JetError(.backupDirectoryNotEmpty, "backup directory \(dir) is not empty (\(entries.prefix(3).joined(separator: ", "))\(entries.count > 3 ? ", …" : "")); use an empty directory, extend the set in it with an incremental backup, or replace it with an atomic one")
         }

@@ -8,6 +8,8 @@ import JetStore
 /// A run that writes into DIR first writes `.jetbackup-incomplete` listing what it will
 /// add; a directory with that marker and no manifest holds no backup, and the next run
 /// removes what the marker lists.
+/// A run holds `.jetbackup-lock` in DIR (the directory it was given) while it runs; it is
+/// removed at the end, and one left by a killed run is ignored by every reader and reused.
 public enum BackupSetLayout {
     public static let manifest = "MANIFEST.json"
     public static let sums = "SHA256SUMS"
@@ -16,6 +18,7 @@ public enum BackupSetLayout {
     public static let new = "new"
     public static let old = "old"
     public static let staging = ".jetbackup-staging"
+    public static let lock = ".jetbackup-lock"
 
     /// The directory holding the set in `dir`: DIR itself, DIR/new, or DIR/old (an atomic
     /// backup killed mid-swap). nil if none holds a manifest.

@@ -105,13 +105,13 @@ public struct RestoreInstance {
                 if entries.contains(FileNames.restoreMarker) { throw inProgress(target) }
                 throw JetError(.invalidPath, "restore target \(target) is not empty; restore into a new or empty directory (nothing was touched)")
             }
-            guard fs.isWritable(target) else { throw permissionDenied(target, in: target) }
+            guard fs.isWritableDirectory(target) else { throw permissionDenied(target, in: target) }
         } else {
             let parent = FilePaths.directory(of: target)
             guard fs.isDirectory(parent) else {
                 throw JetError(.invalidPath, "the parent of restore target \(target) does not exist; create \(parent) first")
             }
-            guard fs.isWritable(parent) else { throw permissionDenied(target, in: parent) }
+            guard fs.isWritableDirectory(parent) else { throw permissionDenied(target, in: parent) }
         }
     }
 
@@ -180,7 +180,7 @@ public struct RestoreInstance {
 
     /// An I/O error while claiming TARGET is a bad destination when `dir` cannot be written.
     func targetError(_ error: Error, _ target: String, checking dir: String) -> Error {
-        if let e = error as? JetError, e.code == .diskIO, !fs.isWritable(dir) { return permissionDenied(target, in: dir) }
+        if let e = error as? JetError, e.code == .diskIO, !fs.isWritableDirectory(dir) { return permissionDenied(target, in: dir) }
         return error
     }
 

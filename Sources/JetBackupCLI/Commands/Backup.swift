@@ -11,6 +11,7 @@ struct Backup: ParsableCommand {
     @Argument(help: "Backup directory.") var dir: String?
     @Flag(help: "Only the log generations since the last full or incremental backup (JET_bitBackupIncremental).") var incremental = false
     @Flag(help: "Build the set in DIR/temp and swap it in (JET_bitBackupAtomic).") var atomic = false
+    @Flag(help: "With --atomic: replace a set of another instance in DIR (refused otherwise).") var replaceForeign = false
     @Flag(help: .hidden) var snapshot = false
     /// `--compress-logs` alone is rewritten to `--compress-logs=3` before parsing
     /// (`JetBackupCommand.normalize`), so the level is optional as SPEC 2 writes it.
@@ -23,6 +24,7 @@ struct Backup: ParsableCommand {
 
     func validate() throws {
         guard ["auto", "bar", "json", "none"].contains(progress) else { throw ValidationError("--progress takes auto, bar, json or none") }
+        guard !replaceForeign || atomic else { throw ValidationError("--replace-foreign applies to --atomic only") }
     }
 
     func run() throws {
@@ -31,6 +33,8 @@ struct Backup: ParsableCommand {
             opts.incremental = incremental
             opts.atomic = atomic
             opts.snapshot = snapshot
+            opts.replaceForeign = replaceForeign
+            opts.owner = CLI.owner
             opts.compressionLevel = compressLogsValue
             Signals.install()
             opts.isCancelled = { Signals.wasInterrupted }

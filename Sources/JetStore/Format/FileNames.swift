@@ -68,6 +68,27 @@ public enum FilePaths {
         return String(path[path.index(after: i)...])
     }
 
+    /// `path` without `.`, `..` or repeated separators, resolved lexically (no links are
+    /// looked at); relative paths stay relative.
+    public static func normalized(_ path: String) -> String {
+        var parts: [Substring] = []
+        for c in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == ".." {
+                if let last = parts.last, last != ".." { parts.removeLast(); continue }
+                if path.hasPrefix("/") { continue }
+            }
+            parts.append(c)
+        }
+        let body = parts.joined(separator: "/")
+        return path.hasPrefix("/") ? "/" + body : (body.isEmpty ? "." : body)
+    }
+
+    /// True if `path` is `ancestor` or below it (both normalized the same way).
+    public static func isSameOrBelow(_ path: String, _ ancestor: String) -> Bool {
+        path == ancestor || path.hasPrefix(ancestor == "/" ? "/" : ancestor + "/")
+    }
+
     /// A name that is safe to join to a directory: no separator, not `.` or `..`, not empty.
     public static func isPlainName(_ name: String) -> Bool {
         !name.isEmpty && name != "." && name != ".." && !name.contains("/") && !name.contains("\0") && name.utf8.count <= 255

@@ -56,15 +56,16 @@ public protocol FileSystem: Sendable {
     /// Makes the directory's entries (creates, renames, removes) durable.
     func syncDirectory(_ path: String) throws
     /// Exclusive owner lock; fails at once with `fileAccessDenied` naming the holder.
+    /// The lock file may be removed while held (before `release`): a later `lock` of the
+    /// path then locks a new file, never the removed one.
     func lock(_ path: String, owner: String) throws -> any FileLock
-    /// True if this process may create entries in the directory `path` (permission bits,
-    /// which root passes, and a read-only mount, which it does not).
-    func isWritable(_ path: String) -> Bool
-}
-
-extension FileSystem {
-    /// File systems without permissions (in memory) let every directory be written.
-    public func isWritable(_ path: String) -> Bool { isDirectory(path) }
+    /// `path` absolute, with symbolic links resolved and no `.` or `..`; for a path that does
+    /// not exist (yet), its longest existing prefix resolved and the rest appended.
+    func canonicalPath(_ path: String) -> String
+    /// True if `path` is a directory (a link to one counts) this process may create and
+    /// remove entries in (access(2) W_OK|X_OK: false on a read-only file system or without
+    /// write permission).
+    func isWritableDirectory(_ path: String) -> Bool
 }
 
 extension FileSystem {

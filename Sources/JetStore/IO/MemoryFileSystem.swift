@@ -29,7 +29,12 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     private let lock = SpinLock()
     private var files: [String: Node] = [:]
     private var directories: Set<String> = ["/"]
-    private var locks: Set<String> = []
+    /// Held locks: path → the holder's file. Removing the file frees the path (a later
+    /// `lock` locks a new file), as flock on a removed file does.
+    private var locks: [String: Node] = [:]
+    /// Directories whose entries cannot be created or removed (a read-only mount, no write
+    /// permission): such operations fail as EACCES does on a real disk.
+    private var readOnly: Set<String> = []
     /// Writes and fsyncs performed; the crash point counts these.
     public private(set) var ioCount = 0
     /// fsyncs of files (group commit tests count these).
@@ -71,6 +76,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
                 c.files[p] = m
             }
             c.directories = directories
+            c.readOnly = readOnly
         }
         return c
     }
@@ -165,6 +171,19 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
         }
     }
 
+    /// Makes a directory read-only (entries cannot be created, removed or renamed in it), or
+    /// writable again.
+    public func setReadOnly(_ directory: String, _ on: Bool = true) {
+        lock.withLock { if on { readOnly.insert(directory) } else { readOnly.remove(directory) } }
+    }
+
+    /// Throws EACCES's error if `path`'s directory is read-only. Called with the lock held.
+    private func checkWritableLocked(_ path: String, _ operation: String) throws {
+        if readOnly.contains(FilePaths.directory(of: path)) {
+            throw JetError(.diskIO, "I/O error while trying to \(operation) \(path): Permission denied")
+        }
+    }
+
     fileprivate func node(_ path: String) -> Node? { lock.withLock { files[path] } }
 
     fileprivate func withNode<T>(_ n: Node, _ body: (Node) throws -> T) rethrows -> T {
@@ -195,12 +214,14 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
                 guard let n = files[path] else { throw JetError(.fileNotFound, "\(path) does not exist (open)") }
                 return MemoryFile(fs: self, path: path, node: n, writable: mode == .readWrite)
             case .createNew, .createNewDirect:
+                try checkWritableLocked(path, "create")
                 if files[path] != nil || directories.contains(path) {
                     throw JetError(.diskIO, "\(path) already exists (create)")
                 }
                 let n = Node(); files[path] = n
                 return MemoryFile(fs: self, path: path, node: n, writable: true)
             case .createOrTruncate:
+                if files[path] == nil { try checkWritableLocked(path, "create") }
                 let n = files[path] ?? Node()
                 n.data = []; n.synced = []; n.pending = []
                 files[path] = n
@@ -240,6 +261,8 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     public func remove(_ path: String) throws {
         try tick(path, .remove)
         try lock.withLock {
+            try checkWritableLocked(path, "remove")
+            if let n = files[path], locks[path] === n { locks[path] = nil }
             guard files.removeValue(forKey: path) != nil else {
                 throw JetError(.fileNotFound, "\(path) does not exist (remove)")
             }
@@ -249,6 +272,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     public func removeDirectory(_ path: String) throws {
         try tick(path, .remove)
         try lock.withLock {
+            try checkWritableLocked(path, "remove directory")
             let prefix = path + "/"
             if files.keys.contains(where: { $0.hasPrefix(prefix) }) || directories.contains(where: { $0.hasPrefix(prefix) }) {
                 throw JetError(.diskIO, "\(path) is not empty (remove directory)")
@@ -262,6 +286,8 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     public func rename(_ from: String, _ to: String) throws {
         try tick(from, .rename)
         try lock.withLock {
+            try checkWritableLocked(from, "rename")
+            try checkWritableLocked(to, "rename \(from) to")
             if let n = files.removeValue(forKey: from) {
                 files[to] = n
                 return
@@ -287,6 +313,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     public func createDirectory(_ path: String) throws {
         try tick(path, .create)
         try lock.withLock {
+            try checkWritableLocked(path, "create directory")
             if directories.contains(path) || files[path] != nil {
                 throw JetError(.diskIO, "\(path) already exists (create directory)")
             }
@@ -313,24 +340,40 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     public func lock(_ path: String, owner: String) throws -> any FileLock {
         try checkAlive(path)
         return try lock.withLock {
-            if locks.contains(path) {
-                throw JetError(.fileAccessDenied, "instance is in use by another process (\(owner)); wait for it to finish or stop it")
+            if let held = locks[path] {
+                let who = String(decoding: held.data, as: UTF8.self)
+                throw JetError(.fileAccessDenied, "instance is in use by another process (\(who.isEmpty ? "unknown" : who)); wait for it to finish or stop it")
             }
-            locks.insert(path)
-            if files[path] == nil { files[path] = Node() }
-            return MemoryLock(fs: self, path: path)
+            if files[path] == nil { try checkWritableLocked(path, "open lock file") }
+            let n = files[path] ?? Node()
+            // The content names the holder for others' messages (not synced, as on a real disk).
+            n.data = Array(owner.utf8)
+            files[path] = n
+            locks[path] = n
+            return MemoryLock(fs: self, path: path, node: n)
         }
     }
 
-    fileprivate func unlock(_ path: String) { _ = lock.withLock { locks.remove(path) } }
+    public func canonicalPath(_ path: String) -> String {
+        FilePaths.normalized(path.hasPrefix("/") ? path : "/" + path)
+    }
+
+    public func isWritableDirectory(_ path: String) -> Bool {
+        lock.withLock { directories.contains(path) && !readOnly.contains(path) }
+    }
+
+    fileprivate func unlock(_ path: String, _ node: Node) {
+        lock.withLock { if locks[path] === node { locks[path] = nil } }
+    }
 }
 
 final class MemoryLock: FileLock, @unchecked Sendable {
     let fs: MemoryFileSystem
     let path: String
+    let node: MemoryFileSystem.Node
     private let done = AtomicFlag()
-    init(fs: MemoryFileSystem, path: String) { self.fs = fs; self.path = path }
-    func release() { if done.setOnce() { fs.unlock(path) } }
+    init(fs: MemoryFileSystem, path: String, node: MemoryFileSystem.Node) { self.fs = fs; self.path = path; self.node = node }
+    func release() { if done.setOnce() { fs.unlock(path, node) } }
 }
 
 final class MemoryFile: StorageFile, @unchecked Sendable {

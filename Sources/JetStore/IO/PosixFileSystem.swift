@@ -227,50 +227,85 @@ public struct PosixFileSystem: FileSystem {
         _ = try valueOrErrno("fsync directory", path) { fsync(fd) }
     }
 
-    public func isWritable(_ path: String) -> Bool {
-        isDirectory(path) && access(path, W_OK | X_OK) == 0
-    }
-
     /// Bytes of the owner record in `LOCK`: always written whole, so the file never reads empty
     /// once any holder has written it (truncating first, then writing, left a moment in which
     /// another process read an empty file and could only say "unknown").
     static let ownerRecordSize = 512
 
     public func lock(_ path: String, owner: String) throws -> any FileLock {
-        let fdRaw = try valueOrErrno("open lock file", path) {
-            Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        }
-        let file = PosixFile(path: path, fd: FileDescriptor(rawValue: fdRaw))
-        if flock(fdRaw, LOCK_EX | LOCK_NB) != 0 {
-            let e = Errno(rawValue: errno)
-            var holder = [UInt8](repeating: 0, count: Self.ownerRecordSize)
-            let n = (try? holder.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }) ?? 0
-            file.close()
-            if e == .wouldBlock {
-                throw JetError(.fileAccessDenied, "instance is in use by another process (\(Self.describeHolder(holder[..<n]))); wait for it to finish or stop it")
+        // A holder may remove the lock file before it releases it (a backup directory's lock
+        // goes when the run ends). A lock won on a file that is no longer at `path` guards
+        // nothing, so it is dropped and the file now at `path` is locked instead.
+        for _ in 0..<100 {
+            let fdRaw = try valueOrErrno("open lock file", path) {
+                Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
             }
-            throw ioError(e, "lock", path)
+            let file = PosixFile(path: path, fd: FileDescriptor(rawValue: fdRaw))
+            if flock(fdRaw, LOCK_EX | LOCK_NB) != 0 {
+                let e = Errno(rawValue: errno)
+                var holder = [UInt8](repeating: 0, count: Self.ownerRecordSize)
+                let n = (try? holder.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }) ?? 0
+                file.close()
+                if e == .wouldBlock {
+                    throw JetError(.fileAccessDenied, "instance is in use by another process (\(Self.describeHolder(holder[..<n]))); wait for it to finish or stop it")
+                }
+                throw ioError(e, "lock", path)
+            }
+            var held = stat(), now = stat()
+            guard fstat(fdRaw, &held) == 0, lstat(path, &now) == 0, held.st_ino == now.st_ino, held.st_dev == now.st_dev else {
+                file.close()
+                continue
+            }
+            // The lock is the flock; the content only names the owner for others' messages: our
+            // pid on the first line (so a reader can tell a name left by an exited holder), then
+            // `owner`, padded to the fixed size and written in one piece over the previous record.
+            var record = Array("\(getpid())\n\(owner)".utf8.prefix(Self.ownerRecordSize - 1))
+            record += [UInt8](repeating: 0x20, count: Self.ownerRecordSize - 1 - record.count) + [0x0A]
+            do {
+                try record.withUnsafeBytes { try file.write(at: 0, $0) }
+                try file.truncate(to: Int64(Self.ownerRecordSize))
+            } catch {
+                _ = flock(fdRaw, LOCK_UN)
+                file.close()
+                throw error
+            }
+            return PosixFileLock(file: file)
         }
-        // The lock is the flock; the content only names the owner for others' messages: our pid
-        // on the first line (so a reader can tell a name left by an exited holder), then `owner`,
-        // padded to the fixed size and written in one piece over the previous holder's record.
-        var record = Array("\(getpid())\n\(owner)".utf8.prefix(Self.ownerRecordSize - 1))
-        record += [UInt8](repeating: 0x20, count: Self.ownerRecordSize - 1 - record.count) + [0x0A]
-        do {
-            try record.withUnsafeBytes { try file.write(at: 0, $0) }
-            try file.truncate(to: Int64(Self.ownerRecordSize))
-        } catch {
-            _ = flock(fdRaw, LOCK_UN)
-            file.close()
-            throw error
+        throw JetError(.diskIO, "could not lock \(path): the lock file kept being replaced while it was taken")
+    }
+
+    public func canonicalPath(_ path: String) -> String {
+        let abs = path.hasPrefix("/") ? path : FilePaths.join(currentDirectory(), path)
+        if let r = realpath(abs, nil) {
+            defer { free(r) }
+            return String(cString: r)
         }
-        return PosixFileLock(file: file)
+        // Not there (yet): resolve the longest prefix that exists; the rest holds no links.
+        let parts = abs.split(separator: "/")
+        for k in stride(from: parts.count - 1, to: 0, by: -1) {
+            guard let r = realpath("/" + parts[..<k].joined(separator: "/"), nil) else { continue }
+            defer { free(r) }
+            return FilePaths.normalized(String(cString: r) + "/" + parts[k...].joined(separator: "/"))
+        }
+        return FilePaths.normalized(abs)
+    }
+
+    private func currentDirectory() -> String {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buf, buf.count) != nil else { return "/" }
+        return String(cString: buf)
+    }
+
+    /// Follows a link: a link to a directory is a directory one creates entries in.
+    public func isWritableDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR && access(path, W_OK | X_OK) == 0
     }
 
     /// What a refused locker can say about the holder: its name, unless the record is empty (the
     /// holder took the lock an instant ago and has not written it yet) or was left by a process
     /// that has exited (the same instant, after an earlier holder).
-    static func describeHolder(_ bytes: ArraySlice<UInt8>) -> String {
+    public static func describeHolder(_ bytes: ArraySlice<UInt8>) -> String {
         let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
         let justTaken = "it has just taken the lock and not yet written its name"
         guard !text.isEmpty else { return justTaken }

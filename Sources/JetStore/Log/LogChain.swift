@@ -47,8 +47,10 @@ public enum LogChainFault: Equatable, Sendable {
             return JetError(given ? .givenLogFileHasBadSignature : .badLogSignature,
                             "log generation \(file) belongs to another log stream (signature \(found), expected \(expected)); \(remedy)")
         case .wrongGeneration(let found, let expected):
-            return JetError(.givenLogFileIsNotContiguous,
-                            "\(file) holds generation \(found) where generation \(expected) belongs; \(remedy)")
+            // An instance's own file whose content is not what its name says is damaged; a
+            // set's log in the wrong place does not continue the chain.
+            return JetError(given ? .givenLogFileIsNotContiguous : .logReadVerifyFailure,
+                            "\(file) holds generation \(found), its name says \(expected); \(remedy)")
         case .brokenLink(let prev):
             return JetError(.givenLogFileIsNotContiguous,
                             "log generation \(file) does not follow generation \(prev) (creation times do not link); \(remedy)")

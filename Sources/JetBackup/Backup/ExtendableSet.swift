@@ -1,0 +1,121 @@
+import JetStore
+
+/// What an incremental proves about the set it extends before it adds to it and truncates
+/// the instance's logs: that the set is whole. An incremental into a damaged set would
+/// succeed every night while deleting the logs that could repair it, so any damage found
+/// here refuses the run (exit 65) before anything is written or truncated.
+///
+/// Cheap enough for every run (it reads the logs and two pages per image, never a whole
+/// image: `verify` does that): the manifest, SHA256SUMS agreeing with it and the directory
+/// holding no stray log or image (`SetVerifier.checkStructure`); every listed file present,
+/// a plain file, of its listed size; every log's CRC32C; the header of the newest log (the
+/// link the next generation must follow); and pages 0-1 of every database image (a backup
+/// image of this set's log stream and database). Its cost is reading the set's logs: a set
+/// of a 1.8 GiB image and 59 logs of 1 MiB took 40 ms cached, 190 ms cold (README, "Changes").
+enum ExtendableSet {
+    /// Reads and decodes the set's manifest. A check of the manifest's own integrity
+    /// belongs here (every caller that extends a set reads it through this).
+    static func read(_ setDir: String, fs: any FileSystem) throws -> (bytes: [UInt8], manifest: BackupManifest) {
+        let path = FilePaths.join(setDir, BackupSetLayout.manifest)
+        let bytes = try fs.readAll(path)
+        return (bytes, try BackupManifest.decode(bytes, path: path))
+    }
+
+    /// Checks that the set in `setDir` is whole (see the type's comment); returns the
+    /// creation time of its newest log. Reads only.
+    static func check(_ m: BackupManifest, setDir: String, fs: any FileSystem) throws -> UInt64? {
+        try SetVerifier(fs: fs).checkStructure(m, setDir: setDir)
+        let newest = m.files.filter { $0.kind == "log" }.max { ($0.generation ?? 0) < ($1.generation ?? 0) }
+        var creation: UInt64?
+        for f in m.files {
+            let p = FilePaths.join(setDir, f.name)
+            let isLog = f.kind == "log"
+            let code: JetError.Code = isLog ? .logReadVerifyFailure : .readVerifyFailure
+            let what = isLog ? "log generation" : "database image"
+            if fs.isSymlink(p) || (fs.exists(p) && fs.isDirectory(p)) {
+                throw JetError(code, "\(what) \(p) is not a plain file; the set was changed by hand and is not extended: take a full backup")
+            }
+            guard fs.exists(p) else {
+                throw JetError(isLog ? .missingLogFile : .readVerifyFailure,
+                               "\(what) \(p) is missing from the set, so it cannot be restored and is not extended: take a full backup")
+            }
+            let h = try fs.open(p, .readOnly)
+            defer { h.close() }
+            let size = try h.size()
+            guard size == f.size else {
+                throw JetError(code, "\(p) is \(size) bytes, the manifest says \(f.size) (truncated or changed); the set is damaged and is not extended: take a full backup")
+            }
+            if isLog {
+                guard try crc32c(h, size: size) == f.crc32c else {
+                    throw JetError(code, "\(p) fails its CRC32C (the manifest's checksum); the set is damaged and is not extended: take a full backup")
+                }
+                if f.name == newest?.name { creation = try header(f, try fs.readAll(p), path: p, m: m).creationTime }
+            } else if let db = m.databases.first(where: { $0.file == f.name }) {
+                try checkImageHeader(h, size: size, db: db, m: m, path: p)
+            }
+        }
+        return creation
+    }
+
+    /// CRC32C of a file, through one fixed buffer (a log may be up to 1 GiB).
+    static func crc32c(_ h: any StorageFile, size: Int64) throws -> UInt32 {
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        var crc: UInt32 = 0
+        var offset: Int64 = 0
+        while offset < size {
+            let want = Int(min(Int64(buf.count), size - offset))
+            let got = try h.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<want]))
+            guard got == want else { throw JetError(.logReadVerifyFailure, "\(h.path) ended early while reading it") }
+            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buf[0..<got]), extending: crc)
+            offset += Int64(got)
+        }
+        return crc
+    }
+
+    /// The header of a log of the set: this set's log stream, the generation its name says.
+    static func header(_ f: BackupManifest.File, _ stored: [UInt8], path: String, m: BackupManifest) throws -> LogFormat.Header {
+        let raw = f.rawSize != nil ? try Zstd.decompress(stored, maxSize: Int(f.rawSize!), file: path) : stored
+        let h = try raw.withUnsafeBytes { try LogFormat.Header.decode($0, file: path) }
+        guard h.signature == m.logSignature.signature else {
+            throw JetError(.givenLogFileHasBadSignature, "\(path) belongs to another log stream (signature \(h.signature)); the set is damaged and is not extended: take a full backup")
+        }
+        guard h.generation == f.generation else {
+            throw JetError(.givenLogFileIsNotContiguous, "\(path) holds generation \(h.generation), the manifest says \(f.generation ?? 0); the set is damaged and is not extended: take a full backup")
+        }
+        return h
+    }
+
+    /// Pages 0 and 1 (the header and its shadow) of an image: both pass their checks, and
+    /// the header marks a backup image of this set's log stream and of the listed database.
+    static func checkImageHeader(_ h: any StorageFile, size: Int64, db: BackupManifest.Database, m: BackupManifest, path: String) throws {
+        let ps = m.pageSize
+        guard size % Int64(ps) == 0, size >= Int64(3 * ps) else {
+            throw JetError(.readVerifyFailure, "\(path) is \(size) bytes, not a whole number of \(ps)-byte pages; the set is damaged and is not extended: take a full backup")
+        }
+        var pages = [UInt8](repeating: 0, count: 2 * ps)
+        let got = try pages.withUnsafeMutableBytes { try h.read(at: 0, into: $0) }
+        guard got == 2 * ps else { throw JetError(.readVerifyFailure, "\(path) ended early while reading its header") }
+        var header: DatabaseHeader?
+        try pages.withUnsafeBytes { all in
+            for pg in 0..<2 {
+                let page = UnsafeRawBufferPointer(rebasing: all[(pg * ps)..<((pg + 1) * ps)])
+                let v = PageFormat.verify(page, pgno: UInt32(pg))
+                guard v == .valid else {
+                    let why = PageFormat.error(v, file: path, pgno: UInt32(pg)).message.split(separator: ";")[0]
+                    throw JetError(.readVerifyFailure, "the header of database image \(path) is damaged (\(why)); the set is not extended: take a full backup")
+                }
+                if header == nil { header = DatabaseHeader.decode(page) }
+            }
+        }
+        guard let hd = header else {
+            throw JetError(.readVerifyFailure, "the header of \(path) (page 0 and its shadow) is damaged; the set is not extended: take a full backup")
+        }
+        guard hd.isBackupImage else {
+            throw JetError(.readVerifyFailure, "\(path) is not marked as a backup image; the set was changed by hand and is not extended: take a full backup")
+        }
+        guard hd.logSignature == m.logSignature.signature, hd.signature == db.signature.signature else {
+            throw JetError(.givenLogFileHasBadSignature, "\(path) belongs to another instance or database than the set's manifest says; the set is not extended: take a full backup")
+        }
+    }
+}
