@@ -97,7 +97,7 @@ import Testing
             let i = mm.files.firstIndex { $0.name == victim.name }!
             mm.files[i].size = Int64(bytes.count)
             mm.files[i].crc32c = CRC32C.checksum(bytes)
-            mm.files[i].sha256 = bytes.withUnsafeBytes { Hashing.sha256Hex($0) }
+            mm.files[i].sha256 = bytes.withUnsafeBytes { SHA256Hasher.hex($0) }
             try Data(mm.encoded()).write(to: URL(fileURLWithPath: dir + "/MANIFEST.json"))
             try Data(mm.sha256sums()).write(to: URL(fileURLWithPath: dir + "/SHA256SUMS"))
             return .givenLogFileHasBadSignature

@@ -139,7 +139,3 @@ final class ChunkPipeline: @unchecked Sendable {
 
 /// A buffer handed to the hashing queue; the slot semaphore keeps it alive and unchanged.
 struct SendableBuffer: @unchecked Sendable { let bytes: UnsafeRawBufferPointer }
-
-enum Hashing {
-    static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String { SHA256Hasher.hex(bytes) }
-}

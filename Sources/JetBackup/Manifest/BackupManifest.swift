@@ -106,7 +106,7 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         m.checksum = nil
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        return try enc.encode(m).withUnsafeBytes { Hashing.sha256Hex($0) }
+        return try enc.encode(m).withUnsafeBytes { SHA256Hasher.hex($0) }
     }
 
     /// Parses and checks a manifest: well-formed, a format we read, plain file names only,

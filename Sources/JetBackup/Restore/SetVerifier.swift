@@ -135,7 +135,7 @@ public struct SetVerifier {
             throw JetError(kindError, "\(p) fails its CRC32C (the manifest's checksum); the file is damaged: use another backup")
         }
         if sha {
-            let got = bytes.withUnsafeBytes { Hashing.sha256Hex($0) }
+            let got = bytes.withUnsafeBytes { SHA256Hasher.hex($0) }
             guard got == f.sha256 else { throw JetError(kindError, "\(p) fails its SHA-256; the file is damaged: use another backup") }
         }
         return bytes
@@ -152,20 +152,11 @@ public struct SetVerifier {
         return raw
     }
 
-    /// Checks one parsed log generation: header, signature, number, link, every record.
-    /// Returns the records.
+    /// Checks one parsed log generation with the engine's chain check (`LogChainFault`, as a
+    /// log given in a backup set): signature, number, link, every record. Returns the records.
     func checkLog(_ g: LogReader.Generation, file: String, generation: UInt32, signature: Signature, previous: UInt64?) throws -> Int {
-        guard g.header.signature == signature else {
-            throw JetError(.givenLogFileHasBadSignature, "\(file) belongs to another log stream (signature \(g.header.signature), the set's is \(signature)); it cannot be restored: use another backup")
-        }
-        guard g.header.generation == generation else {
-            throw JetError(.givenLogFileIsNotContiguous, "\(file) holds generation \(g.header.generation), the manifest says \(generation)")
-        }
-        if let p = previous, g.header.previousCreationTime != p {
-            throw JetError(.givenLogFileIsNotContiguous, "\(file) does not follow generation \(generation - 1) (creation times do not link); the set mixes log streams: use another backup")
-        }
-        if case .bad(let o, let reason, _) = g.end {
-            throw JetError(.logReadVerifyFailure, "\(file) is damaged at offset \(o) (\(reason)); use another backup")
+        if let fault = LogChainFault.check(g, expected: generation, signature: signature, previousCreation: previous) {
+            throw fault.error(file: file, given: true)
         }
         return g.fragments.count
     }
