@@ -121,9 +121,6 @@ public final class Instance: @unchecked Sendable {
             if fs.exists(path) { throw JetError(.fileNotFound, "\(path) is not an instance (it is not a directory)") }
             throw JetError(.fileNotFound, "\(path) is not an instance directory (it does not exist)")
         }
-        if fs.exists(FilePaths.join(path, "MANIFEST.json")) || fs.isDirectory(FilePaths.join(path, "new")) && fs.exists(FilePaths.join(path, "new/MANIFEST.json")) {
-            throw JetError(.softRecoveryOnBackupDatabase, "\(path) is a backup set, not an instance; restore it into a new directory")
-        }
         if fs.exists(FilePaths.join(path, FileNames.restoreMarker)) && !fs.exists(FilePaths.join(path, FileNames.parameters)) {
             throw JetError(.restoreInProgress, "a restore into \(path) is running or was interrupted; wait for it, or remove \(path) and restore again")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JetBackup
 import JetStore
 import Synchronization
 
@@ -136,12 +137,14 @@ enum CLI {
         } catch let e as JetError {
             let fs = PosixFileSystem()
             switch e.code {
+            case .fileNotFound where BackupSetLayout.locate(path, fs: fs) != nil:
+                // The engine sees only a directory without an instance in it; a backup set is
+                // something only this layer and the backup library know.
+                throw JetError(.softRecoveryOnBackupDatabase, "\(path) is a backup set, not an instance; restore it into a new directory: 'jetbackup restore \(path) --to NEWDIR'")
             case .fileNotFound where fs.isDirectory(path) && !fs.exists(FilePaths.join(path, FileNames.parameters)):
                 throw JetError(e.code, "\(e.message); create one with 'jetbackup init \(path)' or pass -i PATH")
             case .fileNotFound where !fs.exists(path):
                 throw JetError(e.code, "\(e.message); create one with 'jetbackup init \(path)'")
-            case .softRecoveryOnBackupDatabase where !fs.exists(FilePaths.join(path, FileNames.parameters)):
-                throw JetError(e.code, "\(e.message): 'jetbackup restore \(path) --to NEWDIR'")
             default:
                 throw e
             }
