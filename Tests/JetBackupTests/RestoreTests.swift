@@ -31,7 +31,7 @@ import Testing
 
     static func damage(_ d: Damage, _ dir: String, ip: String, s: Scratch) throws -> JetError.Code {
         let m = try SetVerifier().manifest(in: dir).1
-        let logs = m.files.filter { $0.kind == "log" && $0.rawSize == nil }.sorted { $0.generation! < $1.generation! }
+        let logs = m.files.filter { $0.kind == .log && $0.rawSize == nil }.sorted { $0.generation! < $1.generation! }
         let zst = m.files.first { $0.name.hasSuffix(".zst") }!
         switch d {
         case .manifest:
@@ -155,7 +155,7 @@ import Testing
         let (dir, _, _) = try Self.makeSet(s)
         let original = FileManager.default.contents(atPath: dir + "/MANIFEST.json")!
         let json = String(decoding: original, as: UTF8.self)
-        let logName = try SetVerifier().manifest(in: dir).1.files.first { $0.kind == "log" }!.name
+        let logName = try SetVerifier().manifest(in: dir).1.files.first { $0.kind == .log }!.name
         let cases: [(String, String)] = [
             ("traversal", json.replacingOccurrences(of: "\"app.edb\"", with: "\"../app.edb\"")),
             ("absolute", json.replacingOccurrences(of: "\"app.edb\"", with: "\"/etc/passwd\"")),

@@ -71,7 +71,7 @@ final class BackupRun {
         try fs.writeAtomically(FilePaths.join(dir, BackupSetLayout.manifest), try m.encoded())
     }
 
-    func chainEntry(_ type: String, genLow: UInt32, genHigh: UInt32) -> BackupManifest.Backup {
+    func chainEntry(_ type: BackupManifest.BackupType, genLow: UInt32, genHigh: UInt32) -> BackupManifest.Backup {
         let end = Clock.microsecondsSinceEpoch()
         return BackupManifest.Backup(type: type, start: Clock.rfc3339(microseconds: session.startTime),
                                      end: Clock.rfc3339(microseconds: end), startMicros: session.startTime, endMicros: end,

@@ -54,7 +54,7 @@ struct DatabaseCopier {
                 if got < buffer.count { break }
             }
             let sha = try out.finish()
-            return Result(file: BackupManifest.File(name: FilePaths.lastComponent(path), kind: "database", generation: nil,
+            return Result(file: BackupManifest.File(name: FilePaths.lastComponent(path), kind: .database, generation: nil,
                                                     backup: backupIndex, size: out.size, crc32c: out.crc, sha256: sha,
                                                     rawSize: nil, rawCrc32c: nil),
                           pages: Int(offset / Int64(ps)))

@@ -25,11 +25,11 @@ enum ExtendableSet {
     /// creation time of its newest log. Reads only.
     static func check(_ m: BackupManifest, setDir: String, fs: any FileSystem) throws -> UInt64? {
         try SetVerifier(fs: fs).checkStructure(m, setDir: setDir)
-        let newest = m.files.filter { $0.kind == "log" }.max { ($0.generation ?? 0) < ($1.generation ?? 0) }
+        let newest = m.files.filter { $0.kind == .log }.max { ($0.generation ?? 0) < ($1.generation ?? 0) }
         var creation: UInt64?
         for f in m.files {
             let p = FilePaths.join(setDir, f.name)
-            let isLog = f.kind == "log"
+            let isLog = f.kind == .log
             let code: JetError.Code = isLog ? .logReadVerifyFailure : .readVerifyFailure
             let what = isLog ? "log generation" : "database image"
             if fs.isSymlink(p) || (fs.exists(p) && fs.isDirectory(p)) {

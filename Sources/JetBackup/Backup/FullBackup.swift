@@ -51,7 +51,7 @@ struct FullBackup {
             logSignature: .init(session.logSignature),
             replayFrom: .init(generation: start.generation, offset: start.offset),
             pageSize: session.pageSize, databases: manifestDbs,
-            chain: [run.chainEntry("full", genLow: gens.lowerBound, genHigh: last)],
+            chain: [run.chainEntry(.full, genLow: gens.lowerBound, genHigh: last)],
             files: files)
         try run.commitManifest(manifest, in: dir)
         run.summary.setDirectory = dir

@@ -47,7 +47,7 @@ struct LogCopier {
                     let sha = w.finishDeferringSync()
                     unsynced.append(w.file)
                     let rawCRC = packed == nil ? nil : CRC32C.checksum(log.bytes)
-                    results.append(Copied(file: BackupManifest.File(name: name, kind: "log", generation: log.generation, backup: backupIndex,
+                    results.append(Copied(file: BackupManifest.File(name: name, kind: .log, generation: log.generation, backup: backupIndex,
                                                                     size: w.size, crc32c: w.crc, sha256: sha,
                                                                     rawSize: packed == nil ? nil : Int64(log.bytes.count), rawCrc32c: rawCRC),
                                           header: log.header, rawSize: Int64(log.bytes.count)))

@@ -97,7 +97,7 @@ public struct SetVerifier {
                 throw JetError(.missingLogFile, "the chain has a gap: backup \(i) starts at generation \(b.genLow), the one before ended at \(m.chain[i - 1].genHigh)")
             }
         }
-        let gens = m.files.filter { $0.kind == "log" }.compactMap(\.generation).sorted()
+        let gens = m.files.filter { $0.kind == .log }.compactMap(\.generation).sorted()
         var expect = m.chain[0].genLow
         for g in gens {
             guard g == expect else {
@@ -114,12 +114,12 @@ public struct SetVerifier {
     /// when `sha` is on). Errors carry the ESE error of the file's kind.
     func readChecked(_ f: BackupManifest.File, setDir: String, sha: Bool) throws -> [UInt8] {
         let p = FilePaths.join(setDir, f.name)
-        let kindError: JetError.Code = f.kind == "log" ? .logReadVerifyFailure : .readVerifyFailure
+        let kindError: JetError.Code = f.kind == .log ? .logReadVerifyFailure : .readVerifyFailure
         if fs.isSymlink(p) {
             throw JetError(kindError, "\(p) is a symbolic link; a backup set holds plain files only")
         }
         guard fs.exists(p), !fs.isDirectory(p) else {
-            if f.kind == "log" {
+            if f.kind == .log {
                 throw JetError(.missingLogFile, "log generation \(p) is missing from the set; it cannot be restored: use another backup")
             }
             throw JetError(.readVerifyFailure, "database image \(p) is missing from the set; it cannot be restored: use another backup")
@@ -306,7 +306,7 @@ public struct SetVerifier {
         var previous: UInt64?
         let sig = m.logSignature.signature!
         var replay = ReplayCheck(start: LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset))
-        for f in m.files.filter({ $0.kind == "log" }).sorted(by: { $0.generation! < $1.generation! }) {
+        for f in m.files.filter({ $0.kind == .log }).sorted(by: { $0.generation! < $1.generation! }) {
             if isCancelled() { throw Self.interrupted(setDir) }
             let path = FilePaths.join(setDir, f.name)
             // Uncompressed, the sink's hash of what it wrote is the stored file's.
