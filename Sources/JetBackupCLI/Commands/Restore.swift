@@ -6,19 +6,15 @@ struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Hard restore of the backup set in DIR into a new instance TARGET.")
     @Argument(help: "Backup directory.") var dir: String
     @Option(help: "New instance directory (must not exist, or be empty).") var to: String
-    @Option(help: "Progress: auto, bar, json, none.") var progress: String = "auto"
+    @Option(help: "Progress: auto, bar, json, none.") var progress: ProgressMode = .auto
     @OptionGroup var output: JSONOption
-
-    func validate() throws {
-        guard ["auto", "bar", "json", "none"].contains(progress) else { throw ValidationError("--progress takes auto, bar, json or none") }
-    }
 
     func run() throws {
         try CLI.run(json: output.json) {
             // SIGINT/SIGTERM stop the restore between chunks (TARGET left as it was, exit 75).
             Signals.install()
-            let bar = progress == "bar" || (progress == "auto" && CLI.stderrIsTerminal)
-            let json = progress == "json"
+            let bar = progress.showsBar
+            let json = progress == .json
             var pb = ProgressBar(label: "restore")
             let s: RestoreInstance.Summary
             do {
