@@ -8,7 +8,8 @@ extension Instance {
     /// nothing the session hands out is deleted under it.
     public func beginBackup(_ kind: BackupSession.Kind) throws -> BackupSession {
         if kind == .incremental && parameters.circularLogging {
-            throw JetError(.invalidBackup, "incremental backups need every log generation, but circular logging is on; turn circular logging off and take a full backup")
+            throw JetError(.invalidBackup, "incremental backups need every log generation, but circular logging is on; "
+                + "turn circular logging off and take a full backup")
         }
         engine.lock()
         defer { engine.unlock() }
@@ -17,15 +18,18 @@ extension Instance {
         if kind == .incremental {
             let dbs = databases.values.sorted { $0.name < $1.name }
             guard !dbs.isEmpty else {
-                throw JetError(.missingFullBackup, "the instance has no databases, so there is no full backup to extend; create a database and take a full backup first")
+                throw JetError(.missingFullBackup, "the instance has no databases, so there is no full backup to extend; "
+                    + "create a database and take a full backup first")
             }
             let without = dbs.filter { $0.header.fullPrev == nil }.map(\.name)
             if without.count == dbs.count {
-                throw JetError(.missingFullBackup, "there is no full backup of this instance to extend (the database headers record none); take a full backup first")
+                throw JetError(.missingFullBackup, "there is no full backup of this instance to extend (the database headers record none); "
+                    + "take a full backup first")
             }
             if !without.isEmpty {
                 let many = without.count > 1
-                throw JetError(.missingFullBackup, "database\(many ? "s" : "") \(without.joined(separator: ", ")) \(many ? "have" : "has") no full backup (created or attached after the last full backup), so no incremental can cover \(many ? "them" : "it"); take a full backup, which then holds every database")
+                throw JetError(.missingFullBackup, "database\(many ? "s" : "") \(without.joined(separator: ", ")) \(many ? "have" : "has") no full backup (created or attached after the last full backup), so no incremental can cover \(many ? "them" : "it")"
+                    + "; take a full backup, which then holds every database")
             }
             previousEnd = dbs.map { max($0.header.fullPrev!.genHigh, $0.header.incPrev?.genHigh ?? 0) }.max()
         } else {
@@ -65,7 +69,8 @@ extension Instance {
         }
         try checkUsable(writing: false)
         guard parameters.loggingEnabled, log != nil else {
-            throw JetError(.loggingDisabled, "the instance runs without a log (logging off), so an online backup cannot be taken; enable logging with a new instance")
+            throw JetError(.loggingDisabled, "the instance runs without a log (logging off), so an online backup cannot be taken; "
+                + "enable logging with a new instance")
         }
         guard !backupRunning else {
             throw JetError(.backupInProgress, "another backup of this instance is running; wait for it to finish")

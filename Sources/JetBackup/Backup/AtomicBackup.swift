@@ -58,7 +58,8 @@ struct AtomicBackup {
             guard fs.exists(p), !fs.isSymlink(p), let bytes = try? fs.readAll(p),
                   let m = try? BackupManifest.decode(bytes, path: p), let sig = m.logSignature.signature else { continue }
             if sig != mine {
-                throw JetError(.backupDirectoryNotEmpty, "backup directory \(dir) holds the set of another instance (\(sub)/\(BackupSetLayout.manifest): log signature \(sig), this instance's is \(mine)); it was left as it is: use another directory, or ask explicitly to replace a foreign set")
+                throw JetError(.backupDirectoryNotEmpty, "backup directory \(dir) holds the set of another instance (\(sub)/\(BackupSetLayout.manifest): log signature \(sig), this instance's is \(mine))"
+                    + "; it was left as it is: use another directory, or ask explicitly to replace a foreign set")
             }
         }
     }

@@ -29,7 +29,8 @@ final class BackupRun {
 
     func checkCancelled() throws {
         if isCancelled {
-            throw JetError(.termInProgress, "the backup was interrupted (signal or instance shutdown); nothing of it was kept, the headers and logs are unchanged")
+            throw JetError(.termInProgress, "the backup was interrupted (signal or instance shutdown); "
+                + "nothing of it was kept, the headers and logs are unchanged")
         }
     }
 

@@ -13,12 +13,14 @@ struct IncrementalBackup {
         let session = run.session
         let setDir = try locateExtendable()
         guard fs.isWritableDirectory(setDir) else {
-            throw JetError(.invalidPath, "the set directory \(setDir) is not writable (permission denied, or a read-only file system); nothing was written: make it writable")
+            throw JetError(.invalidPath, "the set directory \(setDir) is not writable (permission denied, or a read-only file system); "
+                + "nothing was written: make it writable")
         }
         let (oldManifestBytes, read) = try ExtendableSet.read(setDir, fs: fs)
         var manifest = read
         guard manifest.logSignature.signature == session.logSignature else {
-            throw JetError(.invalidBackupSequence, "the set in \(setDir) is of another instance (its log signature differs); take a full backup into an empty directory")
+            throw JetError(.invalidBackupSequence, "the set in \(setDir) is of another instance (its log signature differs); "
+                + "take a full backup into an empty directory")
         }
         for d in manifest.databases {
             if let live = session.databases.first(where: { $0.name == d.name }), d.signature.signature != live.signature {
@@ -34,7 +36,8 @@ struct IncrementalBackup {
             lastHigh = manifest.lastGeneration
         }
         guard manifest.lastGeneration == lastHigh else {
-            throw JetError(.invalidBackupSequence, "the set in \(setDir) ends at log generation \(manifest.lastGeneration), but the instance's last backup ended at \(lastHigh): it is not the set this incremental extends; take a full backup")
+            throw JetError(.invalidBackupSequence, "the set in \(setDir) ends at log generation \(manifest.lastGeneration), "
+                + "but the instance's last backup ended at \(lastHigh): it is not the set this incremental extends; take a full backup")
         }
         // The set must be whole before it is extended and logs are truncated; this also reads
         // the newest log's creation time, the link the first copied generation must follow.
@@ -72,7 +75,8 @@ struct IncrementalBackup {
     /// The set an incremental extends: DIR, or DIR/new of an atomic set.
     func locateExtendable() throws -> String {
         guard let s = BackupSetLayout.locate(dir, fs: run.fs), s != FilePaths.join(dir, BackupSetLayout.old) else {
-            throw JetError(.invalidBackupSequence, "\(dir) holds no backup set for the incremental to extend (no \(BackupSetLayout.manifest)); take a full backup into it first")
+            throw JetError(.invalidBackupSequence, "\(dir) holds no backup set for the incremental to extend (no \(BackupSetLayout.manifest)); "
+                + "take a full backup into it first")
         }
         return s
     }

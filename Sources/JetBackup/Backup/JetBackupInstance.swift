@@ -78,10 +78,12 @@ public enum JetBackupInstance {
     /// Refusals that need nothing from the instance.
     static func validate(_ options: BackupOptions) throws {
         if options.snapshot {
-            throw JetError(.invalidGrbit, "snapshot backups (JET_bitBackupSnapshot) are reserved and not supported; take a full or incremental backup")
+            throw JetError(.invalidGrbit, "snapshot backups (JET_bitBackupSnapshot) are reserved and not supported; "
+                + "take a full or incremental backup")
         }
         if options.atomic && options.incremental {
-            throw JetError(.invalidGrbit, "an atomic backup cannot be incremental (JET_bitBackupAtomic with JET_bitBackupIncremental); an incremental backup is already all-or-nothing")
+            throw JetError(.invalidGrbit, "an atomic backup cannot be incremental (JET_bitBackupAtomic with JET_bitBackupIncremental); "
+                + "an incremental backup is already all-or-nothing")
         }
         if options.atomic && options.directory == nil {
             throw JetError(.invalidGrbit, "an atomic backup (JET_bitBackupAtomic) needs a backup directory")
@@ -128,7 +130,8 @@ public enum JetBackupInstance {
             try createPath(dir, fs: fs)
         }
         guard fs.isWritableDirectory(dir) else {
-            throw JetError(.invalidPath, "backup directory \(dir) is not writable (permission denied, or a read-only file system); nothing was written: use a directory this user can write")
+            throw JetError(.invalidPath, "backup directory \(dir) is not writable (permission denied, or a read-only file system); "
+                + "nothing was written: use a directory this user can write")
         }
     }
 
@@ -137,7 +140,8 @@ public enum JetBackupInstance {
         var p = dir
         while !fs.exists(p) && p != "/" && p != "." { missing.append(p); p = FilePaths.directory(of: p) }
         guard fs.isWritableDirectory(p) else {
-            throw JetError(.invalidPath, "backup directory \(dir) does not exist and cannot be created: \(p) is not writable (permission denied, or a read-only file system) or not a directory")
+            throw JetError(.invalidPath, "backup directory \(dir) does not exist and cannot be created: "
+                + "\(p) is not writable (permission denied, or a read-only file system) or not a directory")
         }
         for d in missing.reversed() {
             do {
@@ -156,10 +160,12 @@ public enum JetBackupInstance {
         let d = fs.canonicalPath(dir), i = fs.canonicalPath(instance.path)
         let resolved = d == FilePaths.normalized(dir) ? "" : " (it resolves to \(d))"
         if FilePaths.isSameOrBelow(d, i) {
-            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) is \(d == i ? "the instance directory" : "inside the instance directory \(instance.path)"); a backup must live outside the instance it protects: choose a directory elsewhere")
+            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) is \(d == i ? "the instance directory" : "inside the instance directory \(instance.path)")"
+                + "; a backup must live outside the instance it protects: choose a directory elsewhere")
         }
         if FilePaths.isSameOrBelow(i, d) {
-            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) holds the instance \(instance.path); a backup must live outside the instance it protects: choose a directory that does not contain it")
+            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) holds the instance \(instance.path); "
+                + "a backup must live outside the instance it protects: choose a directory that does not contain it")
         }
     }
 

@@ -66,7 +66,8 @@ public struct SetVerifier {
             }
         }
         if !listed.isEmpty && !leftovers {
-            throw Self.corrupt("\(sumsPath) lists files the manifest does not (\(listed.keys.sorted().prefix(3).joined(separator: ", "))); the set is damaged")
+            throw Self.corrupt("\(sumsPath) lists files the manifest does not (\(listed.keys.sorted().prefix(3).joined(separator: ", "))); "
+                + "the set is damaged")
         }
         // Log or database files in the directory that the set does not name.
         let known = Set(m.files.map(\.name))
@@ -79,9 +80,15 @@ public struct SetVerifier {
                     sig = raw.flatMap { r in try? r.withUnsafeBytes { try LogFormat.Header.decode($0, file: p) }.signature }
                 }
                 if let s = sig, s != m.logSignature.signature {
-                    throw JetError(.givenLogFileHasBadSignature, "\(p) is a log of another instance (signature \(s)); it does not belong in this set: remove it")
+                    throw JetError(.givenLogFileHasBadSignature, "\(p) is a log of another instance (signature \(s)); it does not belong in this set: "
+                        + ""
+                        + ""
+                        + ""
+                        + ""
+                        + "remove it")
                 }
-                throw JetError(.givenLogFileIsNotContiguous, "\(p) (generation \(g)) is in the set's directory but not in its manifest; the set was changed by hand: remove it or use another backup")
+                throw JetError(.givenLogFileIsNotContiguous, "\(p) (generation \(g)) is in the set's directory but not in its manifest; "
+                    + "the set was changed by hand: remove it or use another backup")
             }
             if name.hasSuffix(".edb") {
                 throw Self.corrupt("\(FilePaths.join(setDir, name)) is in the set's directory but not in its manifest; the set was changed by hand")
@@ -94,14 +101,16 @@ public struct SetVerifier {
         for (i, b) in m.chain.enumerated() {
             guard b.genLow <= b.genHigh else { throw Self.corrupt("backup \(i) of the chain has generations \(b.genLow)-\(b.genHigh)") }
             if i > 0 && b.genLow != m.chain[i - 1].genHigh + 1 {
-                throw JetError(.missingLogFile, "the chain has a gap: backup \(i) starts at generation \(b.genLow), the one before ended at \(m.chain[i - 1].genHigh)")
+                throw JetError(.missingLogFile, "the chain has a gap: "
+                    + "backup \(i) starts at generation \(b.genLow), the one before ended at \(m.chain[i - 1].genHigh)")
             }
         }
         let gens = m.files.filter { $0.kind == .log }.compactMap(\.generation).sorted()
         var expect = m.chain[0].genLow
         for g in gens {
             guard g == expect else {
-                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(g < expect ? g : expect)) is \(g < expect ? "listed twice" : "missing") in the set; it cannot be restored: use another backup")
+                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(g < expect ? g : expect)) is \(g < expect ? "listed twice" : "missing") in the set"
+                    + "; it cannot be restored: use another backup")
             }
             expect += 1
         }
@@ -184,7 +193,8 @@ public struct SetVerifier {
             throw JetError(.readVerifyFailure, "\(file) is \(size) bytes, not a whole number of \(ps)-byte pages")
         }
         guard size / Int64(ps) == Int64(db.pages) else {
-            throw Self.corrupt("the manifest says \(file) has \(db.pages) pages, the image has \(size / Int64(ps)); the manifest is damaged: use another backup")
+            throw Self.corrupt("the manifest says \(file) has \(db.pages) pages, the image has \(size / Int64(ps)); the manifest is damaged: "
+                + "use another backup")
         }
         let chunk = max(ps, (1 << 20) / ps * ps)
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
@@ -251,7 +261,8 @@ public struct SetVerifier {
         let start = LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset)
         guard let taken = hd.fullCur, taken.position == start, taken.genLow == m.chain[0].genLow else {
             let at = hd.fullCur.map { "\($0.position)" } ?? "no backup"
-            throw Self.corrupt("the manifest's replay start \(start) is not where the backup of \(file) began (\(at)); the manifest is damaged: use another backup")
+            throw Self.corrupt("the manifest's replay start \(start) is not where the backup of \(file) began (\(at)); the manifest is damaged: "
+                + "use another backup")
         }
     }
 
@@ -292,7 +303,8 @@ public struct SetVerifier {
                 do {
                     r.pages += try checkImage(f, db: db, m: m, setDir: setDir, sha: false, copy: &w, isCancelled: isCancelled, progress: report)
                     guard try w.finish() == f.sha256 else {
-                        throw JetError(.readVerifyFailure, "\(FilePaths.join(setDir, f.name)) fails its SHA-256; the file is damaged: use another backup")
+                        throw JetError(.readVerifyFailure, "\(FilePaths.join(setDir, f.name)) fails its SHA-256; the file is damaged: "
+                            + "use another backup")
                     }
                 } catch {
                     w.abandon()
@@ -317,7 +329,8 @@ public struct SetVerifier {
             let n = try checkLog(g, file: path, generation: f.generation!, signature: sig, previous: previous)
             if f.generation == m.replayFrom.generation && !ReplayCheck.isRecordBoundary(g, offset: Int(m.replayFrom.offset)) {
                 let start = "generation \(m.replayFrom.generation), offset \(m.replayFrom.offset)"
-                throw Self.corrupt("the manifest's replay start (\(start)) is not where a record of \(path) begins; the manifest is damaged: use another backup")
+                throw Self.corrupt("the manifest's replay start (\(start)) is not where a record of \(path) begins; the manifest is damaged: "
+                    + "use another backup")
             }
             try replay.feed(g, decode: decodeTransactions)
             if let sink {

@@ -6,7 +6,8 @@ import JetStore
 struct Backup: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Back up the instance into DIR (JetBackupInstance); without DIR, truncate logs no longer needed.",
-        discussion: "Full (DIR empty), --incremental (logs since the last backup, added to the set in DIR), --atomic (the previous set survives a failed run).")
+        discussion: "Full (DIR empty), --incremental (logs since the last backup, added to the set in DIR), "
+            + "--atomic (the previous set survives a failed run).")
 
     @Argument(help: "Backup directory.") var dir: String?
     @Flag(help: "Only the log generations since the last full or incremental backup (JET_bitBackupIncremental).") var incremental = false
@@ -77,7 +78,8 @@ struct Backup: ParsableCommand {
             ]).serialized())
         } else if !quiet {
             let type = s.kind == .full && s.atomic ? "full (atomic)" : s.kind.rawValue
-            CLI.out(String(format: "%@ backup: %d databases, generations copied %@, truncated %@, %@ stored, compression %@ (%.2fx), %.2f s, %.1f MB/s",
+            CLI.out(String(format: "%@ backup: %d databases, generations copied %@, truncated %@, %@ stored, compression %@ (%.2fx), %.2f s, "
+                + "%.1f MB/s",
                            type, s.databases, copied ?? "none", truncated ?? "none", CLI.human(bytes: Int(s.bytesStored)), s.compression,
                            s.compressionRatio, s.seconds, s.megabytesPerSecond))
         }

@@ -17,7 +17,9 @@ struct Verify: ParsableCommand {
                     ("generations", .int(Int64(r.generations))), ("records", .int(Int64(r.records))), ("bytes", .int(r.bytes)),
                 ]).serialized())
             } else {
-                CLI.out("verified \(r.setDirectory): \(r.files) files, \(r.databases) databases (\(r.pages) pages), \(r.generations) log generations (\(r.records) records), \(CLI.human(bytes: Int(r.bytes))): the set restores")
+                CLI.out("verified \(r.setDirectory): "
+                    + "\(r.files) files, \(r.databases) databases (\(r.pages) pages), \(r.generations) log generations (\(r.records) records), "
+                        + "\(CLI.human(bytes: Int(r.bytes))): the set restores")
             }
         }
     }

@@ -192,7 +192,8 @@ public final class BackupSession: @unchecked Sendable {
         let present = Set(try instance.archivedGenerationNumbers())
         if let missing = (first...last).first(where: { !present.contains($0) }) {
             throw JetError(.missingFileToBackup,
-                           "log generation \(FileNames.archivedLog(missing)) that this backup needs is gone from \(instance.path) (truncated, or deleted by hand); take a new full backup")
+                           "log generation \(FileNames.archivedLog(missing)) that this backup needs is gone from \(instance.path) (truncated, "
+                               + "or deleted by hand); take a new full backup")
         }
         return first...last
     }

@@ -17,7 +17,8 @@ func ioError(_ errno: Errno, _ operation: String, _ path: String) -> JetError {
     case .noSuchFileOrDirectory:
         return JetError(.fileNotFound, "\(path) does not exist (\(operation))")
     case .permissionDenied, .notPermitted:
-        return JetError(.permissionDenied, "permission denied while trying to \(operation) \(path): it belongs to another user or its mode forbids it; run as its owner or change its permissions")
+        return JetError(.permissionDenied, "permission denied while trying to \(operation) \(path): "
+            + "it belongs to another user or its mode forbids it; run as its owner or change its permissions")
     default:
         return JetError(.diskIO, "I/O error while trying to \(operation) \(path): \(errno.description)")
     }
@@ -247,7 +248,8 @@ public struct PosixFileSystem: FileSystem {
                 let n = (try? holder.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }) ?? 0
                 file.close()
                 if e == .wouldBlock {
-                    throw JetError(.fileAccessDenied, "instance is in use by another process (\(Self.describeHolder(holder[..<n]))); wait for it to finish or stop it")
+                    throw JetError(.fileAccessDenied, "instance is in use by another process (\(Self.describeHolder(holder[..<n]))); "
+                        + "wait for it to finish or stop it")
                 }
                 throw ioError(e, "lock", path)
             }

@@ -108,7 +108,8 @@ public final class LogWriter: @unchecked Sendable {
     func append(_ payload: [UInt8]) throws -> (start: LogPosition, end: LogPosition) {
         cond.lock()
         defer { cond.unlock() }
-        if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written earlier (\(f.message)); restart the instance to recover") }
+        if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written earlier (\(f.message)); "
+            + "restart the instance to recover") }
         let start = LogPosition(generation: generation, offset: UInt32(pendingStart + pending.count))
         try payload.withUnsafeBytes { p in
             var rest = p[...]
@@ -145,7 +146,8 @@ public final class LogWriter: @unchecked Sendable {
         cond.lock()
         defer { cond.unlock() }
         while durable < position {
-            if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written (\(f.message)); restart the instance to recover") }
+            if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written (\(f.message)); "
+                + "restart the instance to recover") }
             if flushing { cond.wait(); continue }
             try flushLocked()
         }
