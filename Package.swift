@@ -37,7 +37,6 @@ let package = Package(
             name: "JetBackup",
             dependencies: [
                 "JetStore", "CZstd", "COpenSSL",
-                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .target(

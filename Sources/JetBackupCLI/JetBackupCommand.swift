@@ -18,11 +18,10 @@ public struct JetBackupCommand: ParsableCommand {
     )
     public init() {}
 
-    /// Rewrites arguments whose value is optional in SPEC 2 (`--compress-logs[=LEVEL]`).
-    /// Also accepts `-i PATH` before the subcommand (`jetbackup -i /db info`) by moving it
-    /// after the subcommand's own arguments.
+    /// Accepts `-i PATH` before the subcommand (`jetbackup -i /db info`) by moving it after
+    /// the subcommand's own arguments (the option belongs to each subcommand).
     public static func normalize(_ args: [String]) -> [String] {
-        var a = args.map { $0 == "--compress-logs" ? "--compress-logs=3" : $0 }
+        var a = args
         var moved: [String] = []
         while let first = a.first {
             if (first == "-i" || first == "--instance") && a.count >= 2 {

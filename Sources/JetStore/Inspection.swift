@@ -43,7 +43,8 @@ public enum Inspection {
         let lock = try fs.lock(FilePaths.join(path, FileNames.lock), owner: owner)
         defer { lock.release() }
         if fs.exists(FilePaths.join(path, FileNames.restoreMarker)) {
-            throw JetError(.restoreInProgress, "a restore into \(path) is running or was interrupted; wait for it, or remove \(path) and restore again")
+            throw JetError(.restoreInProgress, "a restore into \(path) is running or was interrupted; "
+                + "wait for it, or remove \(path) and restore again")
         }
         let p = try InstanceParameters.load(fs: fs, path: FilePaths.join(path, FileNames.parameters))
         return try body(p)
@@ -178,7 +179,8 @@ public enum Inspection {
             r.generationsChecked += 1
             if !g.checksumOK {
                 r.generationsBad += 1
-                r.problems.append(JetError(.logReadVerifyFailure, "log generation \(FilePaths.join(path, g.file)) is damaged: \(g.problem ?? "unknown"); restore from a backup"))
+                r.problems.append(JetError(.logReadVerifyFailure, "log generation \(FilePaths.join(path, g.file)) is damaged: "
+                    + "\(g.problem ?? "unknown"); restore from a backup"))
             }
         }
         return r

@@ -113,7 +113,8 @@ public final class Instance: @unchecked Sendable {
         do {
             _ = try fs.list(path)
         } catch let e as JetError where e.code == .permissionDenied {
-            throw JetError(.permissionDenied, "permission denied on \(path): the instance belongs to another user or its mode does not let you read it; run as its owner, or change its permissions")
+            throw JetError(.permissionDenied, "permission denied on \(path): "
+                + "the instance belongs to another user or its mode does not let you read it; run as its owner, or change its permissions")
         } catch {
             // Not there or not a directory: said below.
         }
@@ -121,11 +122,9 @@ public final class Instance: @unchecked Sendable {
             if fs.exists(path) { throw JetError(.fileNotFound, "\(path) is not an instance (it is not a directory)") }
             throw JetError(.fileNotFound, "\(path) is not an instance directory (it does not exist)")
         }
-        if fs.exists(FilePaths.join(path, "MANIFEST.json")) || fs.isDirectory(FilePaths.join(path, "new")) && fs.exists(FilePaths.join(path, "new/MANIFEST.json")) {
-            throw JetError(.softRecoveryOnBackupDatabase, "\(path) is a backup set, not an instance; restore it into a new directory")
-        }
         if fs.exists(FilePaths.join(path, FileNames.restoreMarker)) && !fs.exists(FilePaths.join(path, FileNames.parameters)) {
-            throw JetError(.restoreInProgress, "a restore into \(path) is running or was interrupted; wait for it, or remove \(path) and restore again")
+            throw JetError(.restoreInProgress, "a restore into \(path) is running or was interrupted; "
+                + "wait for it, or remove \(path) and restore again")
         }
         guard fs.exists(FilePaths.join(path, FileNames.parameters)) else {
             throw JetError(.fileNotFound, "\(path) is not an instance (no \(FileNames.parameters))")
@@ -144,7 +143,8 @@ public final class Instance: @unchecked Sendable {
         let lock = try fs.lock(FilePaths.join(path, FileNames.lock), owner: owner)
         do {
             if !restoring && fs.exists(FilePaths.join(path, FileNames.restoreMarker)) {
-                throw JetError(.restoreInProgress, "a restore into \(path) is running or was interrupted; wait for it, or remove \(path) and restore again")
+                throw JetError(.restoreInProgress, "a restore into \(path) is running or was interrupted; "
+                    + "wait for it, or remove \(path) and restore again")
             }
             let params = try InstanceParameters.load(fs: fs, path: FilePaths.join(path, FileNames.parameters))
             let inst = Instance(path: path, fs: fs, parameters: params, mode: mode, lock: lock)
@@ -179,7 +179,8 @@ public final class Instance: @unchecked Sendable {
         if parameters.loggingEnabled {
             let (cp, damaged) = try CheckpointFile.read(fs: fs, path: file(FileNames.checkpoint))
             guard cp.logSignature == parameters.logSignature else {
-                throw JetError(.badLogSignature, "the checkpoint \(file(FileNames.checkpoint)) belongs to another instance's log; restore this instance from a backup")
+                throw JetError(.badLogSignature, "the checkpoint \(file(FileNames.checkpoint)) belongs to another instance's log; "
+                    + "restore this instance from a backup")
             }
             checkpoint = cp
             if damaged > 0 {
@@ -191,7 +192,8 @@ public final class Instance: @unchecked Sendable {
         } else {
             for db in databases.values where db.header.state == .dirtyShutdown {
                 throw JetError(.databaseDirtyShutdown,
-                               "\(db.path) was not shut down cleanly and the instance runs without a log (logging off), so it cannot be recovered; restore it from a backup")
+                               "\(db.path) was not shut down cleanly and the instance runs without a log (logging off), so it cannot be recovered; "
+                                   + "restore it from a backup")
             }
         }
         for db in databases.values { db.dbtimeAtCheckpoint = db.header.dbtime }
@@ -220,7 +222,8 @@ public final class Instance: @unchecked Sendable {
                 events.log(.recoveryStart, "database header repaired from its shadow", [("database", .string(stem))], level: .warning)
             }
             if header.isBackupImage && !restoring {
-                throw JetError(.softRecoveryOnBackupDatabase, "\(p) is a backup image, not a live database; restore the backup set with 'jetbackup restore'")
+                throw JetError(.softRecoveryOnBackupDatabase, "\(p) is a backup image, not a live database; "
+                    + "restore the backup set it belongs to instead")
             }
             guard header.logSignature == parameters.logSignature else {
                 throw JetError(.badLogSignature, "\(p) belongs to another instance (its log signature differs); move it out of \(path)")
@@ -247,7 +250,7 @@ public final class Instance: @unchecked Sendable {
 
     func database(named name: String) throws -> DatabaseFile {
         guard let id = byName[name], let db = databases[id] else {
-            throw JetError(.databaseNotFound, "no database '\(name)' in \(path); create it with 'jetbackup db create \(name)' (see 'jetbackup db list')")
+            throw JetError(.databaseNotFound, "no database '\(name)' in \(path)")
         }
         return db
     }
@@ -273,7 +276,8 @@ public final class Instance: @unchecked Sendable {
     /// Throws unless the instance takes work. Called under the engine lock.
     func checkUsable(writing: Bool) throws {
         if let f = fatal {
-            throw JetError(.instanceUnavailable, "the instance stopped after an earlier error (\(f.code.name): \(f.message)); close and reopen it to recover")
+            throw JetError(.instanceUnavailable, "the instance stopped after an earlier error (\(f.code.name): \(f.message)); "
+                + "close and reopen it to recover")
         }
         if let f = log?.failed {
             fatal = f

@@ -61,7 +61,7 @@ public struct InstanceParameters: Codable, Sendable, Equatable {
             throw JetError(.invalidParameter, "unknown parameter '\(key)'; known: \(Self.keys.map(\.name).joined(separator: ", "))")
         }
         guard entry.mutable else {
-            throw JetError(.invalidParameter, "\(key) (\(entry.ese)) is fixed when the instance is created; create a new instance with 'jetbackup init' to change it")
+            throw JetError(.invalidParameter, "\(key) (\(entry.ese)) is fixed when the instance is created; create a new instance to change it")
         }
         switch key {
         case "log-file-size":

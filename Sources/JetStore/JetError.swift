@@ -1,5 +1,5 @@
 /// The errors of the engine and of the tools above it, with ESE's names and numbers
-/// (SPEC section 5). `message` says what, where (file, page, generation) and what to do.
+/// (the README's error table). `message` says what, where (file, page, generation) and what to do.
 public struct JetError: Error, CustomStringConvertible, Sendable, Equatable {
     public let code: Code
     public let message: String
@@ -118,23 +118,6 @@ public struct JetError: Error, CustomStringConvertible, Sendable, Equatable {
             case .diskFull: "JET_errDiskFull"
             case .diskIO: "JET_errDiskIO"
             case .instanceUnavailable: "JET_errInstanceUnavailable"
-            }
-        }
-
-        /// The process exit status of SPEC section 5 (sysexits.h values).
-        public var exitCode: Int32 {
-            switch self {
-            case .invalidParameter, .invalidGrbit: 64
-            case .invalidPath, .backupDirectoryNotEmpty, .databaseDuplicate: 73
-            case .backupInProgress, .restoreInProgress, .backupNotAllowedYet, .termInProgress, .fileAccessDenied: 75
-            case .loggingDisabled, .invalidBackup, .missingFullBackup, .missingFileToBackup, .invalidBackupSequence: 78
-            case .readVerifyFailure, .logReadVerifyFailure, .missingLogFile, .givenLogFileHasBadSignature,
-                 .givenLogFileIsNotContiguous, .softRecoveryOnBackupDatabase, .badLogSignature,
-                 .databaseDirtyShutdown, .databaseCorrupted, .invalidDatabase, .checkpointCorrupt: 65
-            case .diskFull, .diskIO, .instanceUnavailable, .logWriteFail: 74
-            case .fileNotFound, .databaseNotFound: 66
-            case .recordNotFound: 1
-            case .permissionDenied: 77
             }
         }
     }

@@ -10,6 +10,14 @@ import Testing
         #expect(b.dir == "/b" && b.incremental && b.compressLogsValue == 3 && b.instance.instance == "/x")
         let b2 = try JetBackupCommand.parseAsRoot(JetBackupCommand.normalize(["-i", "/x", "backup", "--compress-logs=9"])) as! Backup
         #expect(b2.compressLogsValue == 9 && b2.instance.instance == "/x" && b2.dir == nil)
+        // `--compress-logs` takes an optional level: alone it is 3, and a directory after it
+        // is still the directory.
+        let b3 = try #require(try JetBackupCommand.parseAsRoot(["backup", "--compress-logs", "/b"]) as? Backup)
+        #expect(b3.compressLogsValue == 3 && b3.dir == "/b")
+        let b4 = try #require(try JetBackupCommand.parseAsRoot(["backup", "/b", "--compress-logs", "9"]) as? Backup)
+        #expect(b4.compressLogsValue == 9 && b4.dir == "/b")
+        let b5 = try #require(try JetBackupCommand.parseAsRoot(["backup", "/b"]) as? Backup)
+        #expect(b5.compressLogsValue == nil && b5.progress == .auto)
         let l = try JetBackupCommand.parseAsRoot(["load", "app", "--records", "10", "--batch", "5", "--update-ratio", "0.5"]) as! Load
         #expect(l.records == 10 && l.batch == 5 && l.updateRatio == 0.5)
         #expect(throws: (any Error).self) { _ = try JetBackupCommand.parseAsRoot(["load", "app", "--records", "-5"]) }

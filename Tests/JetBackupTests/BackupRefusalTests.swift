@@ -78,10 +78,11 @@ import Testing
         let ip = try s.makeInstance()
         let inst = try open(ip)
         try load(inst, count: 100)
-        _ = try inst.beginBackup()
+        let session = try inst.beginBackup(.full)
         expectJetError(.backupInProgress) { _ = try backup(inst, s.mkdir("b")) }
+        expectJetError(.backupInProgress) { _ = try inst.truncateLogs() }
         #expect(s.list(s.path("b")).isEmpty)
-        inst.endBackup()
+        session.abort()
         _ = try backup(inst, s.path("b"))
         try inst.close()
         // A second process: the instance lock refuses at once, naming the holder.

@@ -208,7 +208,7 @@ import Testing
         try Self.rewriteHeader(fs, "/inst/" + name) { $0.generation = named + 100 }
         let e = CorruptionTests.openError(fs)
         #expect(e?.code == .logReadVerifyFailure)
-        #expect(e?.message == "/inst/\(name) holds generation \(named + 100), its name says \(named)")
+        #expect(e?.message == "/inst/\(name) holds generation \(named + 100), its name says \(named); restore the instance from a backup")
     }
 
     /// Each header links to the creation time of the generation before it.

@@ -64,45 +64,50 @@ import Foundation
             }
         }
         usleep(20_000)
-        // The copy: checkpoint position now, then every page, slowly, while writers run.
-        let start = try inst.beginBackup()
+        // The copy, through the engine's backup session: checkpoint position now, then
+        // every page (verified by the session), slowly, while writers run.
+        let session = try inst.beginBackup(.full)
+        let start = session.start
         try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: false)
         let fs = PosixFileSystem()
-        for db in inst.databaseSnapshots {
-            let inFile = try fs.open(db.path, .readOnly)
-            let out = try fs.open(copy + "/" + db.name + ".edb", .createNew)
-            var buf = [UInt8](repeating: 0, count: db.pageSize)
-            var pgno: Int64 = 0
+        for db in session.databases {
+            let out = try fs.open(copy + "/" + db.fileName, .createNew)
+            var buf = [UInt8](repeating: 0, count: 8 * db.pageSize)
+            var offset: Int64 = 0
             while true {
-                let n = try buf.withUnsafeMutableBytes { try inFile.read(at: pgno * Int64(db.pageSize), into: $0) }
-                if n < db.pageSize { break }
-                try buf.withUnsafeBytes { try out.write(at: pgno * Int64(db.pageSize), $0) }
-                pgno += 1
-                if pgno % 8 == 0 { usleep(300) }
+                let n = try buf.withUnsafeMutableBytes { try session.readDatabase(db.name, at: offset, into: $0) }
+                if n == 0 { break }
+                try buf.withUnsafeBytes { try out.write(at: offset, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                offset += Int64(n)
+                usleep(300)
+                if n < buf.count { break }
             }
-            inFile.close(); out.close()
+            out.close()
         }
         // Stop the writers at a commit boundary, roll, and take the model at that instant.
         box.lock.lock()
         box.paused = true
-        let last = try inst.rollLog()
+        let last = try session.rollLog()
         let expected = box.model
         box.paused = false
         box.lock.unlock()
         usleep(20_000)
         box.lock.lock(); box.stop = true; box.lock.unlock()
         group.wait()
-        for g in start.generation...last {
-            try FileManager.default.copyItem(atPath: inst.generationPath(g), toPath: copy + "/" + FileNames.archivedLog(g))
+        for g in try session.generations(through: last) {
+            let log = try session.readLog(g)
+            #expect(log.header.generation == g)
+            try Data(log.bytes).write(to: URL(fileURLWithPath: copy + "/" + log.fileName))
         }
-        inst.endBackup()
+        session.abort()
         try inst.close()
         #expect(box.errors.isEmpty)
         // Lay out an instance around the copy and recover it.
         try FileManager.default.copyItem(atPath: src + "/instance.json", toPath: copy + "/instance.json")
         try CheckpointFile.write(fs: fs, path: copy + "/edb.chk",
                                  Checkpoint(sequence: 1, logSignature: p.logSignature(of: src), position: start, time: 0))
-        let restored = try Instance.open(at: copy, owner: "test")
+        // The copied headers are marked as backup images: open as a restore does.
+        let restored = try Instance.open(at: copy, owner: "test", restoring: true)
         #expect(restored.recoveryReport.transactionsReplayed > 0)
         var got: [[UInt8]: [UInt8]] = [:]
         for db in ["a", "b"] {

@@ -21,7 +21,8 @@ struct DestinationLock {
             return DestinationLock(path: p, fs: fs, handle: try fs.lock(p, owner: owner))
         } catch let e as JetError where e.code == .fileAccessDenied {
             let who = PosixFileSystem.describeHolder(ArraySlice((try? fs.readAll(p)) ?? []))
-            throw JetError(.backupInProgress, "backup directory \(dir) is in use by another backup (\(who)); nothing was checked or written: wait for it to finish, or use another directory")
+            throw JetError(.backupInProgress, "backup directory \(dir) is in use by another backup (\(who)); nothing was checked or written: "
+                + "wait for it to finish, or use another directory")
         }
     }
 

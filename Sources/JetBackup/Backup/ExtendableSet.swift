@@ -25,11 +25,11 @@ enum ExtendableSet {
     /// creation time of its newest log. Reads only.
     static func check(_ m: BackupManifest, setDir: String, fs: any FileSystem) throws -> UInt64? {
         try SetVerifier(fs: fs).checkStructure(m, setDir: setDir)
-        let newest = m.files.filter { $0.kind == "log" }.max { ($0.generation ?? 0) < ($1.generation ?? 0) }
+        let newest = m.files.filter { $0.kind == .log }.max { ($0.generation ?? 0) < ($1.generation ?? 0) }
         var creation: UInt64?
         for f in m.files {
             let p = FilePaths.join(setDir, f.name)
-            let isLog = f.kind == "log"
+            let isLog = f.kind == .log
             let code: JetError.Code = isLog ? .logReadVerifyFailure : .readVerifyFailure
             let what = isLog ? "log generation" : "database image"
             if fs.isSymlink(p) || (fs.exists(p) && fs.isDirectory(p)) {
@@ -43,11 +43,13 @@ enum ExtendableSet {
             defer { h.close() }
             let size = try h.size()
             guard size == f.size else {
-                throw JetError(code, "\(p) is \(size) bytes, the manifest says \(f.size) (truncated or changed); the set is damaged and is not extended: take a full backup")
+                throw JetError(code, "\(p) is \(size) bytes, the manifest says \(f.size) (truncated or changed); "
+                    + "the set is damaged and is not extended: take a full backup")
             }
             if isLog {
                 guard try crc32c(h, size: size) == f.crc32c else {
-                    throw JetError(code, "\(p) fails its CRC32C (the manifest's checksum); the set is damaged and is not extended: take a full backup")
+                    throw JetError(code, "\(p) fails its CRC32C (the manifest's checksum); the set is damaged and is not extended: "
+                        + "take a full backup")
                 }
                 if f.name == newest?.name { creation = try header(f, try fs.readAll(p), path: p, m: m).creationTime }
             } else if let db = m.databases.first(where: { $0.file == f.name }) {
@@ -78,10 +80,12 @@ enum ExtendableSet {
         let raw = f.rawSize != nil ? try Zstd.decompress(stored, maxSize: Int(f.rawSize!), file: path) : stored
         let h = try raw.withUnsafeBytes { try LogFormat.Header.decode($0, file: path) }
         guard h.signature == m.logSignature.signature else {
-            throw JetError(.givenLogFileHasBadSignature, "\(path) belongs to another log stream (signature \(h.signature)); the set is damaged and is not extended: take a full backup")
+            throw JetError(.givenLogFileHasBadSignature, "\(path) belongs to another log stream (signature \(h.signature)); "
+                + "the set is damaged and is not extended: take a full backup")
         }
         guard h.generation == f.generation else {
-            throw JetError(.givenLogFileIsNotContiguous, "\(path) holds generation \(h.generation), the manifest says \(f.generation ?? 0); the set is damaged and is not extended: take a full backup")
+            throw JetError(.givenLogFileIsNotContiguous, "\(path) holds generation \(h.generation), the manifest says \(f.generation ?? 0); "
+                + "the set is damaged and is not extended: take a full backup")
         }
         return h
     }
@@ -91,7 +95,8 @@ enum ExtendableSet {
     static func checkImageHeader(_ h: any StorageFile, size: Int64, db: BackupManifest.Database, m: BackupManifest, path: String) throws {
         let ps = m.pageSize
         guard size % Int64(ps) == 0, size >= Int64(3 * ps) else {
-            throw JetError(.readVerifyFailure, "\(path) is \(size) bytes, not a whole number of \(ps)-byte pages; the set is damaged and is not extended: take a full backup")
+            throw JetError(.readVerifyFailure, "\(path) is \(size) bytes, not a whole number of \(ps)-byte pages; "
+                + "the set is damaged and is not extended: take a full backup")
         }
         var pages = [UInt8](repeating: 0, count: 2 * ps)
         let got = try pages.withUnsafeMutableBytes { try h.read(at: 0, into: $0) }
@@ -103,19 +108,23 @@ enum ExtendableSet {
                 let v = PageFormat.verify(page, pgno: UInt32(pg))
                 guard v == .valid else {
                     let why = PageFormat.error(v, file: path, pgno: UInt32(pg)).message.split(separator: ";")[0]
-                    throw JetError(.readVerifyFailure, "the header of database image \(path) is damaged (\(why)); the set is not extended: take a full backup")
+                    throw JetError(.readVerifyFailure, "the header of database image \(path) is damaged (\(why)); the set is not extended: "
+                        + "take a full backup")
                 }
                 if header == nil { header = DatabaseHeader.decode(page) }
             }
         }
         guard let hd = header else {
-            throw JetError(.readVerifyFailure, "the header of \(path) (page 0 and its shadow) is damaged; the set is not extended: take a full backup")
+            throw JetError(.readVerifyFailure, "the header of \(path) (page 0 and its shadow) is damaged; the set is not extended: "
+                + "take a full backup")
         }
         guard hd.isBackupImage else {
-            throw JetError(.readVerifyFailure, "\(path) is not marked as a backup image; the set was changed by hand and is not extended: take a full backup")
+            throw JetError(.readVerifyFailure, "\(path) is not marked as a backup image; the set was changed by hand and is not extended: "
+                + "take a full backup")
         }
         guard hd.logSignature == m.logSignature.signature, hd.signature == db.signature.signature else {
-            throw JetError(.givenLogFileHasBadSignature, "\(path) belongs to another instance or database than the set's manifest says; the set is not extended: take a full backup")
+            throw JetError(.givenLogFileHasBadSignature, "\(path) belongs to another instance or database than the set's manifest says; "
+                + "the set is not extended: take a full backup")
         }
     }
 }

@@ -1,8 +1,10 @@
 import Dispatch
+import Foundation
 import JetStore
 
 /// Writes one file of a backup set sequentially, keeping its CRC32C and SHA-256 as it goes,
-/// and fsyncs it at the end. The file is created new (never over an existing one).
+/// and fsyncs it at the end. An existing file of that name (a leftover of a killed run that
+/// the run's marker listed) is removed first; the file is then created new.
 struct SetFileWriter {
     let path: String
     let file: any StorageFile
@@ -10,8 +12,8 @@ struct SetFileWriter {
     private(set) var crc: UInt32 = 0
     private var writebackStart: Int64 = 0
     private let sha = SHA256Hasher()
-    /// When set, the caller hashes (on another thread) and `finish` asks it for the digest.
-    var pipelined: PipelinedSHA256?
+    /// When set, chunks are hashed and written by the pipeline (`append(_:slot:)`).
+    var pipeline: ChunkPipeline?
 
     /// `direct`: the caller appends whole pages from page-aligned buffers, written straight
     /// to the device where the file system allows (a database image: no copy into the page
@@ -23,8 +25,12 @@ struct SetFileWriter {
     }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer, slot: Int = 0) throws {
-        if let p = pipelined { p.update(bytes, slot: slot) } else { sha.update(bytes) }
-        try file.write(at: size, bytes)
+        if let p = pipeline {
+            p.submit(bytes, at: size, slot: slot)
+        } else {
+            sha.update(bytes)
+            try file.write(at: size, bytes)
+        }
         crc = CRC32C.checksum(bytes, extending: crc)
         size += Int64(bytes.count)
         // Keep the device busy while we read and hash: the final fsync then waits for little.
@@ -36,8 +42,8 @@ struct SetFileWriter {
 
     /// fsyncs and closes; returns the SHA-256 in hex.
     mutating func finish() throws -> String {
-        if let p = pipelined {
-            let hex = p.finalizeHex()
+        if let p = pipeline {
+            let hex = try p.finish()
             try file.sync()
             file.close()
             return hex
@@ -51,7 +57,6 @@ struct SetFileWriter {
     /// written back together instead of one fsync after each.
     mutating func finishDeferringSync() -> String {
         file.startWriteback(offset: 0, length: Int(size))
-        if let p = pipelined { return p.finalizeHex() }
         return sha.finalizeHex()
     }
 
@@ -62,47 +67,75 @@ struct SetFileWriter {
     }
 
     func abandon() {
-        _ = pipelined?.finalizeHex() // no buffer may still be in use by the hasher
+        pipeline?.drain() // no buffer may still be in use by the pipeline
         file.close()
     }
 }
 
-/// SHA-256 on the second core: `update` hands a buffer to a serial queue and returns; the
-/// caller must not change that buffer until `wait(slot:)` for it returns. The hash state is
-/// touched only on the queue.
-final class PipelinedSHA256: @unchecked Sendable {
+/// The write-behind pipeline of a large file (a database image): each chunk, already
+/// verified by the caller in its own buffer, is hashed on one serial queue (SHA-256 is
+/// sequential) and written at its offset by one of up to `writers` concurrent writes, so
+/// several writes are in flight while the caller reads and verifies the next chunks. A
+/// virtual disk that is slow for one outstanding direct write is fast with several; buffered
+/// writes gain nothing and lose nothing. The caller must not touch a chunk's buffer until
+/// `wait(slot:)` for it returns; the first write error is kept and thrown from there.
+final class ChunkPipeline: @unchecked Sendable {
     private let sha = SHA256Hasher()
-    private let queue = DispatchQueue(label: "jetbackup.sha256")
-    private let slots: [DispatchSemaphore]
+    private let hashQueue = DispatchQueue(label: "jetbackup.sha256")
+    private let writeQueue = DispatchQueue(label: "jetbackup.write", attributes: .concurrent)
+    private let inFlight: DispatchSemaphore
+    private let slots: [DispatchGroup]
+    private let file: any StorageFile
+    private let errorLock = NSLock()
+    private var firstError: Error?
 
-    init(slots n: Int) { slots = (0..<n).map { _ in DispatchSemaphore(value: 1) } }
-
-    /// Waits until the buffer of `slot` is no longer being hashed.
-    func wait(slot: Int) {
-        slots[slot].wait()
-        slots[slot].signal()
+    init(file: any StorageFile, slots n: Int, writers: Int) {
+        self.file = file
+        slots = (0..<n).map { _ in DispatchGroup() }
+        inFlight = DispatchSemaphore(value: writers)
     }
 
-    func update(_ bytes: UnsafeRawBufferPointer, slot: Int) {
+    /// Waits until the buffer of `slot` is hashed and written; throws the first write error.
+    func wait(slot: Int) throws {
+        slots[slot].wait()
+        if let e = errorLock.withLock({ firstError }) { throw e }
+    }
+
+    /// Hands a chunk over: it is hashed in order and written at `offset`.
+    func submit(_ bytes: UnsafeRawBufferPointer, at offset: Int64, slot: Int) {
         slots[slot].wait()
         let b = SendableBuffer(bytes: bytes)
-        queue.async { [self] in
+        let group = slots[slot]
+        group.enter()
+        hashQueue.async { [self] in
             sha.update(b.bytes)
-            slots[slot].signal()
+            group.leave()
+        }
+        group.enter()
+        inFlight.wait()
+        writeQueue.async { [self] in
+            defer { inFlight.signal(); group.leave() }
+            if errorLock.withLock({ firstError }) != nil { return }
+            do {
+                try file.write(at: offset, b.bytes)
+            } catch {
+                errorLock.withLock { if firstError == nil { firstError = error } }
+            }
         }
     }
 
-    func finalizeHex() -> String {
-        queue.sync { sha.finalizeHex() }
+    /// Waits for every chunk; returns the SHA-256 in hex or throws the first write error.
+    func finish() throws -> String {
+        drain()
+        if let e = errorLock.withLock({ firstError }) { throw e }
+        return hashQueue.sync { sha.finalizeHex() }
     }
 
-    /// Returns once every buffer handed over so far has been hashed.
-    func drain() { queue.sync {} }
+    /// Waits for every chunk handed over, whatever happened to it (before buffers are freed).
+    func drain() {
+        for g in slots { g.wait() }
+    }
 }
 
 /// A buffer handed to the hashing queue; the slot semaphore keeps it alive and unchanged.
 struct SendableBuffer: @unchecked Sendable { let bytes: UnsafeRawBufferPointer }
-
-enum Hashing {
-    static func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String { SHA256Hasher.hex(bytes) }
-}

@@ -27,7 +27,8 @@ public enum Zstd {
     public static func decompress(_ input: [UInt8], maxSize: Int, file: String) throws -> [UInt8] {
         let size = input.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
         guard size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN, size <= UInt64(maxSize) else {
-            throw JetError(.logReadVerifyFailure, "\(file) is not a zstd frame of at most \(maxSize) bytes; the compressed log is damaged: use another backup")
+            throw JetError(.logReadVerifyFailure, "\(file) is not a zstd frame of at most \(maxSize) bytes; the compressed log is damaged: "
+                + "use another backup")
         }
         guard let dctx = ZSTD_createDCtx() else { throw JetError(.diskIO, "zstd: out of memory") }
         defer { ZSTD_freeDCtx(dctx) }

@@ -41,9 +41,20 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var pages: Int
     }
 
+    /// What a backup of the chain is; stored as its raw value.
+    public enum BackupType: String, Codable, Sendable {
+        case full
+        case incremental
+    }
+
+    /// What a file of the set is; stored as its raw value.
+    public enum FileKind: String, Codable, Sendable {
+        case database
+        case log
+    }
+
     public struct Backup: Codable, Sendable, Equatable {
-        /// "full" or "incremental".
-        public var type: String
+        public var type: BackupType
         public var start: String
         public var end: String
         public var startMicros: UInt64
@@ -56,8 +67,7 @@ public struct BackupManifest: Codable, Sendable, Equatable {
 
     public struct File: Codable, Sendable, Equatable {
         public var name: String
-        /// "database" or "log".
-        public var kind: String
+        public var kind: FileKind
         public var generation: UInt32?
         /// Index in `chain` of the backup that wrote it.
         public var backup: Int
@@ -106,7 +116,7 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         m.checksum = nil
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        return try enc.encode(m).withUnsafeBytes { Hashing.sha256Hex($0) }
+        return try enc.encode(m).withUnsafeBytes { SHA256Hasher.hex($0) }
     }
 
     /// Parses and checks a manifest: well-formed, a format we read, plain file names only,
@@ -135,8 +145,8 @@ public struct BackupManifest: Codable, Sendable, Equatable {
             throw bad("it has no checksum, which format \(m.formatVersion) requires")
         }
         guard m.logSignature.signature != nil else { throw bad("log signature") }
-        guard [4096, 8192, 16384, 32768].contains(m.pageSize) else { throw bad("page size \(m.pageSize)") }
-        guard !m.chain.isEmpty, m.chain[0].type == "full", m.chain.dropFirst().allSatisfy({ $0.type == "incremental" }) else {
+        guard PageFormat.supportedPageSizes.contains(m.pageSize) else { throw bad("page size \(m.pageSize)") }
+        guard !m.chain.isEmpty, m.chain[0].type == .full, m.chain.dropFirst().allSatisfy({ $0.type == .incremental }) else {
             throw bad("the chain must be one full backup followed by incrementals")
         }
         // Generation numbers leave room for the next one (no arithmetic on them can overflow).
@@ -151,13 +161,13 @@ public struct BackupManifest: Codable, Sendable, Equatable {
             guard f.backup >= 0, f.backup < m.chain.count else { throw bad("backup index of '\(f.name)'") }
             guard f.sha256.count == 64, f.sha256.allSatisfy({ $0.isHexDigit }) else { throw bad("sha256 of '\(f.name)'") }
             switch f.kind {
-            case "database":
+            case .database:
                 guard f.name.hasSuffix(".edb"), f.generation == nil, f.rawSize == nil, f.rawCrc32c == nil else {
                     throw bad("database file '\(f.name)'")
                 }
                 // Images are written by the full backup.
                 guard f.backup == 0 else { throw bad("backup index of '\(f.name)'") }
-            case "log":
+            case .log:
                 guard let g = f.generation,
                       FileNames.parseArchivedLog(f.name) == g || FileNames.parseArchivedLog(f.name, compressed: true) == g else {
                     throw bad("log file '\(f.name)' and its generation disagree")
@@ -169,8 +179,6 @@ public struct BackupManifest: Codable, Sendable, Equatable {
                 guard f.name.hasSuffix(".zst") == (f.rawSize != nil), (f.rawSize == nil) == (f.rawCrc32c == nil) else {
                     throw bad("compression fields of '\(f.name)'")
                 }
-            default:
-                throw bad("kind '\(f.kind)' of '\(f.name)'")
             }
         }
         var dbNames = Set<String>()
@@ -180,7 +188,7 @@ public struct BackupManifest: Codable, Sendable, Equatable {
                 throw bad("database entry '\(d.name)'")
             }
         }
-        let images = Set(m.files.filter { $0.kind == "database" }.map(\.name))
+        let images = Set(m.files.filter { $0.kind == .database }.map(\.name))
         guard images == Set(m.databases.map(\.file)) else {
             throw bad("the database files and the database entries disagree")
         }

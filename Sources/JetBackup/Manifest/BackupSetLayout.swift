@@ -17,7 +17,6 @@ public enum BackupSetLayout {
     public static let temp = "temp"
     public static let new = "new"
     public static let old = "old"
-    public static let staging = ".jetbackup-staging"
     public static let lock = ".jetbackup-lock"
 
     /// The directory holding the set in `dir`: DIR itself, DIR/new, or DIR/old (an atomic
@@ -75,14 +74,12 @@ public enum BackupSetLayout {
         }
     }
 
-    /// Removes the leftovers of an interrupted run in `dir`: the staging directory, temp
+    /// Removes the leftovers of an interrupted run in `dir`: temp
     /// files, and the names its marker lists that the current manifest does not use. With
     /// `sums` (the current manifest's SHA256SUMS), a checksum list the run replaced before it
     /// stopped is put back first, while the marker still excuses it.
     static func cleanLeftovers(_ dir: String, keeping: Set<String>, sums expected: [UInt8]? = nil, fs: any FileSystem) throws {
         var changed = false
-        let st = path(dir, staging)
-        if fs.exists(st) { try fs.removeTree(st); changed = true }
         let mk = path(dir, marker)
         if fs.exists(mk) {
             if let expected, (try? fs.readAll(path(dir, sums))) != expected {

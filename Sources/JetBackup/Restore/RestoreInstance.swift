@@ -78,10 +78,12 @@ public struct RestoreInstance {
             lock.release()
             let e = error as? JetError ?? JetError(.diskIO, "\(error)")
             if !emptied {
-                throw JetError(e.code, e.message + "; \(target) could not be emptied and is marked as an unfinished restore: remove it by hand before restoring into it again")
+                throw JetError(e.code, e.message + "; \(target) could not be emptied and is marked as an unfinished restore: "
+                    + "remove it by hand before restoring into it again")
             }
             if e.code == .termInProgress {
-                throw JetError(.termInProgress, "the restore into \(target) was interrupted (signal or shutdown); \(target) was \(created ? "removed" : "emptied"), as it was before")
+                throw JetError(.termInProgress, "the restore into \(target) was interrupted (signal or shutdown); "
+                    + "\(target) was \(created ? "removed" : "emptied"), as it was before")
             }
             throw e
         }
@@ -149,7 +151,8 @@ public struct RestoreInstance {
                 let others = try fs.list(target).filter { $0 != FileNames.restoreMarker }
                 guard others.isEmpty else {
                     let some = others.prefix(3).joined(separator: ", ")
-                    throw JetError(.invalidPath, "restore target \(target) is not empty (\(some) appeared while the restore started); restore into a new or empty directory")
+                    throw JetError(.invalidPath, "restore target \(target) is not empty (\(some) appeared while the restore started); "
+                        + "restore into a new or empty directory")
                 }
             } catch {
                 lock.release()
@@ -170,11 +173,13 @@ public struct RestoreInstance {
         let holder = ((try? fs.readAll(marker)) ?? []).prefix(300)
         let who = String(decoding: holder, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         return JetError(.restoreInProgress,
-                        "a restore into \(target) is running or was interrupted\(who.isEmpty ? "" : " (\(who))"); wait for it, or remove \(target) and restore again")
+                        "a restore into \(target) is running or was interrupted\(who.isEmpty ? "" : " (\(who))"); "
+                            + "wait for it, or remove \(target) and restore again")
     }
 
     func permissionDenied(_ target: String, in dir: String) -> JetError {
-        JetError(.invalidPath, "restore target \(target): permission denied (this process cannot write in \(dir), or it is on a read-only file system); "
+        JetError(.invalidPath, "restore target \(target): "
+            + "permission denied (this process cannot write in \(dir), or it is on a read-only file system); "
                  + "restore into a directory you can write to (nothing was touched)")
     }
 

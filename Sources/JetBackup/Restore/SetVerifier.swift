@@ -66,7 +66,8 @@ public struct SetVerifier {
             }
         }
         if !listed.isEmpty && !leftovers {
-            throw Self.corrupt("\(sumsPath) lists files the manifest does not (\(listed.keys.sorted().prefix(3).joined(separator: ", "))); the set is damaged")
+            throw Self.corrupt("\(sumsPath) lists files the manifest does not (\(listed.keys.sorted().prefix(3).joined(separator: ", "))); "
+                + "the set is damaged")
         }
         // Log or database files in the directory that the set does not name.
         let known = Set(m.files.map(\.name))
@@ -79,9 +80,15 @@ public struct SetVerifier {
                     sig = raw.flatMap { r in try? r.withUnsafeBytes { try LogFormat.Header.decode($0, file: p) }.signature }
                 }
                 if let s = sig, s != m.logSignature.signature {
-                    throw JetError(.givenLogFileHasBadSignature, "\(p) is a log of another instance (signature \(s)); it does not belong in this set: remove it")
+                    throw JetError(.givenLogFileHasBadSignature, "\(p) is a log of another instance (signature \(s)); it does not belong in this set: "
+                        + ""
+                        + ""
+                        + ""
+                        + ""
+                        + "remove it")
                 }
-                throw JetError(.givenLogFileIsNotContiguous, "\(p) (generation \(g)) is in the set's directory but not in its manifest; the set was changed by hand: remove it or use another backup")
+                throw JetError(.givenLogFileIsNotContiguous, "\(p) (generation \(g)) is in the set's directory but not in its manifest; "
+                    + "the set was changed by hand: remove it or use another backup")
             }
             if name.hasSuffix(".edb") {
                 throw Self.corrupt("\(FilePaths.join(setDir, name)) is in the set's directory but not in its manifest; the set was changed by hand")
@@ -94,14 +101,16 @@ public struct SetVerifier {
         for (i, b) in m.chain.enumerated() {
             guard b.genLow <= b.genHigh else { throw Self.corrupt("backup \(i) of the chain has generations \(b.genLow)-\(b.genHigh)") }
             if i > 0 && b.genLow != m.chain[i - 1].genHigh + 1 {
-                throw JetError(.missingLogFile, "the chain has a gap: backup \(i) starts at generation \(b.genLow), the one before ended at \(m.chain[i - 1].genHigh)")
+                throw JetError(.missingLogFile, "the chain has a gap: "
+                    + "backup \(i) starts at generation \(b.genLow), the one before ended at \(m.chain[i - 1].genHigh)")
             }
         }
-        let gens = m.files.filter { $0.kind == "log" }.compactMap(\.generation).sorted()
+        let gens = m.files.filter { $0.kind == .log }.compactMap(\.generation).sorted()
         var expect = m.chain[0].genLow
         for g in gens {
             guard g == expect else {
-                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(g < expect ? g : expect)) is \(g < expect ? "listed twice" : "missing") in the set; it cannot be restored: use another backup")
+                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(g < expect ? g : expect)) is \(g < expect ? "listed twice" : "missing") in the set"
+                    + "; it cannot be restored: use another backup")
             }
             expect += 1
         }
@@ -114,12 +123,12 @@ public struct SetVerifier {
     /// when `sha` is on). Errors carry the ESE error of the file's kind.
     func readChecked(_ f: BackupManifest.File, setDir: String, sha: Bool) throws -> [UInt8] {
         let p = FilePaths.join(setDir, f.name)
-        let kindError: JetError.Code = f.kind == "log" ? .logReadVerifyFailure : .readVerifyFailure
+        let kindError: JetError.Code = f.kind == .log ? .logReadVerifyFailure : .readVerifyFailure
         if fs.isSymlink(p) {
             throw JetError(kindError, "\(p) is a symbolic link; a backup set holds plain files only")
         }
         guard fs.exists(p), !fs.isDirectory(p) else {
-            if f.kind == "log" {
+            if f.kind == .log {
                 throw JetError(.missingLogFile, "log generation \(p) is missing from the set; it cannot be restored: use another backup")
             }
             throw JetError(.readVerifyFailure, "database image \(p) is missing from the set; it cannot be restored: use another backup")
@@ -135,7 +144,7 @@ public struct SetVerifier {
             throw JetError(kindError, "\(p) fails its CRC32C (the manifest's checksum); the file is damaged: use another backup")
         }
         if sha {
-            let got = bytes.withUnsafeBytes { Hashing.sha256Hex($0) }
+            let got = bytes.withUnsafeBytes { SHA256Hasher.hex($0) }
             guard got == f.sha256 else { throw JetError(kindError, "\(p) fails its SHA-256; the file is damaged: use another backup") }
         }
         return bytes
@@ -152,20 +161,11 @@ public struct SetVerifier {
         return raw
     }
 
-    /// Checks one parsed log generation: header, signature, number, link, every record.
-    /// Returns the records.
+    /// Checks one parsed log generation with the engine's chain check (`LogChainFault`, as a
+    /// log given in a backup set): signature, number, link, every record. Returns the records.
     func checkLog(_ g: LogReader.Generation, file: String, generation: UInt32, signature: Signature, previous: UInt64?) throws -> Int {
-        guard g.header.signature == signature else {
-            throw JetError(.givenLogFileHasBadSignature, "\(file) belongs to another log stream (signature \(g.header.signature), the set's is \(signature)); it cannot be restored: use another backup")
-        }
-        guard g.header.generation == generation else {
-            throw JetError(.givenLogFileIsNotContiguous, "\(file) holds generation \(g.header.generation), the manifest says \(generation)")
-        }
-        if let p = previous, g.header.previousCreationTime != p {
-            throw JetError(.givenLogFileIsNotContiguous, "\(file) does not follow generation \(generation - 1) (creation times do not link); the set mixes log streams: use another backup")
-        }
-        if case .bad(let o, let reason, _) = g.end {
-            throw JetError(.logReadVerifyFailure, "\(file) is damaged at offset \(o) (\(reason)); use another backup")
+        if let fault = LogChainFault.check(g, expected: generation, signature: signature, previousCreation: previous) {
+            throw fault.error(file: file, given: true)
         }
         return g.fragments.count
     }
@@ -193,7 +193,8 @@ public struct SetVerifier {
             throw JetError(.readVerifyFailure, "\(file) is \(size) bytes, not a whole number of \(ps)-byte pages")
         }
         guard size / Int64(ps) == Int64(db.pages) else {
-            throw Self.corrupt("the manifest says \(file) has \(db.pages) pages, the image has \(size / Int64(ps)); the manifest is damaged: use another backup")
+            throw Self.corrupt("the manifest says \(file) has \(db.pages) pages, the image has \(size / Int64(ps)); the manifest is damaged: "
+                + "use another backup")
         }
         let chunk = max(ps, (1 << 20) / ps * ps)
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
@@ -260,7 +261,8 @@ public struct SetVerifier {
         let start = LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset)
         guard let taken = hd.fullCur, taken.position == start, taken.genLow == m.chain[0].genLow else {
             let at = hd.fullCur.map { "\($0.position)" } ?? "no backup"
-            throw Self.corrupt("the manifest's replay start \(start) is not where the backup of \(file) began (\(at)); the manifest is damaged: use another backup")
+            throw Self.corrupt("the manifest's replay start \(start) is not where the backup of \(file) began (\(at)); the manifest is damaged: "
+                + "use another backup")
         }
     }
 
@@ -301,7 +303,8 @@ public struct SetVerifier {
                 do {
                     r.pages += try checkImage(f, db: db, m: m, setDir: setDir, sha: false, copy: &w, isCancelled: isCancelled, progress: report)
                     guard try w.finish() == f.sha256 else {
-                        throw JetError(.readVerifyFailure, "\(FilePaths.join(setDir, f.name)) fails its SHA-256; the file is damaged: use another backup")
+                        throw JetError(.readVerifyFailure, "\(FilePaths.join(setDir, f.name)) fails its SHA-256; the file is damaged: "
+                            + "use another backup")
                     }
                 } catch {
                     w.abandon()
@@ -315,7 +318,7 @@ public struct SetVerifier {
         var previous: UInt64?
         let sig = m.logSignature.signature!
         var replay = ReplayCheck(start: LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset))
-        for f in m.files.filter({ $0.kind == "log" }).sorted(by: { $0.generation! < $1.generation! }) {
+        for f in m.files.filter({ $0.kind == .log }).sorted(by: { $0.generation! < $1.generation! }) {
             if isCancelled() { throw Self.interrupted(setDir) }
             let path = FilePaths.join(setDir, f.name)
             // Uncompressed, the sink's hash of what it wrote is the stored file's.
@@ -326,7 +329,8 @@ public struct SetVerifier {
             let n = try checkLog(g, file: path, generation: f.generation!, signature: sig, previous: previous)
             if f.generation == m.replayFrom.generation && !ReplayCheck.isRecordBoundary(g, offset: Int(m.replayFrom.offset)) {
                 let start = "generation \(m.replayFrom.generation), offset \(m.replayFrom.offset)"
-                throw Self.corrupt("the manifest's replay start (\(start)) is not where a record of \(path) begins; the manifest is damaged: use another backup")
+                throw Self.corrupt("the manifest's replay start (\(start)) is not where a record of \(path) begins; the manifest is damaged: "
+                    + "use another backup")
             }
             try replay.feed(g, decode: decodeTransactions)
             if let sink {

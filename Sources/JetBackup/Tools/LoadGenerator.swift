@@ -76,7 +76,7 @@ public struct LoadGenerator: Sendable {
     /// called after each commit returns (durable) with the records written so far.
     public func run(_ instance: Instance, database: String, count: Int, batch: Int,
                     progress: (Int) throws -> Void = { _ in }) throws -> Summary {
-        guard batch > 0 else { throw JetError(.invalidParameter, "--batch must be at least 1") }
+        guard batch > 0 else { throw JetError(.invalidParameter, "the batch size must be at least 1") }
         var s = Summary()
         let startGen = instance.currentGeneration
         let t0 = Clock.monotonicSeconds()

@@ -6,24 +6,24 @@ import JetStore
 struct Backup: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Back up the instance into DIR (JetBackupInstance); without DIR, truncate logs no longer needed.",
-        discussion: "Full (DIR empty), --incremental (logs since the last backup, added to the set in DIR), --atomic (the previous set survives a failed run).")
+        discussion: "Full (DIR empty), --incremental (logs since the last backup, added to the set in DIR), "
+            + "--atomic (the previous set survives a failed run).")
 
     @Argument(help: "Backup directory.") var dir: String?
     @Flag(help: "Only the log generations since the last full or incremental backup (JET_bitBackupIncremental).") var incremental = false
     @Flag(help: "Build the set in DIR/temp and swap it in (JET_bitBackupAtomic).") var atomic = false
     @Flag(help: "With --atomic: replace a set of another instance in DIR (refused otherwise).") var replaceForeign = false
     @Flag(help: .hidden) var snapshot = false
-    /// `--compress-logs` alone is rewritten to `--compress-logs=3` before parsing
-    /// (`JetBackupCommand.normalize`), so the level is optional as SPEC 2 writes it.
-    @Option(name: .customLong("compress-logs"), help: ArgumentHelp("Compress copied logs with zstd: --compress-logs[=LEVEL], level 1-19, default 3.", valueName: "LEVEL"))
-    var compressLogsValue: Int?
-    @Option(help: "Progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on stderr), none.") var progress: String = "auto"
+    /// `--compress-logs` alone is level 3; `--compress-logs=LEVEL` (or `--compress-logs LEVEL`) another.
+    @Option(name: .customLong("compress-logs"), defaultAsFlag: Zstd.defaultLevel, parsing: .next,
+            help: ArgumentHelp("Compress copied logs with zstd: --compress-logs[=LEVEL], level 1-19, default 3.", valueName: "LEVEL"))
+    var compressLogsValue: Int? = nil
+    @Option(help: "Progress: auto (a bar on a terminal, else nothing), bar, json (JSON lines on stderr), none.") var progress: ProgressMode = .auto
     @Flag(help: "No summary line.") var quiet = false
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption
 
     func validate() throws {
-        guard ["auto", "bar", "json", "none"].contains(progress) else { throw ValidationError("--progress takes auto, bar, json or none") }
         guard !replaceForeign || atomic else { throw ValidationError("--replace-foreign applies to --atomic only") }
     }
 
@@ -38,9 +38,9 @@ struct Backup: ParsableCommand {
             opts.compressionLevel = compressLogsValue
             Signals.install()
             opts.isCancelled = { Signals.wasInterrupted }
-            let bar = progress == "bar" || (progress == "auto" && CLI.stderrIsTerminal)
+            let bar = progress.showsBar
             var pb = ProgressBar(label: "backup")
-            let json = progress == "json"
+            let json = progress == .json
             let summary = try CLI.withInstance(instance.path) { inst in
                 try JetBackupInstance.run(inst, opts) { st in
                     switch st {
@@ -78,7 +78,8 @@ struct Backup: ParsableCommand {
             ]).serialized())
         } else if !quiet {
             let type = s.kind == .full && s.atomic ? "full (atomic)" : s.kind.rawValue
-            CLI.out(String(format: "%@ backup: %d databases, generations copied %@, truncated %@, %@ stored, compression %@ (%.2fx), %.2f s, %.1f MB/s",
+            CLI.out(String(format: "%@ backup: %d databases, generations copied %@, truncated %@, %@ stored, compression %@ (%.2fx), %.2f s, "
+                + "%.1f MB/s",
                            type, s.databases, copied ?? "none", truncated ?? "none", CLI.human(bytes: Int(s.bytesStored)), s.compression,
                            s.compressionRatio, s.seconds, s.megabytesPerSecond))
         }

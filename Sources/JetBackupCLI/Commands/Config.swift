@@ -22,7 +22,8 @@ struct Config: ParsableCommand {
             }
             if let key {
                 guard let v = p.value(of: key) else {
-                    throw JetError(.invalidParameter, "unknown parameter '\(key)'; known: \(InstanceParameters.keys.map(\.name).joined(separator: ", "))")
+                    throw JetError(.invalidParameter, "unknown parameter '\(key)'; known: "
+                        + "\(InstanceParameters.keys.map(\.name).joined(separator: ", "))")
                 }
                 CLI.out(output.json ? JSONValue.object([(key, .string(v))]).serialized() : v)
                 return

@@ -34,7 +34,8 @@ struct Init: ParsableCommand {
                 CLI.out(JSONValue.object([("result", .string("ok")), ("instance", .string(dir)),
                                           ("parameters", ConfigReport.json(try Instance.readParameters(at: dir)))]).serialized())
             } else {
-                CLI.out("created instance \(dir) (page size \(p.pageSize), log file size \(CLI.human(bytes: p.logFileSize))\(p.circularLogging ? ", circular logging" : "")\(p.loggingEnabled ? "" : ", logging off"))")
+                CLI.out("created instance \(dir) (page size \(p.pageSize), "
+                    + "log file size \(CLI.human(bytes: p.logFileSize))\(p.circularLogging ? ", circular logging" : "")\(p.loggingEnabled ? "" : ", logging off"))")
             }
         }
     }

@@ -13,7 +13,7 @@ struct Load: ParsableCommand {
     @Option(parsing: .unconditional, help: "Fraction of records that update an existing key (0 to 1).") var updateRatio: Double = 0
     @Option(parsing: .unconditional, help: "Seed of the record sequence.") var seed: UInt64 = 1
     @Option(help: "Progress: auto (a bar on a terminal), bar, none, or commits (a line per durable commit on stdout).")
-    var progress: String = "auto"
+    var progress: LoadProgressMode = .auto
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption
 
@@ -22,18 +22,17 @@ struct Load: ParsableCommand {
         guard valueSize >= 0, valueSize <= Instance.maxValueLength else { throw ValidationError("--value-size must be 0 to \(Instance.maxValueLength)") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard updateRatio >= 0, updateRatio <= 1 else { throw ValidationError("--update-ratio must be between 0 and 1") }
-        guard ["auto", "bar", "none", "commits"].contains(progress) else { throw ValidationError("--progress takes auto, bar, none or commits") }
     }
 
     func run() throws {
         try CLI.run(json: output.json) {
             let gen = LoadGenerator(seed: seed, valueSize: valueSize, updateRatio: updateRatio)
-            let showBar = progress == "bar" || (progress == "auto" && CLI.stderrIsTerminal)
+            let showBar = progress.showsBar
             var bar = ProgressBar(label: "load")
             let s = try CLI.withInstance(instance.path) { inst -> LoadGenerator.Summary in
                 if !inst.databaseNames.contains(db) { try inst.createDatabase(db) }
                 return try gen.run(inst, database: db, count: records, batch: batch) { done in
-                    if progress == "commits" { CLI.out("committed \(done)"); try CLI.checkOutput() }
+                    if progress == .commits { CLI.out("committed \(done)"); try CLI.checkOutput() }
                     if showBar { bar.draw(done: done, total: records, detail: "\(done) records") }
                 }
             }

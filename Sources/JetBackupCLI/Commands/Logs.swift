@@ -2,7 +2,8 @@ import ArgumentParser
 import JetStore
 
 struct Logs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Log generations: file, size, created, checksum, needed for recovery, covered by a backup (like esentutl /ml).")
+    static let configuration = CommandConfiguration(abstract: "Log generations: file, size, created, checksum, needed for recovery, "
+        + "covered by a backup (like esentutl /ml).")
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption
 
@@ -23,7 +24,11 @@ struct Logs: ParsableCommand {
             }
             CLI.out("generation  file              size        created                   checksum  recovery  backup")
             for g in gens {
-                CLI.out("\(String(g.generation).padding(toLength: 10, withPad: " ", startingAt: 0))  \(g.file.padding(toLength: 16, withPad: " ", startingAt: 0))  \(CLI.human(bytes: Int(g.size)).padding(toLength: 10, withPad: " ", startingAt: 0))  \(CLI.time(g.created).padding(toLength: 24, withPad: " ", startingAt: 0))  \((g.missing ? "MISSING" : g.checksumOK ? "ok" : "BAD").padding(toLength: 8, withPad: " ", startingAt: 0))  \((g.neededForRecovery ? "needed" : "-").padding(toLength: 8, withPad: " ", startingAt: 0))  \(g.coveredByBackup ? "covered" : "-")")
+                func col(_ text: String, _ width: Int) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
+                let state = g.missing ? "MISSING" : g.checksumOK ? "ok" : "BAD"
+                CLI.out([col(String(g.generation), 10), col(g.file, 16), col(CLI.human(bytes: Int(g.size)), 10),
+                         col(CLI.time(g.created), 24), col(state, 8), col(g.neededForRecovery ? "needed" : "-", 8),
+                         g.coveredByBackup ? "covered" : "-"].joined(separator: "  "))
                 if let p = g.problem { CLI.out("    \(p)") }
             }
         }

@@ -5,7 +5,11 @@ import JetStore
 struct Put: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Insert or replace a record (VALUE '-' reads stdin).",
-        discussion: "KEY and VALUE are UTF-8 text, hex bytes with --hex, or scan's escaped form with --escaped (which any bytes round-trip through). VALUE '-' reads the value from stdin: raw bytes; with --hex or --escaped, that form, a trailing newline ignored.")
+        discussion: """
+            KEY and VALUE are UTF-8 text, hex bytes with --hex, or scan's escaped form with \
+            --escaped (which any bytes round-trip through). VALUE '-' reads the value from stdin: \
+            raw bytes; with --hex or --escaped, that form, a trailing newline ignored.
+            """)
     @Argument var db: String
     @Argument var key: String
     @Argument var value: String
@@ -38,7 +42,9 @@ struct Put: ParsableCommand {
 struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a record's value (exit 1 if the key is absent).",
-        discussion: "The value's bytes as they are, then a newline; --hex prints hex, --escaped scan's escaped form. With --json, \"value\" is null and \"valueHex\" holds hex when the value is not valid UTF-8.")
+        discussion: "The value's bytes as they are, then a newline; "
+            + "--hex prints hex, --escaped scan's escaped form. With --json, "
+                + "\"value\" is null and \"valueHex\" holds hex when the value is not valid UTF-8.")
     @Argument var db: String
     @Argument var key: String
     @OptionGroup var hex: HexOption
@@ -84,7 +90,12 @@ struct Scan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Records in key order: KEY<TAB>VALUE per line.",
         discussion: """
-            Keys and values are printed escaped, so one line is one record and the text gives back the exact bytes: \\\\ for a backslash, \\t tab, \\n newline, \\r carriage return, \\xHH for other control bytes and for bytes that are not valid UTF-8; everything else is the UTF-8 text itself. put, get and delete take that form with --escaped. --hex prints hex instead. With --json, "key" and "value" are the exact text, or null with "keyHex"/"valueHex" when the bytes are not valid UTF-8.
+            Keys and values are printed escaped, so one line is one record and the text gives back \
+            the exact bytes: \\\\ for a backslash, \\t tab, \\n newline, \\r carriage return, \\xHH \
+            for other control bytes and for bytes that are not valid UTF-8; everything else is the \
+            UTF-8 text itself. put, get and delete take that form with --escaped. --hex prints hex \
+            instead. With --json, "key" and "value" are the exact text, or null with \
+            "keyHex"/"valueHex" when the bytes are not valid UTF-8.
             """)
     @Argument var db: String
     @Option(help: "Only keys starting with this prefix.") var prefix: String?

@@ -23,7 +23,8 @@ struct JSONOption: ParsableArguments {
 struct HexOption: ParsableArguments {
     @Flag(name: .long, help: "Keys and values are hex bytes.")
     var hex = false
-    @Flag(name: .long, help: "Keys and values are in scan's escaped text form (\\\\ \\t \\n \\r \\xHH), so any bytes can be typed; get prints that form.")
+    @Flag(name: .long, help: ArgumentHelp("Keys and values are in scan's escaped text form (\\\\ \\t \\n \\r \\xHH), so any bytes can be typed; "
+        + "get prints that form."))
     var escaped = false
 
     func validate() throws {
@@ -109,7 +110,8 @@ enum Escaped {
                 }
                 out += b; i += 4
             default:
-                throw JetError(.invalidParameter, "\(what) '\(s)' has an unknown escape '\\\(Character(Unicode.Scalar(u[i + 1])))'; known: \\\\ \\t \\n \\r \\xHH")
+                throw JetError(.invalidParameter, "\(what) '\(s)' has an unknown escape '\\\(Character(Unicode.Scalar(u[i + 1])))'; known: "
+                    + "\\\\ \\t \\n \\r \\xHH")
             }
         }
         return out

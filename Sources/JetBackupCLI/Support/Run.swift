@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JetBackup
 import JetStore
 import Synchronization
 
@@ -32,7 +33,8 @@ enum CLI {
         }
     }
 
-    static func fail(_ e: JetError, json: Bool) -> Never {
+    static func fail(_ error: JetError, json: Bool) -> Never {
+        let e = Hints.add(to: error)
         if json {
             out(JSONValue.object([("result", .string("error")), ("error", .string(e.code.name)),
                                   ("code", .int(Int64(e.code.rawValue))), ("message", .string(e.message))]).serialized())
@@ -135,12 +137,15 @@ enum CLI {
         } catch let e as JetError {
             let fs = PosixFileSystem()
             switch e.code {
+            case .fileNotFound where BackupSetLayout.locate(path, fs: fs) != nil:
+                // The engine sees only a directory without an instance in it; a backup set is
+                // something only this layer and the backup library know.
+                throw JetError(.softRecoveryOnBackupDatabase, "\(path) is a backup set, not an instance; restore it into a new directory: "
+                    + "'jetbackup restore \(path) --to NEWDIR'")
             case .fileNotFound where fs.isDirectory(path) && !fs.exists(FilePaths.join(path, FileNames.parameters)):
                 throw JetError(e.code, "\(e.message); create one with 'jetbackup init \(path)' or pass -i PATH")
             case .fileNotFound where !fs.exists(path):
                 throw JetError(e.code, "\(e.message); create one with 'jetbackup init \(path)'")
-            case .softRecoveryOnBackupDatabase where !fs.exists(FilePaths.join(path, FileNames.parameters)):
-                throw JetError(e.code, "\(e.message): 'jetbackup restore \(path) --to NEWDIR'")
             default:
                 throw e
             }
@@ -168,7 +173,8 @@ enum CLI {
         do {
             try inst.close()
         } catch let e as JetError {
-            err("jetbackup: warning: \(e.code.name) (\(e.code.rawValue)) while closing the instance: \(e.message); the work above is complete and durable, and the next open of the instance recovers")
+            err("jetbackup: warning: \(e.code.name) (\(e.code.rawValue)) while closing the instance: \(e.message); "
+                + "the work above is complete and durable, and the next open of the instance recovers")
         } catch {
             err("jetbackup: warning: closing the instance failed: \(error); the next open recovers")
         }

@@ -80,7 +80,8 @@ struct BTree {
         var hops = 0
         while pgno != 0 {
             guard pgno >= PageFormat.firstDataPage, pgno < db.header.pageCount, hops <= db.header.pageCount else {
-                throw JetError(.databaseCorrupted, "overflow chain of \(db.path) names page \(pgno); run 'jetbackup check'")
+                throw JetError(.databaseCorrupted, "overflow chain of \(db.path) names page \(pgno); "
+                    + "check the instance's pages and restore from a backup")
             }
             let f = try cache.fetch(dbid, pgno)
             guard f.type == .overflow, f.used <= overflowCapacity else { throw Node.corrupt(f, db, "not an overflow page") }

@@ -28,7 +28,7 @@ enum Node {
     }
 
     static func corrupt(_ f: PageFrame, _ db: DatabaseFile, _ what: String) -> JetError {
-        JetError(.databaseCorrupted, "page \(f.pgno) of \(db.path) is inconsistent (\(what)); run 'jetbackup check' and restore from a backup")
+        JetError(.databaseCorrupted, "page \(f.pgno) of \(db.path) is inconsistent (\(what)); check the instance's pages and restore from a backup")
     }
 
     /// Offset of cell `i`, bounds-checked.

@@ -67,7 +67,9 @@ public struct DatabaseHeader: Sendable, Equatable {
     static let oSig = 56, oLogSig = 72, oGenMin = 88, oGenMax = 92, oConsistent = 96, oConsistentTime = 104
     static let oPageCount = 112, oRoot = 116, oFreeHead = 120, oFreeCount = 124, oDbtime = 128
     static let oBackupImage = 136, oSlots = 144, slotSize = 40, oName = 264
-    public static let encodedEnd = 264 + 2 + 64
+    public static let encodedEnd = oName + 2 + 64
+    /// The bytes `encodeAllocation` writes: page count through dbtime.
+    static let allocationRange = oPageCount..<(oDbtime + 8)
 
     /// Writes the header fields into a page buffer (page type and checksum are the caller's).
     public func encode(into page: UnsafeMutableRawBufferPointer) {

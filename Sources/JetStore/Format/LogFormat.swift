@@ -82,7 +82,8 @@ public enum LogFormat {
                 throw JetError(.logReadVerifyFailure, "\(file) is not a log generation (bad magic); the log is damaged: restore from a backup")
             }
             guard p.u32(52) == CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<52])) else {
-                throw JetError(.logReadVerifyFailure, "the header of log generation \(file) fails its checksum; the log is damaged: restore from a backup")
+                throw JetError(.logReadVerifyFailure, "the header of log generation \(file) fails its checksum; the log is damaged: "
+                    + "restore from a backup")
             }
             guard p.u32(8) == LogFormat.version else {
                 throw JetError(.logReadVerifyFailure, "\(file) has log format version \(p.u32(8)), this jetbackup reads \(LogFormat.version)")

@@ -342,7 +342,8 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
         return try lock.withLock {
             if let held = locks[path] {
                 let who = String(decoding: held.data, as: UTF8.self)
-                throw JetError(.fileAccessDenied, "instance is in use by another process (\(who.isEmpty ? "unknown" : who)); wait for it to finish or stop it")
+                throw JetError(.fileAccessDenied, "instance is in use by another process (\(who.isEmpty ? "unknown" : who)); "
+                    + "wait for it to finish or stop it")
             }
             if files[path] == nil { try checkWritableLocked(path, "open lock file") }
             let n = files[path] ?? Node()

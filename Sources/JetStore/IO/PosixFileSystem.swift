@@ -7,7 +7,7 @@ import Darwin
 #endif
 import SystemPackage
 
-/// Maps an errno to the ESE error SPEC 5 asks for: no space is `JET_errDiskFull`, no access
+/// Maps an errno to the ESE error the README's error table gives: no space is `JET_errDiskFull`, no access
 /// `JET_errPermissionDenied`, anything else `JET_errDiskIO`; the message names the operation
 /// and the path.
 func ioError(_ errno: Errno, _ operation: String, _ path: String) -> JetError {
@@ -17,7 +17,8 @@ func ioError(_ errno: Errno, _ operation: String, _ path: String) -> JetError {
     case .noSuchFileOrDirectory:
         return JetError(.fileNotFound, "\(path) does not exist (\(operation))")
     case .permissionDenied, .notPermitted:
-        return JetError(.permissionDenied, "permission denied while trying to \(operation) \(path): it belongs to another user or its mode forbids it; run as its owner or change its permissions")
+        return JetError(.permissionDenied, "permission denied while trying to \(operation) \(path): "
+            + "it belongs to another user or its mode forbids it; run as its owner or change its permissions")
     default:
         return JetError(.diskIO, "I/O error while trying to \(operation) \(path): \(errno.description)")
     }
@@ -96,7 +97,11 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
     }
 
     public func truncate(to size: Int64) throws {
-        _ = try valueOrErrno("truncate", path) { ftruncate(fd.rawValue, off_t(size)) }
+        do {
+            try fd.resize(to: size)
+        } catch let e as Errno {
+            throw ioError(e, "truncate", path)
+        }
     }
 
     public func close() {
@@ -175,20 +180,16 @@ public struct PosixFileSystem: FileSystem {
         }
     }
 
-    public func exists(_ path: String) -> Bool {
-        var st = stat()
-        return lstat(path, &st) == 0
+    /// The entry at `path` itself (a link is not followed); nil if there is none.
+    private func entryType(_ path: String) -> FileType? {
+        (try? Stat(FilePath(path), followTargetSymlink: false))?.type
     }
 
-    public func isDirectory(_ path: String) -> Bool {
-        var st = stat()
-        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
-    }
+    public func exists(_ path: String) -> Bool { entryType(path) != nil }
 
-    public func isSymlink(_ path: String) -> Bool {
-        var st = stat()
-        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK
-    }
+    public func isDirectory(_ path: String) -> Bool { entryType(path) == .directory }
+
+    public func isSymlink(_ path: String) -> Bool { entryType(path) == .symbolicLink }
 
     public func list(_ directory: String) throws -> [String] {
         guard let dir = opendir(directory) else {
@@ -247,12 +248,14 @@ public struct PosixFileSystem: FileSystem {
                 let n = (try? holder.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }) ?? 0
                 file.close()
                 if e == .wouldBlock {
-                    throw JetError(.fileAccessDenied, "instance is in use by another process (\(Self.describeHolder(holder[..<n]))); wait for it to finish or stop it")
+                    throw JetError(.fileAccessDenied, "instance is in use by another process (\(Self.describeHolder(holder[..<n]))); "
+                        + "wait for it to finish or stop it")
                 }
                 throw ioError(e, "lock", path)
             }
-            var held = stat(), now = stat()
-            guard fstat(fdRaw, &held) == 0, lstat(path, &now) == 0, held.st_ino == now.st_ino, held.st_dev == now.st_dev else {
+            let held = try? FileDescriptor(rawValue: fdRaw).stat()
+            let now = try? Stat(FilePath(path), followTargetSymlink: false)
+            guard let held, let now, held.inode == now.inode, held.deviceID == now.deviceID else {
                 file.close()
                 continue
             }
@@ -298,8 +301,7 @@ public struct PosixFileSystem: FileSystem {
 
     /// Follows a link: a link to a directory is a directory one creates entries in.
     public func isWritableDirectory(_ path: String) -> Bool {
-        var st = stat()
-        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR && access(path, W_OK | X_OK) == 0
+        (try? Stat(FilePath(path)))?.type == .directory && access(path, W_OK | X_OK) == 0
     }
 
     /// What a refused locker can say about the holder: its name, unless the record is empty (the

@@ -3,7 +3,8 @@
 enum CheckpointFile {
     static func read(fs: any FileSystem, path: String) throws -> (Checkpoint, damagedCopies: Int) {
         guard fs.exists(path) else {
-            throw JetError(.checkpointCorrupt, "the checkpoint file \(path) is missing; the instance cannot know where crash recovery starts: restore it from a backup")
+            throw JetError(.checkpointCorrupt, "the checkpoint file \(path) is missing; the instance cannot know where crash recovery starts: "
+                + "restore it from a backup")
         }
         let bytes = try fs.readAll(path)
         let copies: [Checkpoint?] = bytes.withUnsafeBytes { p in

@@ -58,7 +58,8 @@ public struct LogReader {
         let header = try bytes.withUnsafeBytes { try LogFormat.Header.decode($0, file: path) }
         guard Int(header.fileSize) == bytes.count, bytes.count >= LogFormat.headerSize else {
             throw JetError(.logReadVerifyFailure,
-                           "log generation \(path) is \(bytes.count) bytes, its header says \(header.fileSize); the file was truncated or extended: restore from a backup")
+                           "log generation \(path) is \(bytes.count) bytes, its header says \(header.fileSize); the file was truncated or extended: "
+                               + "restore from a backup")
         }
         var fragments: [Fragment] = []
         var end = End.clean(offset: bytes.count)

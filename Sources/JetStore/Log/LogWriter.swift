@@ -24,11 +24,9 @@ public final class LogWriter: @unchecked Sendable {
     private var durable: LogPosition
     private var flushing = false
     private var failure: JetError?
-    /// Generations at or above this are pinned by a running backup (not deleted).
-    private var nextFileSize: Int
-
-    /// Called after each roll with the generation just finished.
-    var onRoll: (@Sendable (UInt32) -> Void)?
+    /// Size of the generations this writer creates (the instance's `log-file-size`); the
+    /// current one keeps the size it was created with.
+    private let nextFileSize: Int
 
     init(fs: any FileSystem, directory: String, signature: Signature, fileSize: Int,
          generation: UInt32, creationTime: UInt64, file: any StorageFile, fileLength: Int, endOffset: Int) {
@@ -52,11 +50,6 @@ public final class LogWriter: @unchecked Sendable {
     }
 
     public var currentGeneration: UInt32 { cond.withLock { generation } }
-
-    public var durablePosition: LogPosition { cond.withLock { durable } }
-
-    /// Size of generations created from now on (`config log-file-size`).
-    func setNextFileSize(_ n: Int) { cond.withLock { nextFileSize = n } }
 
     /// The error that stopped the log, if any: the instance takes no more commits.
     var failed: JetError? { cond.withLock { failure } }
@@ -115,7 +108,8 @@ public final class LogWriter: @unchecked Sendable {
     func append(_ payload: [UInt8]) throws -> (start: LogPosition, end: LogPosition) {
         cond.lock()
         defer { cond.unlock() }
-        if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written earlier (\(f.message)); restart the instance to recover") }
+        if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written earlier (\(f.message)); "
+            + "restart the instance to recover") }
         let start = LogPosition(generation: generation, offset: UInt32(pendingStart + pending.count))
         try payload.withUnsafeBytes { p in
             var rest = p[...]
@@ -152,7 +146,8 @@ public final class LogWriter: @unchecked Sendable {
         cond.lock()
         defer { cond.unlock() }
         while durable < position {
-            if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written (\(f.message)); restart the instance to recover") }
+            if let f = failure { throw JetError(.instanceUnavailable, "the log could not be written (\(f.message)); "
+                + "restart the instance to recover") }
             if flushing { cond.wait(); continue }
             try flushLocked()
         }
@@ -213,14 +208,12 @@ public final class LogWriter: @unchecked Sendable {
             try fs.rename(path(FileNames.currentLog), path(FileNames.archivedLog(generation)))
             try fs.rename(path(FileNames.preparedLog), path(FileNames.currentLog))
             try fs.syncDirectory(directory)
-            let finished = generation
             generation = header.generation
             creationTime = header.creationTime
             fileSize = Int(header.fileSize)
             file = next
             pendingStart = LogFormat.headerSize
             durable = LogPosition(generation: generation, offset: UInt32(LogFormat.headerSize))
-            onRoll?(finished)
         } catch let e as JetError {
             failure = e
             cond.broadcast()

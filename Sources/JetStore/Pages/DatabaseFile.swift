@@ -92,6 +92,7 @@ final class DatabaseFile: @unchecked Sendable {
             throw JetError(.invalidDatabase, "\(path) is empty: not a database; remove it or restore it from a backup")
         }
         throw JetError(.readVerifyFailure,
-                       "the header of \(path) (page 0) and its shadow (page 1) are both damaged or not a jetbackup database; restore it from a backup")
+                       "the header of \(path) (page 0) and its shadow (page 1) are both damaged or not a jetbackup database; "
+                           + "restore it from a backup")
     }
 }

@@ -28,22 +28,15 @@ extension Instance {
             case .delete(_, let k): try Self.checkKey(k)
             }
         }
-        engine.lock()
         var results: [Bool] = []
-        let end: LogPosition?
-        do {
-            try checkUsable(writing: true)
+        try loggedTransaction(prepare: {
             // Unknown databases are refused before anything changes.
             for op in operations {
                 switch op {
                 case .put(let name, _, _), .delete(let name, _): _ = try database(named: name)
                 }
             }
-        } catch {
-            engine.unlock()
-            throw error
-        }
-        do {
+        }) {
             for op in operations {
                 switch op {
                 case .put(let name, let k, let v):
@@ -55,6 +48,27 @@ extension Instance {
                 }
                 cache.endOperation()
             }
+        }
+        return results
+    }
+
+    /// Runs `change` under the engine lock as one logged transaction, checkpoints when the
+    /// log has grown past the checkpoint depth, and waits — outside the lock, so committers
+    /// share fsyncs — until the transaction is durable. `prepare` runs first under the same
+    /// lock and may refuse with nothing changed; an error inside `change` poisons the
+    /// instance, since memory may then be ahead of the log.
+    func loggedTransaction(prepare: () throws -> Void = {}, _ change: () throws -> Void) throws {
+        engine.lock()
+        do {
+            try checkUsable(writing: true)
+            try prepare()
+        } catch {
+            engine.unlock()
+            throw error
+        }
+        let end: LogPosition?
+        do {
+            try change()
             end = try logTransactionLocked()
             if let log, end != nil, logBytes(from: checkpoint.position, to: log.position) > parameters.checkpointDepth {
                 try checkpointLocked()
@@ -65,10 +79,7 @@ extension Instance {
             throw error
         }
         engine.unlock()
-        if let end, let log {
-            try log.waitDurable(end)
-        }
-        return results
+        if let end, let log { try log.waitDurable(end) }
     }
 
     /// Log bytes between two positions (generations counted at the current file size).
@@ -91,7 +102,7 @@ extension Instance {
             let h = try cache.fetch(dbid, PageFormat.headerPage)
             cache.beginChange(h)
             db.header.encodeAllocation(into: h.buffer)
-            h.noteChange(112..<136)
+            h.noteChange(DatabaseHeader.allocationRange)
         }
         for f in cache.transactionFrames {
             f.setU64(PageFormat.dbtimeOffset, try database(f.dbid).header.dbtime)

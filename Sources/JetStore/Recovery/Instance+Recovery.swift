@@ -24,13 +24,15 @@ extension Instance {
             current = g
         }
         guard let first = chain.first else {
-            throw JetError(.missingLogFile, "no log generation from \(FileNames.archivedLog(start.generation)) on is in \(path); the log the checkpoint needs is gone: restore from a backup")
+            throw JetError(.missingLogFile, "no log generation from \(FileNames.archivedLog(start.generation)) on is in \(path); "
+                + "the log the checkpoint needs is gone: restore from a backup")
         }
         if first.gen != start.generation {
             throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(start.generation)) (needed from the checkpoint) is missing in \(path); restore from a backup")
         }
         for (i, g) in chain.enumerated() where i > 0 && g.gen != chain[i - 1].gen + 1 {
-            throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(chain[i - 1].gen + 1)) is missing in \(path) (found \(FileNames.archivedLog(chain[i - 1].gen)) then \(g.path)); restore from a backup")
+            throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(chain[i - 1].gen + 1)) is missing in \(path) (found \(FileNames.archivedLog(chain[i - 1].gen)) then \(g.path))"
+                + "; restore from a backup")
         }
 
         var cursor = ReplayCursor()
@@ -41,7 +43,8 @@ extension Instance {
         events.log(.recoveryStart, "recovery started", [("from", .string(start.description))])
         func checkCancelled(_ place: String) throws {
             if isCancelled() {
-                throw JetError(.termInProgress, "recovery of \(path) was interrupted at \(place) before it finished; nothing is lost: the checkpoint has not moved, and the next open replays again")
+                throw JetError(.termInProgress, "recovery of \(path) was interrupted at \(place) before it finished; nothing is lost: "
+                    + "the checkpoint has not moved, and the next open replays again")
             }
         }
         for (i, entry) in chain.enumerated() {
@@ -51,7 +54,10 @@ extension Instance {
             // A parsed generation's payloads are unmasked in place: never parse it twice.
             let gen = (isLast && current != nil && from == LogFormat.headerSize) ? current!
                 : try LogReader.read(fs: fs, path: entry.path, from: from)
-            try checkLink(gen.header, previous: previous, expected: entry.gen, file: entry.path)
+            if let fault = LogChainFault.check(gen, expected: entry.gen, signature: parameters.logSignature,
+                                               previousCreation: previous?.creationTime, allowTornTail: isLast) {
+                throw fault.error(file: entry.path, given: false)
+            }
             previous = gen.header
             lastHeader = gen.header
             recoveryReport.generationsRead += 1
@@ -64,17 +70,14 @@ extension Instance {
                     recoveryReport.transactionsReplayed += 1
                 }
             }
+            // A bad end that is not the torn tail of the newest generation was refused above,
+            // before any of the generation was applied.
             switch gen.end {
             case .clean(let o):
                 endOffset = o
-            case .bad(let o, let reason, _):
-                if isLast && gen.endsInTornWrite {
-                    endOffset = o
-                    recoveryReport.tornTailCut = true
-                } else {
-                    throw JetError(.logReadVerifyFailure,
-                                   "log generation \(entry.path) is damaged at offset \(o): \(reason); recovery stopped without applying it. Restore from a backup")
-                }
+            case .bad(let o, _, _):
+                endOffset = o
+                recoveryReport.tornTailCut = true
             }
         }
         guard let header = lastHeader else { return }
@@ -142,18 +145,6 @@ extension Instance {
         }
     }
 
-    private func checkLink(_ h: LogFormat.Header, previous: LogFormat.Header?, expected: UInt32, file: String) throws {
-        guard h.signature == parameters.logSignature else {
-            throw JetError(.badLogSignature, "log generation \(file) belongs to another instance (signature \(h.signature), expected \(parameters.logSignature)); move it out and restore from a backup")
-        }
-        guard h.generation == expected else {
-            throw JetError(.logReadVerifyFailure, "\(file) holds generation \(h.generation), its name says \(expected)")
-        }
-        if let p = previous, h.previousCreationTime != p.creationTime {
-            throw JetError(.givenLogFileIsNotContiguous, "log generation \(file) does not follow generation \(p.generation) (creation times do not link); restore from a backup")
-        }
-    }
-
     /// Applies one replayed transaction to the cached pages.
     private func apply(_ ops: [LogOperation], place: String, established: inout Set<UInt64>) throws {
         defer { cache.endOperation() }
@@ -162,7 +153,8 @@ extension Instance {
             case .createDatabase(let dbid, let pageSize, let sig, let name):
                 if let db = databases[dbid] {
                     guard db.header.signature == sig else {
-                        throw JetError(.invalidDatabase, "the log at \(place) creates database \(name) with id \(dbid), but \(db.path) has that id with another signature")
+                        throw JetError(.invalidDatabase, "the log at \(place) creates database \(name) with id \(dbid), "
+                            + "but \(db.path) has that id with another signature")
                     }
                     continue
                 }
@@ -190,7 +182,9 @@ extension Instance {
                 let f = try cache.fetch(dbid, pgno)
                 guard f.dbtime == prev else {
                     throw JetError(.logReadVerifyFailure,
-                                   "the log at \(place) changes page \(pgno) of \(db.name) from dbtime \(prev), but the page is at dbtime \(f.dbtime)\(established.contains(f.key) ? "" : " on disk"); the log and database do not belong together: restore from a backup")
+                                   "the log at \(place) changes page \(pgno) of \(db.name) from dbtime \(prev), "
+                                       + "but the page is at dbtime \(f.dbtime)\(established.contains(f.key) ? "" : " on disk"); "
+                                           + "the log and database do not belong together: restore from a backup")
                 }
                 for (o, bytes) in ranges {
                     guard o + bytes.count <= db.pageSize else {
@@ -206,7 +200,8 @@ extension Instance {
 
     private func replayDatabase(_ dbid: UInt16, _ place: String) throws -> DatabaseFile {
         guard let db = databases[dbid] else {
-            throw JetError(.logReadVerifyFailure, "the log at \(place) changes database id \(dbid), which is not attached and was never created in the log being replayed; its file is missing: restore from a backup")
+            throw JetError(.logReadVerifyFailure, "the log at \(place) changes database id \(dbid), "
+                + "which is not attached and was never created in the log being replayed; its file is missing: restore from a backup")
         }
         return db
     }

@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// `--progress` of backup and restore: a bar on a terminal (`auto`), always a bar, JSON
+/// lines on stderr, or nothing.
+enum ProgressMode: String, ExpressibleByArgument, CaseIterable {
+    case auto, bar, json, none
+
+    var showsBar: Bool { self == .bar || (self == .auto && CLI.stderrIsTerminal) }
+}
+
+/// `--progress` of load: as above, or `commits` (a line on stdout after each durable commit).
+enum LoadProgressMode: String, ExpressibleByArgument, CaseIterable {
+    case auto, bar, none, commits
+
+    var showsBar: Bool { self == .bar || (self == .auto && CLI.stderrIsTerminal) }
+}
