@@ -34,7 +34,7 @@
 /// zstd sees the same matches and the same symbol frequencies, only relabelled.
 public enum LogFormat {
     public static let magic: [UInt8] = Array("JETLOG01".utf8)
-    public static let version: UInt32 = 3
+    public static let version: UInt32 = 4
     public static let sectorSize = 512
     public static let headerSize = 4096
     public static let recordHeaderSize = 12
@@ -85,7 +85,9 @@ public enum LogFormat {
                 throw JetError(.logReadVerifyFailure, "the header of log generation \(file) fails its checksum; the log is damaged: restore from a backup")
             }
             guard p.u32(8) == LogFormat.version else {
-                throw JetError(.logReadVerifyFailure, "\(file) has log format version \(p.u32(8)), this jetbackup reads \(LogFormat.version)")
+                let v = p.u32(8)
+                throw JetError(.logReadVerifyFailure, "\(file) has log format version \(v), this jetbackup reads \(LogFormat.version)"
+                               + (v < LogFormat.version ? "; it was written by an earlier jetbackup: read it with that version" : ""))
             }
             return Header(generation: p.u32(12), signature: Signature.decode(p, 16), creationTime: p.u64(32),
                           previousCreationTime: p.u64(40), fileSize: p.u32(48))
