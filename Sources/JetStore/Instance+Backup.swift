@@ -108,6 +108,10 @@ extension Instance {
 
     package var currentGeneration: UInt32 { engine.withLock { log?.currentGeneration ?? 0 } }
 
+    /// Bytes of log records this instance appended since it opened (what `load` reports
+    /// against the bytes it committed).
+    package var logBytesAppended: Int64 { engine.withLock { log?.bytesAppended ?? 0 } }
+
     /// Path of an archived generation.
     func generationPath(_ g: UInt32) -> String { file(FileNames.archivedLog(g)) }
 

@@ -200,7 +200,7 @@ public final class Instance: @unchecked Sendable {
         defer { engine.unlock() }
         if parameters.loggingEnabled && !restoring {
             doublewrite = try Doublewrite(fs: fs, path: file(FileNames.doublewrite), pageSize: pageSize,
-                                          capacity: Self.doublewriteCapacity(parameters))
+                                          capacity: parameters.effectiveDoublewriteSize)
             try repairTornPages()
         }
         if parameters.loggingEnabled {
@@ -278,10 +278,6 @@ public final class Instance: @unchecked Sendable {
         return db
     }
 
-    /// Bytes of page copies a doublewrite epoch holds before the databases are fsynced and a
-    /// new one starts: four caches' worth, at least 64 MiB.
-    static func doublewriteCapacity(_ p: InstanceParameters) -> Int { max(64 << 20, 4 * p.cacheSize) }
-
     /// Writes dirty pages back: the log first (write-ahead rule), then a copy of each page not
     /// yet copied in this doublewrite epoch (fsynced), then the pages in place. Not fsynced:
     /// a checkpoint, or the next epoch's start, makes them durable.
@@ -290,21 +286,30 @@ public final class Instance: @unchecked Sendable {
         if let log, let end = frames.map(\.lastLoggedEnd).max(), end > 0 {
             try log.waitDurable(LogPosition(rawValue: end))
         }
+        let t0 = Clock.monotonicSeconds()
         for f in frames { PageFormat.seal(f.buffer, pgno: f.pgno) }
         if let dw = doublewrite {
             var fresh = frames.filter { dw.needsCopy($0) }
             if !fresh.isEmpty && dw.isFull(adding: fresh.count) {
+                let a = Clock.monotonicSeconds()
                 try syncDatabases()
                 try dw.startEpoch()
+                Prof.reset += Clock.monotonicSeconds() - a; Prof.resets += 1
                 fresh = frames
             }
+            let a = Clock.monotonicSeconds()
             if !fresh.isEmpty { try dw.write(fresh) }
+            Prof.dw += Clock.monotonicSeconds() - a; Prof.dwPages += fresh.count
         }
+        let a = Clock.monotonicSeconds()
         for f in frames.sorted(by: { $0.key < $1.key }) {
-            try database(f.dbid).writePage(f.pgno, f.buffer)
+            try database(f.dbid).writePage(f.pgno, f.buffer, sealed: true)
         }
+        Prof.inPlace += Clock.monotonicSeconds() - a; Prof.pages += frames.count
+        Prof.total += Clock.monotonicSeconds() - t0; Prof.batches += 1
     }
 
+    nonisolated(unsafe) static var profDone = false
     func syncDatabases() throws {
         for db in databases.values { try db.file.sync() }
     }
@@ -447,6 +452,7 @@ public final class Instance: @unchecked Sendable {
     /// Clean shutdown: flushes every page, advances the checkpoint to the end of the log,
     /// marks the headers clean and releases the lock. The next open replays nothing.
     public func close() throws {
+        defer { Prof.dump() }
         engine.lock()
         defer { engine.unlock() }
         guard stateValue != .closed else { return }
@@ -491,5 +497,15 @@ public final class Instance: @unchecked Sendable {
             doublewrite?.close()
             lockHandle.release()
         }
+    }
+}
+
+enum Prof {
+    nonisolated(unsafe) static var reset = 0.0, resets = 0, dw = 0.0, dwPages = 0, inPlace = 0.0, pages = 0, total = 0.0, batches = 0
+    nonisolated(unsafe) static var checkpoint = 0.0, checkpoints = 0
+    static func dump() {
+        let e = Glibc.getenv("JETPROF")
+        guard e != nil else { return }
+        print("PROF batches \(batches) pages \(pages) total \(total) dw \(dw) (\(dwPages) pages) inPlace \(inPlace) resets \(resets) \(reset) checkpoints \(checkpoints) \(checkpoint)")
     }
 }

@@ -191,9 +191,9 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
                 throw JetError(.fileNotFound, "\(parent) does not exist (open \(path))")
             }
             switch mode {
-            case .readOnly, .readWrite:
+            case .readOnly, .readWrite, .readWriteDirect:
                 guard let n = files[path] else { throw JetError(.fileNotFound, "\(path) does not exist (open)") }
-                return MemoryFile(fs: self, path: path, node: n, writable: mode == .readWrite)
+                return MemoryFile(fs: self, path: path, node: n, writable: mode != .readOnly)
             case .createNew, .createNewDirect:
                 if files[path] != nil || directories.contains(path) {
                     throw JetError(.diskIO, "\(path) already exists (create)")

@@ -33,8 +33,8 @@ final class DatabaseFile: @unchecked Sendable {
 
     /// Seals and writes a page; page 0 is written to the shadow too (`syncBetween`: with an
     /// fsync between, so a crash cannot tear both).
-    func writePage(_ pgno: UInt32, _ buffer: UnsafeMutableRawBufferPointer, syncBetween: Bool = false) throws {
-        PageFormat.seal(buffer, pgno: pgno)
+    func writePage(_ pgno: UInt32, _ buffer: UnsafeMutableRawBufferPointer, syncBetween: Bool = false, sealed: Bool = false) throws {
+        if !sealed { PageFormat.seal(buffer, pgno: pgno) }
         try file.write(at: Int64(pgno) * Int64(pageSize), UnsafeRawBufferPointer(buffer))
         if pgno == PageFormat.headerPage {
             if syncBetween { try file.sync() }

@@ -36,8 +36,8 @@ final class Doublewrite {
     private var offset = 0
     /// Pages copied in this epoch (`PageFrame.key`).
     private var copied = Set<UInt64>()
-    /// A page-aligned buffer for one batch.
-    private var buffer: UnsafeMutableRawBufferPointer
+    /// A page-aligned buffer for a batch's header pages (direct writes need aligned buffers).
+    private let buffer: UnsafeMutableRawBufferPointer
 
     /// Opens (creating if missing) the file of an instance.
     init(fs: any FileSystem, path: String, pageSize: Int, capacity: Int) throws {
@@ -46,12 +46,13 @@ final class Doublewrite {
         self.pageSize = pageSize
         self.capacity = capacity
         if fs.exists(path) {
-            file = try fs.open(path, .readWrite)
+            file = try fs.open(path, .readWriteDirect)
         } else {
-            file = try fs.open(path, .createNew)
+            file = try fs.open(path, .createNewDirect)
             try fs.syncDirectory(FilePaths.directory(of: path))
         }
-        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: pageSize, alignment: 4096)
+        buffer = UnsafeMutableRawBufferPointer.allocate(
+            byteCount: DoublewriteFormat.headerPages(count: PageCache.maxBatch, pageSize: pageSize) * pageSize, alignment: 4096)
     }
 
     deinit { buffer.deallocate() }
@@ -74,26 +75,25 @@ final class Doublewrite {
     /// True if the epoch holds copies (a new one need not start otherwise).
     var hasCopies: Bool { batch > 1 }
 
-    /// Writes copies of sealed `frames` as the next batch and fsyncs: their in-place writes may
-    /// follow once it returns.
+    /// Writes copies of sealed `frames` as the next batch (one gathered write, straight from
+    /// the frames) and fsyncs: their in-place writes may follow once it returns.
     func write(_ frames: [PageFrame]) throws {
         precondition(epoch != 0 && frames.count <= PageCache.maxBatch)
         let header = DoublewriteFormat.Header(pageSize: pageSize, epoch: epoch, batch: batch,
                                               entries: frames.map { .init(dbid: $0.dbid, pgno: $0.pgno, dbtime: $0.dbtime) })
-        let size = header.size
-        ensure(size)
-        let h = header.encode()
-        h.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: h.count) }
-        var o = h.count
-        for f in frames {
-            (buffer.baseAddress! + o).copyMemory(from: f.buffer.baseAddress!, byteCount: pageSize)
-            o += pageSize
-        }
-        try file.write(at: Int64(offset), UnsafeRawBufferPointer(rebasing: buffer[0..<size]))
+        let h = stage(header)
+        try file.write(at: Int64(offset), gathering: [h] + frames.map { $0.bytes })
         try file.sync()
-        offset += size
+        offset += header.size
         batch += 1
         for f in frames { copied.insert(f.key) }
+    }
+
+    /// The header's pages in the aligned buffer.
+    private func stage(_ header: DoublewriteFormat.Header) -> UnsafeRawBufferPointer {
+        let h = header.encode()
+        h.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: h.count) }
+        return UnsafeRawBufferPointer(rebasing: buffer[0..<h.count])
     }
 
     /// Starts a new epoch: batch 0 at offset 0, fsynced. The caller has fsynced every database.
@@ -102,19 +102,13 @@ final class Doublewrite {
         var e: UInt64 = 0
         while e == 0 || e == epoch { e = rng.next() }
         let header = DoublewriteFormat.Header(pageSize: pageSize, epoch: e, batch: 0, entries: [])
-        let h = header.encode()
-        try h.withUnsafeBytes { try file.write(at: 0, $0) }
+        let h = stage(header)
+        try file.write(at: 0, h)
         try file.sync()
         epoch = e
         batch = 1
         offset = h.count
         copied.removeAll(keepingCapacity: true)
-    }
-
-    private func ensure(_ size: Int) {
-        guard buffer.count < size else { return }
-        buffer.deallocate()
-        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 4096)
     }
 
     // MARK: Recovery
@@ -131,6 +125,10 @@ final class Doublewrite {
     /// batch until one is missing, torn or of another epoch; a copy that fails its checks is
     /// left out. `body` gets each in file order.
     func scan(_ body: (Copy) throws -> Void) throws {
+        // Read through a descriptor of its own: the writing one may bypass the page cache,
+        // which takes only aligned buffers.
+        let file = try fs.open(path, .readOnly)
+        defer { file.close() }
         let size = Int(try file.size())
         var at = 0
         var expected: UInt32 = 0

@@ -49,7 +49,7 @@ final class PageCache {
             return f
         }
         let db = try database(dbid)
-        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize)
+        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize, zeroed: false)
         try db.readPage(pgno, into: f.buffer)
         try insert(f)
         pin(f)

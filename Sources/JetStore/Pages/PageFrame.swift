@@ -19,11 +19,13 @@ final class PageFrame {
     var redoCount = 0
     var referenced = true
 
-    init(dbid: UInt16, pgno: UInt32, pageSize: Int) {
+    /// `zeroed: false` for a frame about to be read from disk (the read fills it).
+    init(dbid: UInt16, pgno: UInt32, pageSize: Int, zeroed: Bool = true) {
         self.dbid = dbid
         self.pgno = pgno
-        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: pageSize, alignment: 64)
-        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        // Page-aligned: the doublewrite file takes frames as they are, with direct writes.
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: pageSize, alignment: 4096)
+        if zeroed { buffer.initializeMemory(as: UInt8.self, repeating: 0) }
     }
 
     deinit { buffer.deallocate() }
