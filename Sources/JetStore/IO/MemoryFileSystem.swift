@@ -32,6 +32,15 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     private var locks: Set<String> = []
     /// Writes and fsyncs performed; the crash point counts these.
     public private(set) var ioCount = 0
+    /// With `traceIO` on, each counted operation as (its number, path, kind): tests find
+    /// the crash points of one file this way.
+    public var traceIO: Bool {
+        get { lock.withLock { tracing } }
+        set { lock.withLock { tracing = newValue } }
+    }
+    public var ioTrace: [(index: Int, path: String, kind: IOKind)] { lock.withLock { trace } }
+    private var tracing = false
+    private var trace: [(index: Int, path: String, kind: IOKind)] = []
     /// fsyncs of files (group commit tests count these).
     public var syncCount: Int { lock.withLock { syncs } }
     fileprivate var syncs = 0
@@ -143,6 +152,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
         try lock.withLock {
             if crashed { throw JetError(.diskIO, "simulated crash: \(path) is gone with the machine") }
             ioCount += 1
+            if tracing { trace.append((ioCount, path, kind)) }
             if let c = crashAt, ioCount >= c {
                 crashed = true
                 throw JetError(.diskIO, "simulated crash at I/O \(ioCount) (\(path))")
