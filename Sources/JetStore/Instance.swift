@@ -199,8 +199,8 @@ public final class Instance: @unchecked Sendable {
         engine.lock()
         defer { engine.unlock() }
         if parameters.loggingEnabled && !restoring {
-            doublewrite = try Doublewrite(fs: fs, path: file(FileNames.doublewrite), pageSize: pageSize,
-                                          capacity: parameters.effectiveDoublewriteSize)
+            doublewrite = Doublewrite(fs: fs, path: file(FileNames.doublewrite), pageSize: pageSize,
+                                      capacity: parameters.effectiveDoublewriteSize)
             try repairTornPages()
         }
         if parameters.loggingEnabled {
@@ -341,7 +341,7 @@ public final class Instance: @unchecked Sendable {
             }
         }
         for dbid in touched.sorted() { try databases[dbid]?.file.sync() }
-        try dw.startEpoch()
+        if dw.exists { try dw.startEpoch() }
     }
 
     /// Writes the in-memory header to pages 0 and 1 directly (through the cached page 0).
@@ -473,6 +473,7 @@ public final class Instance: @unchecked Sendable {
         if mode == .readWrite || cache.dirtyFrames().count > 0 {
             try checkpointLocked()
         }
+        try doublewrite?.shrink()
         if mode == .readWrite {
             let end = log?.position ?? .zero
             for db in databases.values {

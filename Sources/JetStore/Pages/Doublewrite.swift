@@ -28,7 +28,9 @@ final class Doublewrite {
     let fs: any FileSystem
     let path: String
     let pageSize: Int
-    let file: any StorageFile
+    /// Opened (created if missing) when the first epoch starts: opening an instance that then
+    /// fails (an old log format) leaves no new file behind.
+    private var file: (any StorageFile)?
     /// Bytes of copies an epoch may hold; past it the databases are fsynced and a new epoch starts.
     let capacity: Int
     private(set) var epoch: UInt64 = 0
@@ -39,25 +41,33 @@ final class Doublewrite {
     /// A page-aligned buffer for a batch's header pages (direct writes need aligned buffers).
     private let buffer: UnsafeMutableRawBufferPointer
 
-    /// Opens (creating if missing) the file of an instance.
-    init(fs: any FileSystem, path: String, pageSize: Int, capacity: Int) throws {
+    init(fs: any FileSystem, path: String, pageSize: Int, capacity: Int) {
         self.fs = fs
         self.path = path
         self.pageSize = pageSize
         self.capacity = capacity
-        if fs.exists(path) {
-            file = try fs.open(path, .readWriteDirect)
-        } else {
-            file = try fs.open(path, .createNewDirect)
-            try fs.syncDirectory(FilePaths.directory(of: path))
-        }
         buffer = UnsafeMutableRawBufferPointer.allocate(
             byteCount: DoublewriteFormat.headerPages(count: PageCache.maxBatch, pageSize: pageSize) * pageSize, alignment: 4096)
     }
 
     deinit { buffer.deallocate() }
 
-    func close() { file.close() }
+    func close() { file?.close() }
+
+    var exists: Bool { fs.exists(path) }
+
+    private func opened() throws -> any StorageFile {
+        if let file { return file }
+        let f: any StorageFile
+        if fs.exists(path) {
+            f = try fs.open(path, .readWriteDirect)
+        } else {
+            f = try fs.open(path, .createNewDirect)
+            try fs.syncDirectory(FilePaths.directory(of: path))
+        }
+        file = f
+        return f
+    }
 
     /// True if the page was not yet copied in this epoch (its in-place write needs a copy first).
     func needsCopy(_ f: PageFrame) -> Bool { !copied.contains(f.key) }
@@ -78,7 +88,9 @@ final class Doublewrite {
     /// Writes copies of sealed `frames` as the next batch (one gathered write, straight from
     /// the frames) and fsyncs: their in-place writes may follow once it returns.
     func write(_ frames: [PageFrame]) throws {
-        precondition(epoch != 0 && frames.count <= PageCache.maxBatch)
+        precondition(frames.count <= PageCache.maxBatch)
+        if epoch == 0 { try startEpoch() }
+        let file = try opened()
         let header = DoublewriteFormat.Header(pageSize: pageSize, epoch: epoch, batch: batch,
                                               entries: frames.map { .init(dbid: $0.dbid, pgno: $0.pgno, dbtime: $0.dbtime) })
         let h = stage(header)
@@ -101,6 +113,7 @@ final class Doublewrite {
         var rng = SystemRandomNumberGenerator()
         var e: UInt64 = 0
         while e == 0 || e == epoch { e = rng.next() }
+        let file = try opened()
         let header = DoublewriteFormat.Header(pageSize: pageSize, epoch: e, batch: 0, entries: [])
         let h = stage(header)
         try file.write(at: 0, h)
@@ -109,6 +122,14 @@ final class Doublewrite {
         batch = 1
         offset = h.count
         copied.removeAll(keepingCapacity: true)
+    }
+
+    /// At a clean shutdown, after a new epoch started: the copies of earlier epochs are of no
+    /// use to anyone, so the file keeps only the epoch's start.
+    func shrink() throws {
+        guard let file, !hasCopies, try file.size() > Int64(offset) else { return }
+        try file.truncate(to: Int64(offset))
+        try file.sync()
     }
 
     // MARK: Recovery
@@ -125,6 +146,7 @@ final class Doublewrite {
     /// batch until one is missing, torn or of another epoch; a copy that fails its checks is
     /// left out. `body` gets each in file order.
     func scan(_ body: (Copy) throws -> Void) throws {
+        guard fs.exists(path) else { return }
         // Read through a descriptor of its own: the writing one may bypass the page cache,
         // which takes only aligned buffers.
         let file = try fs.open(path, .readOnly)
