@@ -29,7 +29,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             bytes.withUnsafeBytes { p in
                 let page = UnsafeRawBufferPointer(rebasing: p[0..<ps])
                 _ = PageFormat.verify(page, pgno: 7)
-                _ = PageFormat.hole(page)
             }
         }
     case "tree":

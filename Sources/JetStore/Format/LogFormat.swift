@@ -22,9 +22,10 @@
 /// ```
 /// A zero length with type zero marks the end of what was written (files start zeroed).
 ///
-/// Why the mask: generation files are zero-filled before use, and page images are full of
-/// zero runs; masked, a payload holds a 512-byte run of zeros only where the data held 512
-/// bytes of 0xA5 in a row, which pages and the load generator never do. So a record whose
+/// Why the mask: generation files are zero-filled before use, and payloads hold zero runs
+/// (fields, cells, overflow bytes); masked, a payload holds a 512-byte run of zeros only where
+/// the data held 512 bytes of 0xA5 in a row, which the engine's records and the load generator
+/// never do. So a record whose
 /// extent holds an all-zero 512-byte sector was cut by a crash (a torn write: sectors are
 /// written whole or not at all), while a record whose every sector was written yet fails its
 /// checksum was damaged afterwards. The first is the end of the log; the second is
