@@ -170,7 +170,9 @@ public final class Instance: @unchecked Sendable {
             }
             let params = try InstanceParameters.load(fs: fs, path: FilePaths.join(path, FileNames.parameters))
             let inst = Instance(path: path, fs: fs, parameters: params, mode: mode, lock: lock)
+            let t0 = Clock.monotonicSeconds()
             try inst.start(restoring: restoring, stopAt: stopAt)
+            Prof.open += Clock.monotonicSeconds() - t0
             return inst
         } catch {
             lock.release()
@@ -328,7 +330,7 @@ public final class Instance: @unchecked Sendable {
             if n < db.pageSize { (page.baseAddress! + n).initializeMemory(as: UInt8.self, repeating: 0, count: db.pageSize - n) }
             let inPlace = PageFormat.verify(UnsafeRawBufferPointer(page), pgno: copy.pgno)
             guard inPlace != .valid || page.u64(PageFormat.dbtimeOffset) < copy.dbtime else { return }
-            copy.page.withUnsafeBytes { page.copyMemory(from: $0) }
+            guard try dw.read(copy, into: page) else { return }
             try db.writePage(copy.pgno, page)
             if copy.pgno == PageFormat.headerPage, let h = DatabaseHeader.decode(UnsafeRawBufferPointer(page)) {
                 db.header = h
@@ -503,10 +505,10 @@ public final class Instance: @unchecked Sendable {
 
 enum Prof {
     nonisolated(unsafe) static var reset = 0.0, resets = 0, dw = 0.0, dwPages = 0, inPlace = 0.0, pages = 0, total = 0.0, batches = 0
-    nonisolated(unsafe) static var checkpoint = 0.0, checkpoints = 0
+    nonisolated(unsafe) static var checkpoint = 0.0, checkpoints = 0, apply = 0.0, read = 0.0, open = 0.0
     static func dump() {
         let e = Glibc.getenv("JETPROF")
         guard e != nil else { return }
-        print("PROF batches \(batches) pages \(pages) total \(total) dw \(dw) (\(dwPages) pages) inPlace \(inPlace) resets \(resets) \(reset) checkpoints \(checkpoints) \(checkpoint)")
+        print("PROF batches \(batches) pages \(pages) total \(total) dw \(dw) (\(dwPages) pages) inPlace \(inPlace) resets \(resets) \(reset) checkpoints \(checkpoints) \(checkpoint) apply \(apply) read \(read) open \(open)")
     }
 }

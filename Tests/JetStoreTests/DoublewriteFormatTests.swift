@@ -64,11 +64,14 @@ import Testing
         return f
     }
 
+    /// The copies recovery would use: named by the current epoch's directories, and whole.
     static func scan(_ fs: MemoryFileSystem) throws -> [String] {
         var out: [String] = []
-        try Doublewrite(fs: fs, path: "/dw", pageSize: 4096, capacity: 1 << 20).scan { c in
-            out.append("\(c.dbid):\(c.pgno)@\(c.dbtime)")
-            #expect(c.page.withUnsafeBytes { PageFormat.verify($0, pgno: c.pgno) } == .valid)
+        let dw = Doublewrite(fs: fs, path: "/dw", pageSize: 4096, capacity: 1 << 20)
+        let page = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 64)
+        defer { page.deallocate() }
+        try dw.scan { c in
+            if try dw.read(c, into: page) { out.append("\(c.dbid):\(c.pgno)@\(c.dbtime)") }
         }
         return out
     }

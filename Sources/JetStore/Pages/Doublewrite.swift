@@ -134,17 +134,18 @@ final class Doublewrite {
 
     // MARK: Recovery
 
-    /// One page copy of the current epoch, read back and verified (checksum, number, dbtime).
+    /// A page copy of the current epoch, as its batch's directory names it.
     struct Copy {
         let dbid: UInt16
         let pgno: UInt32
         let dbtime: UInt64
-        let page: [UInt8]
+        /// Where the copy is in the file.
+        let offset: Int64
     }
 
     /// The copies of the epoch the file holds (the one whose batch 0 is at offset 0), batch by
-    /// batch until one is missing, torn or of another epoch; a copy that fails its checks is
-    /// left out. `body` gets each in file order.
+    /// batch until one is missing, torn or of another epoch, in file order. Only directories
+    /// are read; `read` reads and checks a copy.
     func scan(_ body: (Copy) throws -> Void) throws {
         guard fs.exists(path) else { return }
         // Read through a descriptor of its own: the writing one may bypass the page cache,
@@ -167,14 +168,20 @@ final class Doublewrite {
                   h.batch == expected, current == nil || h.epoch == current else { return }
             current = h.epoch
             for (k, e) in h.entries.enumerated() {
-                let o = at + length + k * pageSize
-                guard o + pageSize <= size, try file.read(at: Int64(o), into: page) == pageSize,
-                      PageFormat.verify(UnsafeRawBufferPointer(page), pgno: e.pgno) == .valid,
-                      page.u64(PageFormat.dbtimeOffset) == e.dbtime else { continue }
-                try body(Copy(dbid: e.dbid, pgno: e.pgno, dbtime: e.dbtime, page: [UInt8](page)))
+                try body(Copy(dbid: e.dbid, pgno: e.pgno, dbtime: e.dbtime, offset: Int64(at + length + k * pageSize)))
             }
             at += h.size
             expected += 1
         }
+    }
+
+    /// Reads a copy into `page`; true if it is whole and the one its directory names (checksum,
+    /// page number, dbtime). A copy torn while its batch was written, or left from an earlier
+    /// batch, is false.
+    func read(_ c: Copy, into page: UnsafeMutableRawBufferPointer) throws -> Bool {
+        let file = try fs.open(path, .readOnly)
+        defer { file.close() }
+        guard try file.read(at: c.offset, into: page) == pageSize else { return false }
+        return PageFormat.verify(UnsafeRawBufferPointer(page), pgno: c.pgno) == .valid && page.u64(PageFormat.dbtimeOffset) == c.dbtime
     }
 }

@@ -86,7 +86,7 @@ final class PageCache {
             return (f, false)
         }
         let db = try database(dbid)
-        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize)
+        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize, zeroed: false)
         var blank = false
         do {
             try db.readPage(pgno, into: f.buffer)
