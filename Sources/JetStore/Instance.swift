@@ -170,9 +170,7 @@ public final class Instance: @unchecked Sendable {
             }
             let params = try InstanceParameters.load(fs: fs, path: FilePaths.join(path, FileNames.parameters))
             let inst = Instance(path: path, fs: fs, parameters: params, mode: mode, lock: lock)
-            let t0 = Clock.monotonicSeconds()
             try inst.start(restoring: restoring, stopAt: stopAt)
-            Prof.open += Clock.monotonicSeconds() - t0
             return inst
         } catch {
             lock.release()
@@ -288,30 +286,21 @@ public final class Instance: @unchecked Sendable {
         if let log, let end = frames.map(\.lastLoggedEnd).max(), end > 0 {
             try log.waitDurable(LogPosition(rawValue: end))
         }
-        let t0 = Clock.monotonicSeconds()
         for f in frames { PageFormat.seal(f.buffer, pgno: f.pgno) }
         if let dw = doublewrite {
             var fresh = frames.filter { dw.needsCopy($0) }
             if !fresh.isEmpty && dw.isFull(adding: fresh.count) {
-                let a = Clock.monotonicSeconds()
                 try syncDatabases()
                 try dw.startEpoch()
-                Prof.reset += Clock.monotonicSeconds() - a; Prof.resets += 1
                 fresh = frames
             }
-            let a = Clock.monotonicSeconds()
             if !fresh.isEmpty { try dw.write(fresh) }
-            Prof.dw += Clock.monotonicSeconds() - a; Prof.dwPages += fresh.count
         }
-        let a = Clock.monotonicSeconds()
         for f in frames.sorted(by: { $0.key < $1.key }) {
             try database(f.dbid).writePage(f.pgno, f.buffer, sealed: true)
         }
-        Prof.inPlace += Clock.monotonicSeconds() - a; Prof.pages += frames.count
-        Prof.total += Clock.monotonicSeconds() - t0; Prof.batches += 1
     }
 
-    nonisolated(unsafe) static var profDone = false
     func syncDatabases() throws {
         for db in databases.values { try db.file.sync() }
     }
@@ -454,7 +443,6 @@ public final class Instance: @unchecked Sendable {
     /// Clean shutdown: flushes every page, advances the checkpoint to the end of the log,
     /// marks the headers clean and releases the lock. The next open replays nothing.
     public func close() throws {
-        defer { Prof.dump() }
         engine.lock()
         defer { engine.unlock() }
         guard stateValue != .closed else { return }
@@ -500,15 +488,5 @@ public final class Instance: @unchecked Sendable {
             doublewrite?.close()
             lockHandle.release()
         }
-    }
-}
-
-enum Prof {
-    nonisolated(unsafe) static var reset = 0.0, resets = 0, dw = 0.0, dwPages = 0, inPlace = 0.0, pages = 0, total = 0.0, batches = 0
-    nonisolated(unsafe) static var checkpoint = 0.0, checkpoints = 0, apply = 0.0, read = 0.0, open = 0.0
-    static func dump() {
-        let e = Glibc.getenv("JETPROF")
-        guard e != nil else { return }
-        print("PROF batches \(batches) pages \(pages) total \(total) dw \(dw) (\(dwPages) pages) inPlace \(inPlace) resets \(resets) \(reset) checkpoints \(checkpoints) \(checkpoint) apply \(apply) read \(read) open \(open)")
     }
 }

@@ -12,8 +12,6 @@ extension Instance {
     ///    recovers from the previous checkpoint, whose log is still all there;
     /// 6. with circular logging, generations older than `horizon` are deleted.
     func checkpointLocked() throws {
-        let t0 = Clock.monotonicSeconds()
-        defer { Prof.checkpoint += Clock.monotonicSeconds() - t0; Prof.checkpoints += 1 }
         let horizon = log?.position ?? .zero
         try log?.flush()
         let dirty = cache.dirtyFrames()

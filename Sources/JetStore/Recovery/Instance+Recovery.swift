@@ -51,10 +51,8 @@ extension Instance {
             }
             let from = entry.gen == start.generation ? Int(start.offset) : LogFormat.headerSize
             // A parsed generation's payloads are unmasked in place: never parse it twice.
-            let tr = Clock.monotonicSeconds()
             let gen = (isLast && current != nil && from == LogFormat.headerSize) ? current!
                 : try LogReader.read(fs: fs, path: entry.path, from: from)
-            Prof.read += Clock.monotonicSeconds() - tr
             if let fault = LogChainFault.check(gen, expected: entry.gen, signature: parameters.logSignature,
                                                previousCreation: previous?.creationTime, allowTornTail: isLast) {
                 throw fault.error(file: entry.path, given: false)
@@ -75,9 +73,7 @@ extension Instance {
                         stopped = lastEnd
                         break replay
                     }
-                    let ta = Clock.monotonicSeconds()
                     try apply(txn.operations, place: place)
-                    Prof.apply += Clock.monotonicSeconds() - ta
                     lastEnd = LogPosition(generation: entry.gen, offset: UInt32(frag.offset + LogFormat.recordSize(payload: frag.payload.count)))
                     recoveryReport.transactionsReplayed += 1
                     recoveryReport.lastCommitTime = txn.commitTime
