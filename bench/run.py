@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """jetbackup benchmarks: ratios against baselines measured in the same run.
 
-QUICK=1 uses smaller sizes and fewer repetitions (under a minute). Results: a Markdown table
+QUICK=1 uses smaller sizes and fewer repetitions (a few minutes). Results: a Markdown table
 on stdout and bench/results.json.
 """
 import json, os, platform, shutil, sqlite3, statistics, subprocess, sys, time
@@ -162,7 +162,7 @@ def main():
     jb("init", li)
     sync()
     t0 = time.perf_counter()
-    out = json.loads(jb("load", "app", "--records", str(n), "--value-size", "100", "--batch", "1000", "--json", inst=li).stdout)
+    out = load(li, n, 100)
     load_s = time.perf_counter() - t0
     ours = n / load_s
     log_written = out["logGenerations"] * 1024 * 1024
@@ -171,6 +171,57 @@ def main():
     row(f"load, {n:,} × 100 B, batches of 1,000, durable", f"{ours:,.0f} rec/s", f"SQLite WAL FULL: {sqlite_rate:,.0f} rec/s",
         f"{ours / sqlite_rate:.2f}×", "≥ 1.0×", ours >= sqlite_rate,
         f"log written {log_written / 2**20:,.0f} MiB at {log_mbps:.0f} MB/s")
+    log_row(f"log ÷ logical, {n:,} × 100 B random inserts", out)
+
+    # The issue-13 load: 1.5 M × 150 B random inserts (QUICK: 300 k), against SQLite in the same run.
+    n15 = 300_000 if QUICK else 1_500_000
+    big = os.path.join(WORK, "big")
+    jb("init", big)
+    sync()
+    t0 = time.perf_counter()
+    out15 = load(big, n15, 150)
+    rate15 = n15 / (time.perf_counter() - t0)
+    sq15 = sqlite_load(n15, 150)
+    row(f"load, {n15:,} × 150 B, batches of 1,000, durable", f"{rate15:,.0f} rec/s", f"SQLite WAL FULL: {sq15:,.0f} rec/s",
+        f"{rate15 / sq15:.2f}×", "≥ 3.0×", rate15 >= 3 * sq15, f"database {edb_size(big) / 2**20:.0f} MiB")
+    log_row(f"log ÷ logical, {n15:,} × 150 B random inserts", out15)
+
+    # Incremental backup after 100,000 random inserts (QUICK: 20,000) into that database.
+    bset = os.path.join(WORK, "bigset"); fresh(bset)
+    full_s = timed(lambda: jb("backup", bset, "--progress", "none", "--quiet", inst=big))
+    before = size_of(dir_files(bset))
+    ninc = 20_000 if QUICK else 100_000
+    inc_out = load(big, ninc, 150, seed=99)
+    sync()
+    inc_s = timed(lambda: jb("backup", bset, "--incremental", "--progress", "none", "--quiet", inst=big))
+    stored = size_of(dir_files(bset)) - before
+    row(f"incremental after {ninc:,} random inserts ({edb_size(big) / 2**20:.0f} MiB database): bytes",
+        f"{stored / 2**20:.1f} MiB stored", f"{inc_out['bytes'] / 2**20:.1f} MiB inserted", f"{stored / inc_out['bytes']:.2f}×",
+        "≤ 3×", stored <= 3 * inc_out["bytes"])
+    row(f"incremental after {ninc:,} random inserts ({edb_size(big) / 2**20:.0f} MiB database): time",
+        f"{inc_s:.3f} s", f"full {full_s:.3f} s", f"{inc_s / full_s * 100:.1f}% of full", "≤ 10%", inc_s <= 0.1 * full_s)
+
+    # Recovery after kill -9 under load, default settings: the same load continued and killed
+    # once the log since the checkpoint is well past its start.
+    rec_s, rec_note = kill_and_recover(big)
+    row("recovery after kill -9 under load (defaults)", f"{rec_s:.2f} s", "—", "—", "reported", None, rec_note)
+
+    # Load rate from a small to a large database, and a 50 % update mix on a 1 GiB one: one
+    # instance grown from step to step with records of the same shape.
+    small_mib, large_mib, mix_mib = (64, 256, 128) if QUICK else (256, 4096, 1024)
+    gi = os.path.join(WORK, "grow")
+    jb("init", gi)
+    grow(gi, small_mib)
+    t0 = time.perf_counter(); load(gi, n15, 150, seed=500); small_rate = n15 / (time.perf_counter() - t0)
+    grow(gi, mix_mib)
+    mix = load(gi, n15, 150, seed=501, update=0.5)
+    log_row(f"log ÷ logical, 50 % updates ({mix['updates']:,} of {n15:,}) on a {mix_mib} MiB database", mix)
+    grow(gi, large_mib)
+    t0 = time.perf_counter(); load(gi, n15, 150, seed=502); large_rate = n15 / (time.perf_counter() - t0)
+    row(f"load, {n15:,} × 150 B into a {large_mib} MiB database", f"{large_rate:,.0f} rec/s",
+        f"into {small_mib} MiB: {small_rate:,.0f} rec/s", f"{small_rate / large_rate:.2f}× slower", "≤ 1.5×",
+        small_rate <= 1.5 * large_rate, f"database {edb_size(gi) / 2**20:,.0f} MiB after")
+    shutil.rmtree(gi, ignore_errors=True)
 
     # Full backup vs cp+sync, sqlite3 .backup+sync, mdb_copy: 256 MiB and 1 GiB (256 MiB in QUICK).
     # BENCH_ONLY=full runs these rows alone (the issue's three runs at different times).
@@ -286,14 +337,60 @@ def report(machine):
     shutil.rmtree(WORK, ignore_errors=True)
 
 
+def load(inst, n, value_size, seed=1, update=0.0, batch=1000):
+    """`jetbackup load` into database app; its JSON summary."""
+    return json.loads(jb("load", "app", "--records", str(n), "--value-size", str(value_size), "--batch", str(batch),
+                         "--seed", str(seed), "--update-ratio", str(update), "--json", inst=inst).stdout)
+
+
+def log_row(name, out):
+    """Log bytes on disk (whole generations of 1 MiB) ÷ the keys and values committed."""
+    on_disk = out["logGenerations"] * 1024 * 1024
+    ratio = on_disk / out["bytes"]
+    row(name, f"{on_disk / 2**20:,.0f} MiB of log", f"{out['bytes'] / 2**20:,.0f} MiB committed", f"{ratio:.2f}",
+        "≤ 2.0", ratio <= 2.0, f"records alone: {out['logBytes'] / out['bytes']:.2f}")
+
+
+def edb_size(inst):
+    p = os.path.join(inst, "app.edb")
+    return os.path.getsize(p) if os.path.exists(p) else 0
+
+
+def grow(inst, mib):
+    """Loads 150-byte records (random keys, a new seed each round) until app.edb holds `mib` MiB;
+    truncates the log after each round so the disk holds the database, not its history."""
+    seed = 1000
+    while edb_size(inst) < mib * 2**20:
+        need = mib * 2**20 - edb_size(inst)
+        load(inst, max(20_000, min(2_000_000, need // 250)), 150, seed=seed, batch=5000)
+        jb("backup", inst=inst)
+        seed += 1
+
+
+def kill_and_recover(inst):
+    """Starts a load, kills it (SIGKILL) after enough commits that the log since the checkpoint
+    holds many transactions, and times the next open (recovery) with a command that opens the
+    instance. Returns the seconds and what recovery reported."""
+    p = subprocess.Popen([JB, "load", "app", "--records", "10000000", "--value-size", "150", "--batch", "1000",
+                          "--seed", "98", "--progress", "commits", "-i", inst], stdout=subprocess.PIPE, text=True)
+    target = 150_000 if QUICK else 600_000
+    for line in p.stdout:
+        if line.startswith("committed") and int(line.split()[1]) >= target:
+            break
+    p.kill(); p.wait()
+    t = timed(lambda: sh(JB, "get", "app", "no-such-key", "-i", inst, check=False))
+    last = [json.loads(l) for l in open(os.path.join(inst, "events.log")) if '"recovery finished"' in l][-1]["data"]
+    return t, f"{last['transactions']} transactions in {last['generations']} generations replayed, {last.get('pagesRepaired', 0)} pages repaired"
+
+
 def max_gen(set_dir):
     m = json.load(open(os.path.join(set_dir, "MANIFEST.json")))
     return max(b["genHigh"] for b in m["chain"])
 
 
-def sqlite_load(n):
-    """The same inserts as `jetbackup load` (16-hex-char keys, 100-byte values, batches of 1,000)
-    into SQLite in WAL mode with synchronous=FULL."""
+def sqlite_load(n, value_size=100):
+    """The same inserts as `jetbackup load` (16-hex-char keys, `value_size`-byte values, batches
+    of 1,000) into SQLite in WAL mode with synchronous=FULL."""
     p = os.path.join(WORK, "load.sqlite")
     for s in ("", "-wal", "-shm"):
         if os.path.exists(p + s):
@@ -304,7 +401,7 @@ def sqlite_load(n):
     import random
     rnd = random.Random(1)
     keys = [("%016x" % rnd.getrandbits(64)).encode() for _ in range(n)]
-    val = b"x" * 100
+    val = b"x" * value_size
     t = time.perf_counter()
     for i in range(0, n, 1000):
         db.execute("BEGIN")

@@ -3,6 +3,8 @@
 # compressed), each with its expected content digest. Tests restore and open copies of
 # them, so a change that cannot read last month's formats fails a test.
 # Run only when the on-disk format changes on purpose (and say so in the commit).
+# Fixtures/instance-format3 is kept as it is: an instance written with log format 3, which
+# this version must refuse with a clear error (FixtureTests).
 set -euo pipefail
 J=${1:-.build/debug/jetbackup}
 J=$(cd "$(dirname "$J")" && pwd)/$(basename "$J")

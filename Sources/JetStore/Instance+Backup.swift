@@ -114,6 +114,10 @@ extension Instance {
 
     package var currentGeneration: UInt32 { engine.withLock { log?.currentGeneration ?? 0 } }
 
+    /// Bytes of log records this instance appended since it opened (what `load` reports
+    /// against the bytes it committed).
+    package var logBytesAppended: Int64 { engine.withLock { log?.bytesAppended ?? 0 } }
+
     /// Path of an archived generation.
     func generationPath(_ g: UInt32) -> String { file(FileNames.archivedLog(g)) }
 
@@ -145,7 +149,7 @@ extension Instance {
         }
     }
 
-    /// Changes page 0 to carry header `h`, recording only the bytes that differ.
+    /// Changes page 0 to carry header `h` (a logged change of its header fields).
     private func rewriteHeaderLogged(_ db: DatabaseFile, _ h: DatabaseHeader) throws {
         let f = try cache.fetch(db.dbid, PageFormat.headerPage)
         cache.beginChange(f)
@@ -154,17 +158,7 @@ extension Instance {
         defer { scratch.deallocate() }
         scratch.copyMemory(from: f.bytes)
         h.encode(into: scratch)
-        var i = 0
-        while i < DatabaseHeader.encodedEnd {
-            if scratch[i] != f.buffer[i] {
-                var j = i
-                while j < DatabaseHeader.encodedEnd && scratch[j] != f.buffer[j] { j += 1 }
-                f.copyIn(UnsafeRawBufferPointer(rebasing: scratch[i..<j]), at: i)
-                i = j
-            } else {
-                i += 1
-            }
-        }
+        try f.log(.header(bytes: [UInt8](scratch[PageFormat.headerSize..<DatabaseHeader.encodedEnd])), pageSize: db.pageSize)
     }
 
     /// After a backup through generation `bound - 1` is recorded: a checkpoint, then the

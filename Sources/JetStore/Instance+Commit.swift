@@ -89,37 +89,43 @@ extension Instance {
         return gens * parameters.logFileSize + Int(b.offset) - Int(a.offset)
     }
 
-    /// Stamps every changed page with its database's next dbtime, builds the log record
-    /// (full image for a page's first change since the checkpoint, byte ranges after) and
-    /// appends it. Returns the log end position to wait for, nil if nothing changed.
+    /// The commit time of the next transaction: the clock, but never before the last one, so
+    /// the log's commit times rise with its positions (a stop at a time is a prefix of the log).
+    func nextCommitTime() -> UInt64 {
+        lastCommitTime = max(lastCommitTime, Clock.microsecondsSinceEpoch())
+        return lastCommitTime
+    }
+
+    /// Bumps the dbtime of every database the transaction changed (logging the new allocation
+    /// fields on its page 0), stamps every changed page with it, and appends the log record:
+    /// each page's changes as made, with the dbtime it had before. Returns the log end
+    /// position to wait for, nil if nothing changed.
     func logTransactionLocked() throws -> LogPosition? {
         guard !cache.transactionFrames.isEmpty else { return nil }
         var touched = Set<UInt16>()
-        for f in cache.transactionFrames { touched.insert(f.dbid) }
+        for f in cache.transactionFrames where f.redoCount > 0 { touched.insert(f.dbid) }
+        var b = LogPayloadBuilder(commitTime: log == nil ? 0 : nextCommitTime())
         for dbid in touched.sorted() {
             let db = try database(dbid)
             db.header.dbtime += 1
             let h = try cache.fetch(dbid, PageFormat.headerPage)
             cache.beginChange(h)
-            db.header.encodeAllocation(into: h.buffer)
-            h.noteChange(DatabaseHeader.allocationRange)
+            try h.log(.allocation(pageCount: db.header.pageCount, root: db.header.rootPage,
+                                  freeListHead: db.header.freeListHead, freeCount: db.header.freeCount), pageSize: db.pageSize)
+            b.dbtime(dbid: dbid, db.header.dbtime)
         }
-        for f in cache.transactionFrames {
-            f.setU64(PageFormat.dbtimeOffset, try database(f.dbid).header.dbtime)
+        for f in cache.transactionFrames where f.redoCount > 0 {
+            let after = try database(f.dbid).header.dbtime
+            guard f.baseDbtime < after else {
+                throw JetError(.databaseCorrupted, "page \(f.pgno) of \(try database(f.dbid).path) has dbtime \(f.baseDbtime), past its database's \(after - 1); check the instance's pages and restore from a backup")
+            }
+            PageChange.stamp(f.buffer, pgno: f.pgno, dbtime: after)
+            b.page(dbid: f.dbid, pgno: f.pgno, before: f.baseDbtime, after: after, count: f.redoCount, changes: f.redo.bytes)
         }
-        guard let log else {
+        guard let log, !touched.isEmpty else {
             cache.endTransaction(loggedEnd: nil)
             cache.endOperation()
             return nil
-        }
-        var b = LogPayloadBuilder()
-        for f in cache.transactionFrames {
-            let db = try database(f.dbid)
-            if f.baseDbtime == 0 || f.baseDbtime <= db.dbtimeAtCheckpoint {
-                b.image(dbid: f.dbid, pgno: f.pgno, page: f.bytes)
-            } else {
-                b.ranges(dbid: f.dbid, pgno: f.pgno, previousDbtime: f.baseDbtime, page: f.bytes, ranges: f.ranges)
-            }
         }
         let (_, end) = try log.append(b.w.bytes)
         cache.endTransaction(loggedEnd: end.rawValue)

@@ -22,6 +22,11 @@ public final class Instance: @unchecked Sendable {
     var byName: [String: UInt16] = [:]
     var cache: PageCache!
     var log: LogWriter?
+    /// Copies of pages before they are written in place (torn-page repair); nil without a
+    /// log (nothing to redo with) and while restoring (a restore interrupted is started over).
+    var doublewrite: Doublewrite?
+    /// The commit time of the last transaction logged or replayed: commit times never go back.
+    var lastCommitTime: UInt64 = 0
     var checkpoint: Checkpoint
     var stateValue: State = .initializing
     var fatal: JetError?
@@ -39,6 +44,21 @@ public final class Instance: @unchecked Sendable {
         public var tornTailCut = false
         public var startPosition = LogPosition.zero
         public var endPosition = LogPosition.zero
+        /// Pages found torn (or older than their copy) and put back from the doublewrite file.
+        public var pagesRepaired = 0
+        /// The last transaction replayed: its commit time and where it ends in the log.
+        public var lastCommitTime: UInt64?
+        public var lastCommitEnd: LogPosition?
+        /// Where `stopAt` stopped replay; the log after it was discarded.
+        public var stoppedAt: LogPosition?
+    }
+
+    /// Where recovery stops replaying (point-in-time restore): after the last transaction
+    /// committed at or before a time (µs since the epoch, the commit times the log carries), or
+    /// after the last one that ends in a generation. The log after that point is discarded.
+    public enum RecoveryStop: Sendable, Equatable {
+        case time(UInt64)
+        case generation(UInt32)
     }
 
     public var state: State { engine.withLock { stateValue } }
@@ -137,8 +157,13 @@ public final class Instance: @unchecked Sendable {
     /// `owner` is written to `LOCK` so another process's error can name us. Recovery polls
     /// `isCancelled` between records and stops with `JET_errTermInProgress` when it returns
     /// true; nothing is lost by that (the checkpoint has not moved: the next open replays again).
+    /// `stopAt` (only with `restoring`) replays the log only up to that point and discards the rest.
     public static func open(at path: String, fs: any FileSystem = PosixFileSystem(), mode: AccessMode = .readWrite,
-                            owner: String, restoring: Bool = false, isCancelled: () -> Bool = { false }) throws -> Instance {
+                            owner: String, restoring: Bool = false, stopAt: RecoveryStop? = nil,
+                            isCancelled: () -> Bool = { false }) throws -> Instance {
+        if stopAt != nil && !restoring {
+            throw JetError(.invalidParameter, "replaying the log only up to a point discards the commits after it, so it is done only when opening a restored instance")
+        }
         try checkIsInstance(path, fs: fs)
         let lock = try fs.lock(FilePaths.join(path, FileNames.lock), owner: owner)
         do {
@@ -148,7 +173,7 @@ public final class Instance: @unchecked Sendable {
             }
             let params = try InstanceParameters.load(fs: fs, path: FilePaths.join(path, FileNames.parameters))
             let inst = Instance(path: path, fs: fs, parameters: params, mode: mode, lock: lock)
-            try inst.start(restoring: restoring, isCancelled: isCancelled)
+            try inst.start(restoring: restoring, stopAt: stopAt, isCancelled: isCancelled)
             return inst
         } catch {
             lock.release()
@@ -168,14 +193,19 @@ public final class Instance: @unchecked Sendable {
 
     func file(_ name: String) -> String { FilePaths.join(path, name) }
 
-    private func start(restoring: Bool, isCancelled: () -> Bool) throws {
+    private func start(restoring: Bool, stopAt: RecoveryStop?, isCancelled: () -> Bool) throws {
         try attachDatabases(restoring: restoring)
         let pageSize = parameters.pageSize
-        cache = PageCache(capacity: parameters.cacheSize / pageSize,
+        cache = PageCache(capacity: parameters.cacheSize / pageSize, pageSize: pageSize,
                           database: { [unowned self] dbid in try self.database(dbid) },
-                          writeBack: { [unowned self] f in try self.writeBack(f) })
+                          writeBack: { [unowned self] frames in try self.writePages(frames) })
         engine.lock()
         defer { engine.unlock() }
+        if parameters.loggingEnabled && !restoring {
+            doublewrite = Doublewrite(fs: fs, path: file(FileNames.doublewrite), pageSize: pageSize,
+                                      capacity: parameters.effectiveDoublewriteSize)
+            try repairTornPages()
+        }
         if parameters.loggingEnabled {
             let (cp, damaged) = try CheckpointFile.read(fs: fs, path: file(FileNames.checkpoint))
             guard cp.logSignature == parameters.logSignature else {
@@ -188,7 +218,7 @@ public final class Instance: @unchecked Sendable {
                 repairs.append("one copy of \(FileNames.checkpoint) was damaged and was rewritten from the other")
                 events.log(.recoveryStart, "a damaged copy of the checkpoint was repaired", [("file", .string(FileNames.checkpoint))], level: .warning)
             }
-            try recover(isCancelled: isCancelled)
+            try recover(stopAt: stopAt, isCancelled: isCancelled)
         } else {
             for db in databases.values where db.header.state == .dirtyShutdown {
                 throw JetError(.databaseDirtyShutdown,
@@ -196,7 +226,6 @@ public final class Instance: @unchecked Sendable {
                                    + "restore it from a backup")
             }
         }
-        for db in databases.values { db.dbtimeAtCheckpoint = db.header.dbtime }
         if mode == .readWrite {
             for db in databases.values {
                 db.header.state = .dirtyShutdown
@@ -255,12 +284,61 @@ public final class Instance: @unchecked Sendable {
         return db
     }
 
-    /// Writes a dirty page back: the log first (write-ahead rule), then the page.
-    func writeBack(_ f: PageFrame) throws {
-        if let log, f.lastLoggedEnd > 0 {
-            try log.waitDurable(LogPosition(rawValue: f.lastLoggedEnd))
+    /// Writes dirty pages back: the log first (write-ahead rule), then a copy of each page not
+    /// yet copied in this doublewrite epoch (fsynced), then the pages in place. Not fsynced:
+    /// a checkpoint, or the next epoch's start, makes them durable.
+    func writePages(_ frames: [PageFrame]) throws {
+        guard !frames.isEmpty else { return }
+        if let log, let end = frames.map(\.lastLoggedEnd).max(), end > 0 {
+            try log.waitDurable(LogPosition(rawValue: end))
         }
-        try database(f.dbid).writePage(f.pgno, f.buffer)
+        for f in frames { PageFormat.seal(f.buffer, pgno: f.pgno) }
+        if let dw = doublewrite {
+            var fresh = frames.filter { dw.needsCopy($0) }
+            if !fresh.isEmpty && dw.isFull(adding: fresh.count) {
+                try syncDatabases()
+                try dw.startEpoch()
+                fresh = frames
+            }
+            if !fresh.isEmpty { try dw.write(fresh) }
+        }
+        for f in frames.sorted(by: { $0.key < $1.key }) {
+            try database(f.dbid).writePage(f.pgno, f.buffer, sealed: true)
+        }
+    }
+
+    func syncDatabases() throws {
+        for db in databases.values { try db.file.sync() }
+    }
+
+    /// Before redo: every page copy of the doublewrite file's current epoch whose page in place
+    /// is torn (fails its checks) or older goes back in place; then a new epoch starts. See
+    /// `Doublewrite` for why this leaves no page torn and none older than the checkpoint.
+    func repairTornPages() throws {
+        guard let dw = doublewrite else { return }
+        var touched = Set<UInt16>()
+        let page = UnsafeMutableRawBufferPointer.allocate(byteCount: parameters.pageSize, alignment: 64)
+        defer { page.deallocate() }
+        try dw.scan { copy in
+            guard let db = databases[copy.dbid] else { return }
+            let n = try db.file.read(at: Int64(copy.pgno) * Int64(db.pageSize), into: page)
+            if n < db.pageSize { (page.baseAddress! + n).initializeMemory(as: UInt8.self, repeating: 0, count: db.pageSize - n) }
+            let inPlace = PageFormat.verify(UnsafeRawBufferPointer(page), pgno: copy.pgno)
+            guard inPlace != .valid || page.u64(PageFormat.dbtimeOffset) < copy.dbtime else { return }
+            guard try dw.read(copy, into: page) else { return }
+            try db.writePage(copy.pgno, page)
+            if copy.pgno == PageFormat.headerPage, let h = DatabaseHeader.decode(UnsafeRawBufferPointer(page)) {
+                db.header = h
+            }
+            touched.insert(copy.dbid)
+            recoveryReport.pagesRepaired += 1
+            if inPlace != .valid {
+                events.log(.recoveryStart, "a page torn by a crash was put back from the doublewrite file",
+                           [("database", .string(db.name)), ("page", .int(Int64(copy.pgno)))], level: .warning)
+            }
+        }
+        for dbid in touched.sorted() { try databases[dbid]?.file.sync() }
+        if dw.exists { try dw.startEpoch() }
     }
 
     /// Writes the in-memory header to pages 0 and 1 directly (through the cached page 0).
@@ -268,6 +346,7 @@ public final class Instance: @unchecked Sendable {
         let f = try cache.fetch(db.dbid, PageFormat.headerPage)
         defer { cache.endOperation() }
         try db.writeHeaderDirectly(f.buffer)
+        doublewrite?.forget(f.key)
         f.dirty = false
     }
 
@@ -324,7 +403,7 @@ public final class Instance: @unchecked Sendable {
         let dbid = (databases.keys.max() ?? 0) + 1
         let sig = Signature.make()
         if let log {
-            var b = LogPayloadBuilder()
+            var b = LogPayloadBuilder(commitTime: nextCommitTime())
             b.createDatabase(dbid: dbid, pageSize: UInt32(parameters.pageSize), signature: sig, name: name)
             let (_, end) = try log.append(b.w.bytes)
             try log.waitDurable(end)
@@ -363,7 +442,6 @@ public final class Instance: @unchecked Sendable {
         }
         databases[dbid] = db
         byName[name] = dbid
-        db.dbtimeAtCheckpoint = 0
         return db
     }
 
@@ -381,6 +459,7 @@ public final class Instance: @unchecked Sendable {
         defer {
             for db in databases.values { db.file.close() }
             log?.close()
+            doublewrite?.close()
             stateValue = .closed
             lockHandle.release()
         }
@@ -391,6 +470,7 @@ public final class Instance: @unchecked Sendable {
         if mode == .readWrite || cache.dirtyFrames().count > 0 {
             try checkpointLocked()
         }
+        try doublewrite?.shrink()
         if mode == .readWrite {
             let end = log?.position ?? .zero
             for db in databases.values {
@@ -412,6 +492,7 @@ public final class Instance: @unchecked Sendable {
         if stateValue != .closed {
             for db in databases.values { db.file.close() }
             log?.close()
+            doublewrite?.close()
             lockHandle.release()
         }
     }

@@ -28,6 +28,27 @@ import Testing
         try inst.close()
     }
 
+    /// An instance whose log is format 3 (page images; the release before this one) is refused
+    /// by name and version, and left exactly as it was.
+    @Test func instanceWithLogFormat3IsRefusedWithAClearErrorAndLeftAsItWas() throws {
+        let s = Scratch()
+        let copy = s.path("instance")
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/instance-format3", toPath: copy)
+        let fs = PosixFileSystem()
+        let names = try fs.list(copy).filter { $0 != "LOCK" }
+        let before = try names.map { try fs.readAll(copy + "/" + $0) }
+        do {
+            let inst = try open(copy)
+            try? inst.close()
+            Issue.record("an instance with a format 3 log was opened")
+        } catch let e as JetError {
+            #expect(e.code == .logReadVerifyFailure)
+            #expect(e.message.contains("has log format version 3, this jetbackup reads 4; it was written by an earlier jetbackup"), "\(e.message)")
+        }
+        #expect(try fs.list(copy).filter { $0 != "LOCK" } == names)
+        #expect(try names.map { try fs.readAll(copy + "/" + $0) } == before)
+    }
+
     @Test func restoreFixtureBackupSet() throws {
         let s = Scratch()
         let set = s.path("set")

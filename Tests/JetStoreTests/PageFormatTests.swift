@@ -79,42 +79,4 @@ import Testing
             #expect(e.message == "page 6 of /inst/db.edb \(what); the database is damaged: restore it from a backup")
         }
     }
-
-    // MARK: The hole a full page image leaves out
-
-    static func page(_ type: UInt8, size: Int = 4096, _ fields: (UnsafeMutableRawBufferPointer) -> Void = { _ in }) -> [UInt8] {
-        var page = randomPage(size, seed: 11)
-        page.withUnsafeMutableBytes { p in p[PageFormat.typeOffset] = type; fields(p) }
-        return page
-    }
-
-    static func hole(_ page: [UInt8]) -> Range<Int> { page.withUnsafeBytes { PageFormat.hole($0) } }
-
-    @Test func holeOfASlottedPageIsBetweenTheSlotArrayAndTheCells() {
-        for type in [PageFormat.PageType.leaf, .branch] {
-            let p = Self.page(type.rawValue) { $0.setU16(PageFormat.countOffset, 3); $0.setU16(PageFormat.cellStartOffset, 1000) }
-            #expect(Self.hole(p) == 38..<1000)
-            let full = Self.page(type.rawValue) { $0.setU16(PageFormat.countOffset, 0); $0.setU16(PageFormat.cellStartOffset, 4096) }
-            #expect(Self.hole(full) == 32..<4096)
-        }
-    }
-
-    /// Damaged counters never make a hole that cuts into the page's bytes or runs past it.
-    @Test(arguments: [(UInt16(3), UInt16(37)), (3, 4097), (3000, 4096), (0, 0)])
-    func holeOfADamagedSlottedPageIsEmpty(count: UInt16, cellStart: UInt16) {
-        let p = Self.page(PageFormat.PageType.leaf.rawValue) {
-            $0.setU16(PageFormat.countOffset, count); $0.setU16(PageFormat.cellStartOffset, cellStart)
-        }
-        #expect(Self.hole(p) == 4096..<4096)
-    }
-
-    @Test func holeOfEveryOtherPageType() {
-        let overflow = Self.page(PageFormat.PageType.overflow.rawValue) { $0.setU32(PageFormat.usedOffset, 100) }
-        #expect(Self.hole(overflow) == 132..<4096)
-        let overfull = Self.page(PageFormat.PageType.overflow.rawValue) { $0.setU32(PageFormat.usedOffset, 4065) }
-        #expect(Self.hole(overfull) == 4096..<4096)
-        #expect(Self.hole(Self.page(PageFormat.PageType.free.rawValue)) == 32..<4096)
-        #expect(Self.hole(Self.page(PageFormat.PageType.header.rawValue)) == DatabaseHeader.encodedEnd..<4096)
-        #expect(Self.hole(Self.page(9)) == 4096..<4096)
-    }
 }

@@ -68,6 +68,8 @@ public struct LoadGenerator: Sendable {
         public var commits = 0
         public var bytes = 0
         public var generationsWritten = 0
+        /// Bytes of log records written (record headers and padding included).
+        public var logBytes: Int64 = 0
         public var seconds = 0.0
         public var recordsPerSecond: Double { seconds > 0 ? Double(records) / seconds : 0 }
     }
@@ -79,6 +81,7 @@ public struct LoadGenerator: Sendable {
         guard batch > 0 else { throw JetError(.invalidParameter, "the batch size must be at least 1") }
         var s = Summary()
         let startGen = instance.currentGeneration
+        let startLog = instance.logBytesAppended
         let t0 = Clock.monotonicSeconds()
         var i = 0
         while i < count {
@@ -99,6 +102,7 @@ public struct LoadGenerator: Sendable {
         }
         s.seconds = Clock.monotonicSeconds() - t0
         s.generationsWritten = Int(instance.currentGeneration) - Int(startGen)
+        s.logBytes = instance.logBytesAppended - startLog
         return s
     }
 }

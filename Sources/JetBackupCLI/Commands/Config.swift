@@ -4,7 +4,7 @@ import JetStore
 struct Config: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show or change a system parameter.")
 
-    @Argument(help: "Parameter name (page-size, log-file-size, circular-logging, logging, create-path-if-not-exist, cache-size, checkpoint-depth).")
+    @Argument(help: "Parameter name (page-size, log-file-size, circular-logging, logging, create-path-if-not-exist, cache-size, checkpoint-depth, doublewrite-size).")
     var key: String?
     @Argument(help: "New value.")
     var value: String?
@@ -45,7 +45,8 @@ enum ConfigReport {
             ("page-size", .int(Int64(p.pageSize))), ("log-file-size", .int(Int64(p.logFileSize))),
             ("circular-logging", .bool(p.circularLogging)), ("logging", .bool(p.loggingEnabled)),
             ("create-path-if-not-exist", .bool(p.createPathIfNotExist)), ("cache-size", .int(Int64(p.cacheSize))),
-            ("checkpoint-depth", .int(Int64(p.checkpointDepth))), ("log-signature", .string(p.logSignature.description)),
+            ("checkpoint-depth", .int(Int64(p.checkpointDepth))), ("doublewrite-size", .int(Int64(p.effectiveDoublewriteSize))),
+            ("log-signature", .string(p.logSignature.description)),
         ])
     }
 }

@@ -41,7 +41,7 @@ struct Load: ParsableCommand {
                 CLI.out(JSONValue.object([
                     ("result", .string("ok")), ("records", .int(Int64(s.records))), ("inserts", .int(Int64(s.inserts))),
                     ("updates", .int(Int64(s.updates))), ("commits", .int(Int64(s.commits))), ("bytes", .int(Int64(s.bytes))),
-                    ("logGenerations", .int(Int64(s.generationsWritten))), ("seconds", .double(s.seconds)),
+                    ("logGenerations", .int(Int64(s.generationsWritten))), ("logBytes", .int(s.logBytes)), ("seconds", .double(s.seconds)),
                     ("recordsPerSecond", .double(s.recordsPerSecond)),
                 ]).serialized())
             } else {

@@ -1,7 +1,7 @@
 /// The ordered key-value B+tree of one database, over the page cache.
 /// Called only under the engine lock, inside an operation (`PageCache.endOperation`
-/// unpins what it fetched). Every change goes through `PageFrame`'s recorded writes so
-/// the commit logs exactly the bytes that changed.
+/// unpins what it fetched). Every change of a page is a `PageChange` made through
+/// `PageFrame.log`, so the commit logs exactly the changes made (physiological redo).
 struct BTree {
     let db: DatabaseFile
     let cache: PageCache
@@ -17,22 +17,27 @@ struct BTree {
 
     private func change(_ f: PageFrame) { cache.beginChange(f) }
 
-    private func markHeader() throws {
-        let h = try cache.fetch(dbid, PageFormat.headerPage)
-        change(h)
-        // Allocation fields only: [112, 136).
-        let before = [UInt8](h.bytes[112..<136])
-        db.header.encodeAllocation(into: h.buffer)
-        let after = [UInt8](h.bytes[112..<136])
-        if before != after { h.noteChange(112..<136) }
+    /// Makes and logs a change of a page already in the transaction.
+    private func log(_ f: PageFrame, _ c: PageChange) throws {
+        do {
+            try f.log(c, pageSize: db.pageSize)
+        } catch let m as PageChange.Misfit {
+            throw Node.corrupt(f, db, m.what)
+        }
     }
 
     // MARK: Page allocation
 
-    private func allocate(_ type: PageFormat.PageType) throws -> PageFrame {
+    /// A page for new content, from the free list or past the end of the file, in the
+    /// transaction. The caller's first change of it defines the whole page (`definesWholePage`).
+    /// The header's allocation fields change in memory; the commit logs them.
+    private func allocate() throws -> PageFrame {
         let f: PageFrame
         if db.header.freeListHead != 0 {
             let pgno = db.header.freeListHead
+            guard pgno >= PageFormat.firstDataPage, pgno < db.header.pageCount, db.header.freeCount > 0 else {
+                throw JetError(.databaseCorrupted, "the free list of \(db.path) names page \(pgno) (\(db.header.freeCount) free); check the instance's pages and restore from a backup")
+            }
             f = try cache.fetch(dbid, pgno)
             guard f.type == .free else { throw Node.corrupt(f, db, "free list names a page in use") }
             db.header.freeListHead = f.next
@@ -43,18 +48,14 @@ struct BTree {
             f = try cache.create(dbid, pgno)
         }
         change(f)
-        f.format(type, pageSize: db.pageSize)
-        try markHeader()
         return f
     }
 
     private func free(_ f: PageFrame) throws {
         change(f)
-        f.format(.free, pageSize: db.pageSize)
-        f.setU32(PageFormat.nextOffset, db.header.freeListHead)
+        try log(f, .free(next: db.header.freeListHead))
         db.header.freeListHead = f.pgno
         db.header.freeCount += 1
-        try markHeader()
     }
 
     // MARK: Overflow chains
@@ -63,12 +64,10 @@ struct BTree {
         let cap = overflowCapacity
         let n = (value.count + cap - 1) / cap
         var frames: [PageFrame] = []
-        for _ in 0..<n { frames.append(try allocate(.overflow)) }
+        for _ in 0..<n { frames.append(try allocate()) }
         for (k, f) in frames.enumerated() {
             let lo = k * cap, hi = min(value.count, lo + cap)
-            f.copyIn(UnsafeRawBufferPointer(rebasing: value[lo..<hi]), at: PageFormat.headerSize)
-            f.setU32(PageFormat.usedOffset, UInt32(hi - lo))
-            f.setU32(PageFormat.nextOffset, k + 1 < n ? frames[k + 1].pgno : 0)
+            try log(f, .overflow(next: k + 1 < n ? frames[k + 1].pgno : 0, bytes: [UInt8](value[lo..<hi])))
         }
         return frames[0].pgno
     }
@@ -199,41 +198,48 @@ struct BTree {
     @discardableResult
     func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool {
         let (leaf, path) = try descend(key)
-        var (i, found) = try Node.lowerBound(leaf, key, db)
+        let (i, found) = try Node.lowerBound(leaf, key, db)
         change(leaf)
-        if found {
-            try removeValue(leaf, i)
-        }
-        let inline = Node.cellHeader + key.count + value.count <= maxInlineCell
+        // The old value's overflow pages are freed first, so the new value can reuse them.
+        if found { try freeOverflowOf(leaf, i) }
         let cell: [UInt8]
-        if inline {
+        if Node.cellHeader + key.count + value.count <= maxInlineCell {
             cell = Node.leafCell(key: key, valueLength: value.count, inline: value, overflow: 0)
         } else {
             cell = Node.leafCell(key: key, valueLength: value.count, inline: nil, overflow: try writeOverflow(value))
         }
-        if try !Node.insertCell(leaf, i, cell, db) {
-            try split(leaf, insert: cell, at: &i, path: path)
+        if found {
+            if try Node.fits(leaf, replacing: i, with: cell, db) {
+                try log(leaf, .replace(slot: i, cell: cell))
+                return true
+            }
+            try log(leaf, .delete(slot: i))
+        } else if Node.fits(leaf, cell) {
+            try log(leaf, .insert(slot: i, cell: cell))
+            return false
         }
+        try split(leaf, insert: cell, at: i, path: path)
         return found
     }
 
-    /// Removes cell `i` of a leaf and frees its overflow pages.
-    private func removeValue(_ leaf: PageFrame, _ i: Int) throws {
+    /// Frees the overflow pages of leaf cell `i`, if its value lives there.
+    private func freeOverflowOf(_ leaf: PageFrame, _ i: Int) throws {
         let o = try Node.cellOffset(leaf, i, db)
         if (leaf.buffer[o + 2] & Node.overflowFlag) != 0 {
             let kl = Int(leaf.buffer.u16(o))
+            guard o + Node.cellHeader + kl + 4 <= db.pageSize else { throw Node.corrupt(leaf, db, "cell \(i)") }
             try freeOverflow(first: leaf.buffer.u32(o + Node.cellHeader + kl))
         }
-        try Node.removeCell(leaf, i, db)
     }
 
-    /// Splits a full node while inserting `cell` at `i`, then inserts the separator into the
-    /// parent (splitting it too if needed, up to a new root).
-    private func split(_ node: PageFrame, insert cell: [UInt8], at i: inout Int, path: [(PageFrame, Int)]) throws {
+    /// Splits a full node while inserting `cell` at `at`, then inserts the separator into the
+    /// parent (splitting it too if needed, up to a new root). Logged as ESE logs a split: the
+    /// new page with the cells moved into it, the old page keeping its first cells.
+    private func split(_ node: PageFrame, insert cell: [UInt8], at: Int, path: [(PageFrame, Int)]) throws {
         var path = path
         var node = node
         var cell = cell
-        var at = i
+        var at = at
         while true {
             let type = node.type ?? .leaf
             var cells: [[UInt8]] = []
@@ -251,25 +257,31 @@ struct BTree {
                 while m < cells.count - 1 && acc + cells[m].count + 2 <= total / 2 { acc += cells[m].count + 2; m += 1 }
                 m = max(1, min(m, cells.count - 1))
             }
-            let right = try allocate(type)
-            Node.rewrite(node, cells[0..<m], type: type, db)
-            Node.rewrite(right, cells[m...], type: type, db)
+            let right = try allocate()
+            try log(right, .format(type: type, cells: Array(cells[m...])))
+            if at < m {
+                try log(node, .keep(count: m - 1))
+                try log(node, .insert(slot: at, cell: cell))
+            } else {
+                try log(node, .keep(count: m))
+            }
             let sepKey = cells[m].withUnsafeBytes { b in
                 [UInt8](b[Node.cellHeader..<(Node.cellHeader + Int(b.u16(0)))])
             }
             let sepCell = sepKey.withUnsafeBytes { Node.branchCell(key: $0, child: right.pgno) }
             guard let (parent, ci) = path.popLast() else {
                 // New root: its cell 0 stands for "everything below sepKey".
-                let root = try allocate(.branch)
+                let root = try allocate()
                 let left = [UInt8]().withUnsafeBytes { Node.branchCell(key: $0, child: node.pgno) }
-                _ = try Node.insertCell(root, 0, left, db)
-                _ = try Node.insertCell(root, 1, sepCell, db)
+                try log(root, .format(type: .branch, cells: [left, sepCell]))
                 db.header.rootPage = root.pgno
-                try markHeader()
                 return
             }
             change(parent)
-            if try Node.insertCell(parent, ci + 1, sepCell, db) { return }
+            if Node.fits(parent, sepCell) {
+                try log(parent, .insert(slot: ci + 1, cell: sepCell))
+                return
+            }
             node = parent
             cell = sepCell
             at = ci + 1
@@ -283,15 +295,15 @@ struct BTree {
         let (i, found) = try Node.lowerBound(leaf, key, db)
         guard found else { return false }
         change(leaf)
-        try removeValue(leaf, i)
+        try freeOverflowOf(leaf, i)
+        try log(leaf, .delete(slot: i))
         if leaf.count == 0, let (parent, ci) = path.last, parent.count > 1 {
             change(parent)
-            try Node.removeCell(parent, ci, db)
+            try log(parent, .delete(slot: ci))
             try free(leaf)
             if parent.pgno == db.header.rootPage && parent.count == 1 {
                 db.header.rootPage = try Node.child(parent, 0, db)
                 try free(parent)
-                try markHeader()
             }
         }
         return true

@@ -100,75 +100,14 @@ enum Node {
         f.cellStart - (PageFormat.headerSize + 2 * f.count)
     }
 
-    /// Inserts a prepared cell at slot `i`; false if it does not fit even after compaction.
-    static func insertCell(_ f: PageFrame, _ i: Int, _ cell: [UInt8], _ db: DatabaseFile) throws -> Bool {
-        let need = cell.count + 2
-        if need > freeSpace(f) {
-            guard need <= freeSpace(f) + f.fragmented else { return false }
-            try compact(f, db)
-        }
-        let start = f.cellStart - cell.count
-        cell.withUnsafeBytes { f.copyIn($0, at: start) }
-        let slots = PageFormat.headerSize
-        f.move(from: slots + 2 * i, to: slots + 2 * (i + 1), count: 2 * (f.count - i))
-        f.setU16(slots + 2 * i, UInt16(start))
-        f.setU16(PageFormat.countOffset, UInt16(f.count + 1))
-        f.setU16(PageFormat.cellStartOffset, UInt16(start))
-        return true
+    /// True if `cell` can be inserted (compacting the page if need be).
+    static func fits(_ f: PageFrame, _ cell: [UInt8]) -> Bool {
+        cell.count + 2 <= freeSpace(f) + f.fragmented
     }
 
-    static func removeCell(_ f: PageFrame, _ i: Int, _ db: DatabaseFile) throws {
-        let size = try cellSize(f, i, db)
-        let o = try cellOffset(f, i, db)
-        let slots = PageFormat.headerSize
-        f.move(from: slots + 2 * (i + 1), to: slots + 2 * i, count: 2 * (f.count - i - 1))
-        f.setU16(PageFormat.countOffset, UInt16(f.count - 1))
-        f.zero((slots + 2 * f.count)..<(slots + 2 * f.count + 2))
-        if o == f.cellStart {
-            f.setU16(PageFormat.cellStartOffset, UInt16(o + size))
-        } else {
-            f.setU16(PageFormat.fragmentedOffset, UInt16(f.fragmented + size))
-        }
-        f.zero(o..<(o + size))
-    }
-
-    /// Rewrites the page with `cells` (in order), packed at the end, free space zeroed.
-    static func rewrite(_ f: PageFrame, _ cells: ArraySlice<[UInt8]>, type: PageFormat.PageType, _ db: DatabaseFile) {
-        let size = db.pageSize
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
-        defer { scratch.deallocate() }
-        scratch.initializeMemory(as: UInt8.self, repeating: 0)
-        scratch.copyMemory(from: UnsafeRawBufferPointer(rebasing: f.bytes[0..<PageFormat.headerSize]))
-        scratch[PageFormat.typeOffset] = type.rawValue
-        var top = size
-        for (k, cell) in cells.enumerated() {
-            top -= cell.count
-            cell.withUnsafeBytes { (scratch.baseAddress! + top).copyMemory(from: $0.baseAddress!, byteCount: cell.count) }
-            scratch.setU16(PageFormat.headerSize + 2 * k, UInt16(top))
-        }
-        scratch.setU16(PageFormat.countOffset, UInt16(cells.count))
-        scratch.setU16(PageFormat.cellStartOffset, UInt16(top))
-        scratch.setU16(PageFormat.fragmentedOffset, 0)
-        // Log only what differs from the page as it was.
-        var i = 0
-        let old = f.bytes
-        while i < size {
-            if old[i] == scratch[i] { i += 1; continue }
-            var last = i, j = i + 1
-            while j < size && j - last <= 8 {
-                if old[j] != scratch[j] { last = j }
-                j += 1
-            }
-            f.copyIn(UnsafeRawBufferPointer(rebasing: scratch[i...last]), at: i)
-            i = last + 1
-        }
-    }
-
-    static func compact(_ f: PageFrame, _ db: DatabaseFile) throws {
-        var cells: [[UInt8]] = []
-        cells.reserveCapacity(f.count)
-        for i in 0..<f.count { cells.append(try cellBytes(f, i, db)) }
-        rewrite(f, cells[...], type: f.type ?? .leaf, db)
+    /// True if cell `i` can be replaced by `cell`: the old cell's bytes and slot come free first.
+    static func fits(_ f: PageFrame, replacing i: Int, with cell: [UInt8], _ db: DatabaseFile) throws -> Bool {
+        cell.count + 2 <= freeSpace(f) + f.fragmented + (try cellSize(f, i, db)) + 2
     }
 
     static func leafCell(key: UnsafeRawBufferPointer, valueLength: Int, inline value: UnsafeRawBufferPointer?, overflow: UInt32) -> [UInt8] {

@@ -41,6 +41,14 @@ struct ByteWriter {
     mutating func raw(_ b: UnsafeRawBufferPointer) { bytes.append(contentsOf: b) }
     mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
     mutating func string(_ s: String) { let u = Array(s.utf8); u16(UInt16(u.count)); raw(u) }
+    /// LEB128: seven bits a byte, low first; the high bit says another byte follows.
+    mutating func varint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 { bytes.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
+        bytes.append(UInt8(v))
+    }
+    mutating func varint(_ v: Int) { varint(UInt64(v)) }
+    mutating func varint(_ v: UInt32) { varint(UInt64(v)) }
 }
 
 /// Reads little-endian fields; every read is bounds-checked and a short buffer throws
@@ -63,6 +71,25 @@ struct ByteReader {
         try need(n)
         defer { offset += n }
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
+    }
+    /// LEB128 (`ByteWriter.varint`); more than ten bytes, or bits past 64, is `corrupt`.
+    mutating func varint() throws -> UInt64 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try u8()
+            if shift == 63 && b > 1 { throw corrupt }
+            v |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return v }
+            shift += 7
+            if shift > 63 { throw corrupt }
+        }
+    }
+    /// A varint that must fit `limit` (a page number, a slot, a length).
+    mutating func varint(max limit: UInt64) throws -> UInt64 {
+        let v = try varint()
+        guard v <= limit else { throw corrupt }
+        return v
     }
     mutating func string() throws -> String {
         let n = Int(try u16())

@@ -7,6 +7,8 @@ public enum FileNames {
     /// The next generation, created ahead so a roll is a rename.
     public static let preparedLog = "edbtmp.log"
     public static let events = "events.log"
+    /// Page copies written before pages are written in place (torn-page repair).
+    public static let doublewrite = "edb.dw"
     public static let databaseExtension = ".edb"
     /// A restore in progress into this directory (its presence refuses other commands).
     public static let restoreMarker = "RESTORE_IN_PROGRESS"

@@ -22,9 +22,10 @@
 /// ```
 /// A zero length with type zero marks the end of what was written (files start zeroed).
 ///
-/// Why the mask: generation files are zero-filled before use, and page images are full of
-/// zero runs; masked, a payload holds a 512-byte run of zeros only where the data held 512
-/// bytes of 0xA5 in a row, which pages and the load generator never do. So a record whose
+/// Why the mask: generation files are zero-filled before use, and payloads hold zero runs
+/// (fields, cells, overflow bytes); masked, a payload holds a 512-byte run of zeros only where
+/// the data held 512 bytes of 0xA5 in a row, which the engine's records and the load generator
+/// never do. So a record whose
 /// extent holds an all-zero 512-byte sector was cut by a crash (a torn write: sectors are
 /// written whole or not at all), while a record whose every sector was written yet fails its
 /// checksum was damaged afterwards. The first is the end of the log; the second is
@@ -34,7 +35,7 @@
 /// zstd sees the same matches and the same symbol frequencies, only relabelled.
 public enum LogFormat {
     public static let magic: [UInt8] = Array("JETLOG01".utf8)
-    public static let version: UInt32 = 3
+    public static let version: UInt32 = 4
     public static let sectorSize = 512
     public static let headerSize = 4096
     public static let recordHeaderSize = 12
@@ -86,7 +87,9 @@ public enum LogFormat {
                     + "restore from a backup")
             }
             guard p.u32(8) == LogFormat.version else {
-                throw JetError(.logReadVerifyFailure, "\(file) has log format version \(p.u32(8)), this jetbackup reads \(LogFormat.version)")
+                let v = p.u32(8)
+                throw JetError(.logReadVerifyFailure, "\(file) has log format version \(v), this jetbackup reads \(LogFormat.version)"
+                               + (v < LogFormat.version ? "; it was written by an earlier jetbackup: read it with that version" : ""))
             }
             return Header(generation: p.u32(12), signature: Signature.decode(p, 16), creationTime: p.u64(32),
                           previousCreationTime: p.u64(40), fileSize: p.u32(48))

@@ -1,49 +1,86 @@
-/// What a committed transaction writes to the log: physical redo of every page it changed.
+/// What a committed transaction writes to the log: physiological redo (ESE's log records).
 ///
-/// A page's first change after a checkpoint is logged as a full image (free space left
-/// out); later changes as byte ranges on top of it. Replay from a checkpoint therefore
-/// rebuilds every page changed since, whatever the age or state (torn, stale, newer) of
-/// the copy on disk: the rule that makes an online, page-by-page copy restorable.
+/// Each changed page gets one group: the page's dbtime before the transaction, the dbtime it
+/// has after (the database's, bumped once per transaction), and the changes made to it in
+/// order — a record inserted, replaced or deleted at a slot, a page formatted with the
+/// records a split moved into it, an overflow page's bytes, a free-list link, the header's
+/// allocation fields. Redo re-runs exactly those changes on the page, and only on the version
+/// they were made from (its dbtime is the group's "before"): the log grows with what was
+/// committed, not with the pages it touched. Torn pages are not repaired from the log but
+/// from the doublewrite file (`Doublewrite`), before redo.
 ///
-/// Payload: a sequence of operations until the end:
+/// Payload:
 /// ```
-/// 1 image:  u16 dbid, u32 pgno, u16 holeStart, u16 holeLength, u32 n, n bytes
-/// 2 ranges: u16 dbid, u32 pgno, u64 previous dbtime, u16 count, count × (u16 offset, u16 length, bytes)
+/// u64 commit time (µs since the epoch, from the engine's clock; never less than the previous commit's)
+/// then operations until the end:
+/// 1 dbtime:  varint dbid, varint dbtime — the database's dbtime after this transaction;
+///            the page groups of that database below carry it as their "after"
+/// 2 page:    varint dbid, varint pgno, varint (after − before), varint n, n changes
 /// 3 create database: u16 dbid, u32 page size, 16 signature, name (u16 length + UTF-8)
 /// ```
-public enum LogOperation: Sendable {
-    case pageImage(dbid: UInt16, pgno: UInt32, holeStart: Int, holeLength: Int, bytes: [UInt8])
-    case pageRanges(dbid: UInt16, pgno: UInt32, previousDbtime: UInt64, ranges: [(offset: Int, bytes: [UInt8])])
-    case createDatabase(dbid: UInt16, pageSize: UInt32, signature: Signature, name: String)
+/// Changes (`PageChange`), each a tag and its fields:
+/// ```
+/// 1 insert:     varint slot, cell
+/// 2 delete:     varint slot
+/// 3 replace:    varint slot, cell                       (delete then insert at the slot)
+/// 4 format:     u8 page type, varint n, n cells          (the whole page: a split's new page, a new root)
+/// 5 keep:       varint n                                 (drop the cells from slot n on, repack: a split's old page)
+/// 6 overflow:   varint next, varint n, n bytes           (the whole page)
+/// 7 free:       varint next                              (the whole page: a free-list page)
+/// 8 allocation: varint page count, varint root, varint free-list head, varint free count (page 0)
+/// 9 header:     varint n, n bytes                        (page 0's header fields from byte 32)
+/// cell: u8 kind, varint key length, then
+///       kind 0 (leaf, value inline):       varint value length, key, value
+///       kind 1 (leaf, value in overflow):  varint value length, varint first overflow page, key
+///       kind 2 (branch):                   varint child, key
+/// ```
+public struct LogTransaction: Sendable, Equatable {
+    public var commitTime: UInt64
+    public var operations: [LogOperation]
 
-    static let imageTag: UInt8 = 1
-    static let rangesTag: UInt8 = 2
+    public init(commitTime: UInt64, operations: [LogOperation]) {
+        self.commitTime = commitTime; self.operations = operations
+    }
+
+    static let dbtimeTag: UInt8 = 1
+    static let pageTag: UInt8 = 2
     static let createTag: UInt8 = 3
 
+    static func malformed(_ place: String) -> JetError {
+        JetError(.logReadVerifyFailure, "log record at \(place) has a valid checksum but a malformed body; the log is damaged: restore from a backup")
+    }
+
+    /// The commit time alone (the first eight bytes), without decoding the changes.
+    public static func commitTime(_ payload: UnsafeRawBufferPointer, where place: String) throws -> UInt64 {
+        var r = ByteReader(payload, corrupt: malformed(place))
+        return try r.u64()
+    }
+
     /// Decodes a transaction payload. `where` names generation and offset for errors.
-    public static func decode(_ payload: UnsafeRawBufferPointer, where place: String) throws -> [LogOperation] {
-        let corrupt = JetError(.logReadVerifyFailure,
-                               "log record at \(place) has a valid checksum but a malformed body; the log is damaged: restore from a backup")
+    public static func decode(_ payload: UnsafeRawBufferPointer, where place: String) throws -> LogTransaction {
+        let corrupt = malformed(place)
         var r = ByteReader(payload, corrupt: corrupt)
+        let time = try r.u64()
         var ops: [LogOperation] = []
+        var after: [UInt16: UInt64] = [:]
         while r.remaining > 0 {
             switch try r.u8() {
-            case imageTag:
-                let dbid = try r.u16(), pgno = try r.u32()
-                let hs = Int(try r.u16()), hl = Int(try r.u16())
-                let n = Int(try r.u32())
-                let bytes = [UInt8](try r.raw(n))
-                ops.append(.pageImage(dbid: dbid, pgno: pgno, holeStart: hs, holeLength: hl, bytes: bytes))
-            case rangesTag:
-                let dbid = try r.u16(), pgno = try r.u32(), prev = try r.u64()
-                let count = Int(try r.u16())
-                var ranges: [(Int, [UInt8])] = []
-                ranges.reserveCapacity(count)
-                for _ in 0..<count {
-                    let off = Int(try r.u16()), len = Int(try r.u16())
-                    ranges.append((off, [UInt8](try r.raw(len))))
-                }
-                ops.append(.pageRanges(dbid: dbid, pgno: pgno, previousDbtime: prev, ranges: ranges))
+            case dbtimeTag:
+                let dbid = UInt16(try r.varint(max: UInt64(UInt16.max)))
+                let t = try r.varint()
+                guard t > 0 else { throw corrupt }
+                after[dbid] = t
+            case pageTag:
+                let dbid = UInt16(try r.varint(max: UInt64(UInt16.max)))
+                let pgno = UInt32(try r.varint(max: UInt64(UInt32.max)))
+                guard let a = after[dbid] else { throw corrupt }
+                let delta = try r.varint()
+                guard delta > 0, delta <= a else { throw corrupt }
+                let n = Int(try r.varint(max: 1 << 16))
+                var changes: [PageChange] = []
+                changes.reserveCapacity(min(n, 64))
+                for _ in 0..<n { changes.append(try PageChange.decode(&r)) }
+                ops.append(.page(dbid: dbid, pgno: pgno, before: a - delta, after: a, changes: changes))
             case createTag:
                 let dbid = try r.u16(), ps = try r.u32()
                 let sig = Signature(random: try r.u64(), time: try r.u64())
@@ -53,7 +90,137 @@ public enum LogOperation: Sendable {
                 throw corrupt
             }
         }
-        return ops
+        return LogTransaction(commitTime: time, operations: ops)
+    }
+}
+
+/// One operation of a transaction, as decoded.
+public enum LogOperation: Sendable, Equatable {
+    /// The changes of one page, made from the version at dbtime `before`; it is at `after` then.
+    case page(dbid: UInt16, pgno: UInt32, before: UInt64, after: UInt64, changes: [PageChange])
+    case createDatabase(dbid: UInt16, pageSize: UInt32, signature: Signature, name: String)
+}
+
+/// A change to one page (see `LogTransaction` for the encoding; `PageChange.apply` for what
+/// each does). Cells are in the page's own layout (`Node`).
+public enum PageChange: Sendable, Equatable {
+    case insert(slot: Int, cell: [UInt8])
+    case delete(slot: Int)
+    case replace(slot: Int, cell: [UInt8])
+    case format(type: PageFormat.PageType, cells: [[UInt8]])
+    case keep(count: Int)
+    case overflow(next: UInt32, bytes: [UInt8])
+    case free(next: UInt32)
+    case allocation(pageCount: UInt32, root: UInt32, freeListHead: UInt32, freeCount: UInt32)
+    case header(bytes: [UInt8])
+
+    static let insertTag: UInt8 = 1, deleteTag: UInt8 = 2, replaceTag: UInt8 = 3, formatTag: UInt8 = 4
+    static let keepTag: UInt8 = 5, overflowTag: UInt8 = 6, freeTag: UInt8 = 7, allocationTag: UInt8 = 8
+    static let headerTag: UInt8 = 9
+
+    /// True for the changes that define the whole page: redo may apply them to a page that was
+    /// never written or cannot be read (a page allocated after the copy on disk was made).
+    public var definesWholePage: Bool {
+        switch self {
+        case .format, .overflow, .free: true
+        default: false
+        }
+    }
+
+    /// Appends the encoding; `branch` says how to read the cells (those of a branch page).
+    func encode(into w: inout ByteWriter, branch: Bool) {
+        switch self {
+        case .insert(let slot, let cell):
+            w.u8(Self.insertTag); w.varint(slot); Self.encodeCell(cell, branch: branch, into: &w)
+        case .delete(let slot):
+            w.u8(Self.deleteTag); w.varint(slot)
+        case .replace(let slot, let cell):
+            w.u8(Self.replaceTag); w.varint(slot); Self.encodeCell(cell, branch: branch, into: &w)
+        case .format(let type, let cells):
+            w.u8(Self.formatTag); w.u8(type.rawValue); w.varint(cells.count)
+            for c in cells { Self.encodeCell(c, branch: type == .branch, into: &w) }
+        case .keep(let count):
+            w.u8(Self.keepTag); w.varint(count)
+        case .overflow(let next, let bytes):
+            w.u8(Self.overflowTag); w.varint(next); w.varint(bytes.count); w.raw(bytes)
+        case .free(let next):
+            w.u8(Self.freeTag); w.varint(next)
+        case .allocation(let pc, let root, let head, let count):
+            w.u8(Self.allocationTag); w.varint(pc); w.varint(root); w.varint(head); w.varint(count)
+        case .header(let bytes):
+            w.u8(Self.headerTag); w.varint(bytes.count); w.raw(bytes)
+        }
+    }
+
+    static func decode(_ r: inout ByteReader) throws -> PageChange {
+        let maxSlot = UInt64(PageFormat.supportedPageSizes.last! / 2)
+        switch try r.u8() {
+        case insertTag: return .insert(slot: Int(try r.varint(max: maxSlot)), cell: try decodeCell(&r))
+        case deleteTag: return .delete(slot: Int(try r.varint(max: maxSlot)))
+        case replaceTag: return .replace(slot: Int(try r.varint(max: maxSlot)), cell: try decodeCell(&r))
+        case formatTag:
+            guard let type = PageFormat.PageType(rawValue: try r.u8()), type == .leaf || type == .branch else { throw r.corrupt }
+            let n = Int(try r.varint(max: maxSlot))
+            var cells: [[UInt8]] = []
+            cells.reserveCapacity(n)
+            for _ in 0..<n { cells.append(try decodeCell(&r)) }
+            return .format(type: type, cells: cells)
+        case keepTag: return .keep(count: Int(try r.varint(max: maxSlot)))
+        case overflowTag:
+            let next = UInt32(try r.varint(max: UInt64(UInt32.max)))
+            let n = Int(try r.varint(max: UInt64(PageFormat.supportedPageSizes.last!)))
+            return .overflow(next: next, bytes: [UInt8](try r.raw(n)))
+        case freeTag: return .free(next: UInt32(try r.varint(max: UInt64(UInt32.max))))
+        case allocationTag:
+            let m = UInt64(UInt32.max)
+            return .allocation(pageCount: UInt32(try r.varint(max: m)), root: UInt32(try r.varint(max: m)),
+                               freeListHead: UInt32(try r.varint(max: m)), freeCount: UInt32(try r.varint(max: m)))
+        case headerTag:
+            let n = Int(try r.varint(max: UInt64(PageFormat.supportedPageSizes.last!)))
+            return .header(bytes: [UInt8](try r.raw(n)))
+        default:
+            throw r.corrupt
+        }
+    }
+
+    static let leafInline: UInt8 = 0, leafOverflow: UInt8 = 1, branchCell: UInt8 = 2
+
+    /// A node cell (`Node`'s layout) in its compact log form.
+    static func encodeCell(_ cell: [UInt8], branch: Bool, into w: inout ByteWriter) {
+        cell.withUnsafeBytes { c in
+            let kl = Int(c.u16(0))
+            let key = UnsafeRawBufferPointer(rebasing: c[Node.cellHeader..<(Node.cellHeader + kl)])
+            if branch {
+                w.u8(branchCell); w.varint(kl); w.varint(c.u32(4)); w.raw(key)
+            } else if (c[2] & Node.overflowFlag) != 0 {
+                w.u8(leafOverflow); w.varint(kl); w.varint(c.u32(4))
+                w.varint(c.u32(Node.cellHeader + kl)); w.raw(key)
+            } else {
+                w.u8(leafInline); w.varint(kl); w.varint(c.u32(4)); w.raw(key)
+                w.raw(UnsafeRawBufferPointer(rebasing: c[(Node.cellHeader + kl)...]))
+            }
+        }
+    }
+
+    /// A compact cell back in `Node`'s layout.
+    static func decodeCell(_ r: inout ByteReader) throws -> [UInt8] {
+        let kind = try r.u8()
+        let kl = Int(try r.varint(max: UInt64(BTree.maxKeyLength)))
+        switch kind {
+        case leafInline:
+            let vl = Int(try r.varint(max: UInt64(PageFormat.supportedPageSizes.last!)))
+            let key = try r.raw(kl), value = try r.raw(vl)
+            return Node.leafCell(key: key, valueLength: vl, inline: value, overflow: 0)
+        case leafOverflow:
+            let vl = Int(try r.varint(max: UInt64(BTree.maxValueLength)))
+            let first = UInt32(try r.varint(max: UInt64(UInt32.max)))
+            return Node.leafCell(key: try r.raw(kl), valueLength: vl, inline: nil, overflow: first)
+        case branchCell:
+            let child = UInt32(try r.varint(max: UInt64(UInt32.max)))
+            return Node.branchCell(key: try r.raw(kl), child: child)
+        default:
+            throw r.corrupt
+        }
     }
 }
 
@@ -61,28 +228,22 @@ public enum LogOperation: Sendable {
 struct LogPayloadBuilder {
     var w = ByteWriter(capacity: 4096)
 
-    var isEmpty: Bool { w.bytes.isEmpty }
+    init(commitTime: UInt64) { w.u64(commitTime) }
 
-    mutating func image(dbid: UInt16, pgno: UInt32, page: UnsafeRawBufferPointer) {
-        let hole = PageFormat.hole(page)
-        w.u8(LogOperation.imageTag); w.u16(dbid); w.u32(pgno)
-        w.u16(UInt16(hole.lowerBound)); w.u16(UInt16(hole.count))
-        w.u32(UInt32(page.count - hole.count))
-        w.raw(UnsafeRawBufferPointer(rebasing: page[0..<hole.lowerBound]))
-        w.raw(UnsafeRawBufferPointer(rebasing: page[hole.upperBound...]))
+    var isEmpty: Bool { w.bytes.count <= 8 }
+
+    mutating func dbtime(dbid: UInt16, _ after: UInt64) {
+        w.u8(LogTransaction.dbtimeTag); w.varint(UInt64(dbid)); w.varint(after)
     }
 
-    mutating func ranges(dbid: UInt16, pgno: UInt32, previousDbtime: UInt64, page: UnsafeRawBufferPointer, ranges: [Range<Int>]) {
-        w.u8(LogOperation.rangesTag); w.u16(dbid); w.u32(pgno); w.u64(previousDbtime)
-        w.u16(UInt16(ranges.count))
-        for r in ranges {
-            w.u16(UInt16(r.lowerBound)); w.u16(UInt16(r.count))
-            w.raw(UnsafeRawBufferPointer(rebasing: page[r]))
-        }
+    /// A page group whose changes are already encoded (`PageFrame.redo`).
+    mutating func page(dbid: UInt16, pgno: UInt32, before: UInt64, after: UInt64, count: Int, changes: [UInt8]) {
+        w.u8(LogTransaction.pageTag); w.varint(UInt64(dbid)); w.varint(pgno); w.varint(after - before)
+        w.varint(count); w.raw(changes)
     }
 
     mutating func createDatabase(dbid: UInt16, pageSize: UInt32, signature: Signature, name: String) {
-        w.u8(LogOperation.createTag); w.u16(dbid); w.u32(pageSize)
+        w.u8(LogTransaction.createTag); w.u16(dbid); w.u32(pageSize)
         w.u64(signature.random); w.u64(signature.time)
         w.string(name)
     }

@@ -98,24 +98,4 @@ public enum PageFormat {
     }
 
     static func hex(_ v: UInt32) -> String { "0x" + FileNames.hex8(v).lowercased() }
-
-    /// The bytes of a page that carry nothing (free space): full page images leave them out.
-    public static func hole(_ page: UnsafeRawBufferPointer) -> Range<Int> {
-        let size = page.count
-        switch PageType(rawValue: page[typeOffset]) {
-        case .leaf, .branch:
-            let lo = headerSize + 2 * Int(page.u16(countOffset))
-            let hi = Int(page.u16(cellStartOffset))
-            return (lo <= hi && hi <= size) ? lo..<hi : size..<size
-        case .overflow:
-            let lo = headerSize + Int(page.u32(usedOffset))
-            return lo <= size ? lo..<size : size..<size
-        case .free:
-            return headerSize..<size
-        case .header:
-            return DatabaseHeader.encodedEnd..<size
-        case nil:
-            return size..<size
-        }
-    }
 }

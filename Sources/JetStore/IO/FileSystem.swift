@@ -7,6 +7,8 @@ public protocol StorageFile: AnyObject, Sendable {
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int
     /// Writes all of `bytes` at `offset`, extending the file as needed.
     func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws
+    /// Writes `parts` one after the other from `offset`, as one write (pwritev).
+    func write(at offset: Int64, gathering parts: [UnsafeRawBufferPointer]) throws
     /// Makes everything written so far durable.
     func sync() throws
     func size() throws -> Int64
@@ -16,6 +18,19 @@ public protocol StorageFile: AnyObject, Sendable {
 }
 
 extension StorageFile {
+    /// One write of the parts joined (a file system without gathered writes).
+    public func write(at offset: Int64, gathering parts: [UnsafeRawBufferPointer]) throws {
+        let total = parts.reduce(0) { $0 + $1.count }
+        let joined = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 4096)
+        defer { joined.deallocate() }
+        var o = 0
+        for p in parts where p.count > 0 {
+            (joined.baseAddress! + o).copyMemory(from: p.baseAddress!, byteCount: p.count)
+            o += p.count
+        }
+        try write(at: offset, UnsafeRawBufferPointer(joined))
+    }
+
     /// Starts writing `length` bytes at `offset` back to the device without waiting, so a
     /// later `sync` has less left to do. A hint: no effect where unsupported.
     public func startWriteback(offset: Int64, length: Int) {}
@@ -29,6 +44,10 @@ public enum OpenMode: Sendable {
     case createNew
     /// Creates or empties the file.
     case createOrTruncate
+    /// Like `readWrite`, but writes go straight to the device where the file system allows
+    /// (O_DIRECT), from page-aligned buffers in whole pages: for the doublewrite file, written
+    /// once and read only after a crash, which should not crowd the databases out of the page cache.
+    case readWriteDirect
     /// Like `createNew`, but writes go straight to the device where the file system allows
     /// (O_DIRECT): for large sequential copies of whole pages from page-aligned buffers, which
     /// should neither pass through nor crowd out the page cache. Elsewhere it is `createNew`.

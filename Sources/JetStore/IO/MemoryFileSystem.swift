@@ -37,6 +37,15 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     private var readOnly: Set<String> = []
     /// Writes and fsyncs performed; the crash point counts these.
     public private(set) var ioCount = 0
+    /// With `traceIO` on, each counted operation as (its number, path, kind): tests find
+    /// the crash points of one file this way.
+    public var traceIO: Bool {
+        get { lock.withLock { tracing } }
+        set { lock.withLock { tracing = newValue } }
+    }
+    public var ioTrace: [(index: Int, path: String, kind: IOKind)] { lock.withLock { trace } }
+    private var tracing = false
+    private var trace: [(index: Int, path: String, kind: IOKind)] = []
     /// fsyncs of files (group commit tests count these).
     public var syncCount: Int { lock.withLock { syncs } }
     fileprivate var syncs = 0
@@ -149,6 +158,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
         try lock.withLock {
             if crashed { throw JetError(.diskIO, "simulated crash: \(path) is gone with the machine") }
             ioCount += 1
+            if tracing { trace.append((ioCount, path, kind)) }
             if let c = crashAt, ioCount >= c {
                 crashed = true
                 throw JetError(.diskIO, "simulated crash at I/O \(ioCount) (\(path))")
@@ -210,9 +220,9 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
                 throw JetError(.fileNotFound, "\(parent) does not exist (open \(path))")
             }
             switch mode {
-            case .readOnly, .readWrite:
+            case .readOnly, .readWrite, .readWriteDirect:
                 guard let n = files[path] else { throw JetError(.fileNotFound, "\(path) does not exist (open)") }
-                return MemoryFile(fs: self, path: path, node: n, writable: mode == .readWrite)
+                return MemoryFile(fs: self, path: path, node: n, writable: mode != .readOnly)
             case .createNew, .createNewDirect:
                 try checkWritableLocked(path, "create")
                 if files[path] != nil || directories.contains(path) {

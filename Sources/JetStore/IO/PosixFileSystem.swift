@@ -84,6 +84,43 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
         }
     }
 
+    public func write(at offset: Int64, gathering parts: [UnsafeRawBufferPointer]) throws {
+        var iov = parts.filter { $0.count > 0 }.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress!), iov_len: $0.count) }
+        var at = offset
+        var first = 0
+        while first < iov.count {
+            let n = min(iov.count - first, 1024)
+            let done = iov.withUnsafeMutableBufferPointer { b in
+                Glibc.pwritev(fd.rawValue, b.baseAddress! + first, Int32(n), off_t(at))
+            }
+            if done < 0 {
+                let e = Errno(rawValue: errno)
+                if e == .interrupted { continue }
+                if e == .invalidArgument && direct.isSet {
+                    // The device will not take this direct write: through the page cache from here on.
+                    let flags = fcntl(fd.rawValue, F_GETFL)
+                    _ = fcntl(fd.rawValue, F_SETFL, flags & ~PosixFileSystem.directFlag)
+                    direct.clear()
+                    continue
+                }
+                throw ioError(e, "write", path)
+            }
+            // Skip what was written; a short write resumes inside a part.
+            var left = done
+            at += Int64(done)
+            while left > 0 && first < iov.count {
+                if left >= iov[first].iov_len {
+                    left -= iov[first].iov_len
+                    first += 1
+                } else {
+                    iov[first].iov_base = iov[first].iov_base! + left
+                    iov[first].iov_len -= left
+                    left = 0
+                }
+            }
+        }
+    }
+
     public func sync() throws {
         _ = try valueOrErrno("fsync", path) { fsync(fd.rawValue) }
     }
@@ -153,13 +190,13 @@ public struct PosixFileSystem: FileSystem {
         var options: FileDescriptor.OpenOptions = [.noFollow]
         switch mode {
         case .readOnly: access = .readOnly
-        case .readWrite: access = .readWrite
+        case .readWrite, .readWriteDirect: access = .readWrite
         case .createNew: access = .readWrite; options.formUnion([.create, .exclusiveCreate])
         case .createOrTruncate: access = .readWrite; options.formUnion([.create, .truncate])
         case .createNewDirect: access = .readWrite; options.formUnion([.create, .exclusiveCreate])
         }
         do {
-            if mode == .createNewDirect, Self.directFlag != 0 {
+            if mode == .createNewDirect || mode == .readWriteDirect, Self.directFlag != 0 {
                 let direct = FileDescriptor.OpenOptions(rawValue: options.rawValue | Self.directFlag)
                 do {
                     let fd = try FileDescriptor.open(FilePath(path), access, options: direct,

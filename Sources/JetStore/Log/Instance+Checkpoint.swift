@@ -2,25 +2,28 @@ extension Instance {
     /// Advances the checkpoint to the current end of the log. Called with the engine lock.
     ///
     /// Order, and what holds on disk after each step:
-    /// 1. `horizon` = the log position now; from here on a page's first change is logged
-    ///    as a full image (its dbtime is at most the database's dbtime at the horizon);
+    /// 1. `horizon` = the log position now;
     /// 2. the log is made durable (write-ahead rule for the pages below);
-    /// 3. every dirty page is written, every database fsynced: all changes logged before
-    ///    `horizon` are in the database files;
-    /// 4. `edb.chk` names `horizon`: recovery starts there. A crash before this step
+    /// 3. every dirty page is written (through the doublewrite file, in batches), every
+    ///    database fsynced: all changes logged before `horizon` are in the database files;
+    /// 4. a new doublewrite epoch starts: no page can be torn now, and no copy older than
+    ///    `horizon`'s pages is left for recovery to put back;
+    /// 5. `edb.chk` names `horizon`: recovery starts there. A crash before this step
     ///    recovers from the previous checkpoint, whose log is still all there;
-    /// 5. with circular logging, generations older than `horizon` are deleted.
+    /// 6. with circular logging, generations older than `horizon` are deleted.
     func checkpointLocked() throws {
         let horizon = log?.position ?? .zero
         try log?.flush()
-        for f in cache.dirtyFrames() {
-            try database(f.dbid).writePage(f.pgno, f.buffer)
-            f.dirty = false
+        let dirty = cache.dirtyFrames()
+        var i = 0
+        while i < dirty.count {
+            let batch = Array(dirty[i..<min(dirty.count, i + cache.batchSize)])
+            try writePages(batch)
+            for f in batch { f.dirty = false }
+            i += batch.count
         }
-        for db in databases.values {
-            try db.file.sync()
-            db.dbtimeAtCheckpoint = db.header.dbtime
-        }
+        try syncDatabases()
+        if let dw = doublewrite, dw.hasCopies { try dw.startEpoch() }
         guard log != nil else { return }
         let cp = Checkpoint(sequence: checkpoint.sequence + 1, logSignature: parameters.logSignature,
                             position: horizon, time: Clock.microsecondsSinceEpoch())

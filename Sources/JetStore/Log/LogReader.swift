@@ -103,6 +103,42 @@ public struct LogReader {
     }
 }
 
+extension LogReader {
+    /// A committed transaction as the log holds it: its commit time and where it ends.
+    public struct Commit: Sendable, Equatable {
+        /// Microseconds since the epoch (the engine's clock at the commit; never less than
+        /// the commit before it).
+        public var time: UInt64
+        /// The position just past its last record: replay through here includes it.
+        public var end: LogPosition
+    }
+
+    /// The commits of a chain of generations (`paths` oldest first, each checked by
+    /// `LogChainFault` by the caller if it must be), from `start` on: what a stop at a time or
+    /// a generation (`Instance.RecoveryStop`) would choose from. A transaction cut at the end
+    /// of the chain is left out.
+    public static func commits(fs: any FileSystem, paths: [String], from start: LogPosition? = nil) throws -> [Commit] {
+        var out: [Commit] = []
+        var assembler = TransactionAssembler()
+        for p in paths {
+            let bytes = try fs.readAll(p)
+            let header = try bytes.withUnsafeBytes { try LogFormat.Header.decode($0, file: p) }
+            if let s = start, header.generation < s.generation { continue }
+            let from = start.map { $0.generation == header.generation ? Int($0.offset) : LogFormat.headerSize } ?? LogFormat.headerSize
+            let g = try parse(bytes, path: p, from: from)
+            for (k, frag) in g.fragments.enumerated() {
+                if k == 0 && assembler.isOpen && (frag.type == .full || frag.type == .first) { assembler = TransactionAssembler() }
+                if let payload = try assembler.feed(frag, g) {
+                    let time = try payload.withUnsafeBytes { try LogTransaction.commitTime($0, where: "\(p) offset \(frag.offset)") }
+                    out.append(Commit(time: time, end: LogPosition(generation: g.header.generation,
+                                                                   offset: UInt32(frag.offset + LogFormat.recordSize(payload: frag.payload.count)))))
+                }
+            }
+        }
+        return out
+    }
+}
+
 /// Reassembles transactions from fragments across generations.
 struct TransactionAssembler {
     private var parts: [UInt8] = []

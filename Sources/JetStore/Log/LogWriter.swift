@@ -24,6 +24,8 @@ public final class LogWriter: @unchecked Sendable {
     private var durable: LogPosition
     private var flushing = false
     private var failure: JetError?
+    /// Bytes of records appended since this writer opened (headers, payloads, padding).
+    private var appended: Int64 = 0
     /// Size of the generations this writer creates (the instance's `log-file-size`); the
     /// current one keeps the size it was created with.
     private let nextFileSize: Int
@@ -50,6 +52,8 @@ public final class LogWriter: @unchecked Sendable {
     }
 
     public var currentGeneration: UInt32 { cond.withLock { generation } }
+
+    public var bytesAppended: Int64 { cond.withLock { appended } }
 
     /// The error that stopped the log, if any: the instance takes no more commits.
     var failed: JetError? { cond.withLock { failure } }
@@ -119,6 +123,7 @@ public final class LogWriter: @unchecked Sendable {
                 let minimum = 64
                 if room >= rest.count {
                     LogFormat.appendRecord(&pending, type: first ? .full : .last, payload: UnsafeRawBufferPointer(rebasing: rest))
+                    appended += Int64(LogFormat.recordSize(payload: rest.count))
                     break
                 }
                 if room >= minimum {
@@ -126,6 +131,7 @@ public final class LogWriter: @unchecked Sendable {
                     let n = min(take, rest.count)
                     LogFormat.appendRecord(&pending, type: first ? .first : .middle,
                                            payload: UnsafeRawBufferPointer(rebasing: rest.prefix(n)))
+                    appended += Int64(LogFormat.recordSize(payload: n))
                     rest = rest.dropFirst(n)
                     first = false
                     if rest.isEmpty {

@@ -8,9 +8,6 @@ final class DatabaseFile: @unchecked Sendable {
     var dbid: UInt16 { UInt16(truncatingIfNeeded: header.dbid) }
     /// The in-memory header; page 0 in the cache carries the same allocation fields.
     var header: DatabaseHeader
-    /// The database's dbtime at the last checkpoint: a page not changed since must be logged
-    /// whole on its next change.
-    var dbtimeAtCheckpoint: UInt64 = 0
 
     init(name: String, path: String, file: any StorageFile, header: DatabaseHeader) {
         self.name = name
@@ -34,11 +31,13 @@ final class DatabaseFile: @unchecked Sendable {
         }
     }
 
-    /// Seals and writes a page; page 0 is written to the shadow too.
-    func writePage(_ pgno: UInt32, _ buffer: UnsafeMutableRawBufferPointer) throws {
-        PageFormat.seal(buffer, pgno: pgno)
+    /// Seals and writes a page; page 0 is written to the shadow too (`syncBetween`: with an
+    /// fsync between, so a crash cannot tear both).
+    func writePage(_ pgno: UInt32, _ buffer: UnsafeMutableRawBufferPointer, syncBetween: Bool = false, sealed: Bool = false) throws {
+        if !sealed { PageFormat.seal(buffer, pgno: pgno) }
         try file.write(at: Int64(pgno) * Int64(pageSize), UnsafeRawBufferPointer(buffer))
         if pgno == PageFormat.headerPage {
+            if syncBetween { try file.sync() }
             try writeShadow(buffer)
         }
     }
@@ -52,10 +51,11 @@ final class DatabaseFile: @unchecked Sendable {
     }
 
     /// Writes the whole in-memory header to pages 0 and 1 and syncs: used outside the log
-    /// (open, clean shutdown, creation), when no logged change of page 0 is pending.
+    /// (open, clean shutdown, creation), when no logged change of page 0 is pending. Not
+    /// through the doublewrite file: the shadow, written after page 0 is synced, is its copy.
     func writeHeaderDirectly(_ page0: UnsafeMutableRawBufferPointer) throws {
         header.encode(into: page0)
-        try writePage(PageFormat.headerPage, page0)
+        try writePage(PageFormat.headerPage, page0, syncBetween: true)
         try file.sync()
     }
 

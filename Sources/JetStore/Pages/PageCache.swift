@@ -12,14 +12,28 @@ final class PageCache {
     /// Frames pinned by the running operation.
     private var operationPins: [PageFrame] = []
 
-    /// Writes a dirty frame back (the engine makes the log durable first).
-    let writeBack: (PageFrame) throws -> Void
+    /// Writes dirty frames back, in one batch (the engine makes the log durable first and
+    /// writes through the doublewrite file: `Instance.writePages`).
+    let writeBack: ([PageFrame]) throws -> Void
     let database: (UInt16) throws -> DatabaseFile
+    /// Dirty frames written together when an eviction meets one: each batch costs an fsync
+    /// of the doublewrite file, so they are written many at a time (InnoDB flushes in batches too).
+    let batchSize: Int
 
-    init(capacity: Int, database: @escaping (UInt16) throws -> DatabaseFile, writeBack: @escaping (PageFrame) throws -> Void) {
+    init(capacity: Int, pageSize: Int, database: @escaping (UInt16) throws -> DatabaseFile,
+         writeBack: @escaping ([PageFrame]) throws -> Void) {
         self.capacity = max(16, capacity)
         self.database = database
         self.writeBack = writeBack
+        self.batchSize = PageCache.batchSize(capacity: self.capacity, pageSize: pageSize)
+    }
+
+    /// The most pages written back in one batch (the doublewrite file holds a batch whole).
+    static let maxBatch = 1024
+
+    /// A quarter of the cache, at most `maxBatch` pages and 8 MiB.
+    static func batchSize(capacity: Int, pageSize: Int) -> Int {
+        max(1, min(maxBatch, capacity / 4, (8 << 20) / pageSize))
     }
 
     var count: Int { frames.count }
@@ -35,7 +49,7 @@ final class PageCache {
             return f
         }
         let db = try database(dbid)
-        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize)
+        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize, zeroed: false)
         try db.readPage(pgno, into: f.buffer)
         try insert(f)
         pin(f)
@@ -57,9 +71,32 @@ final class PageCache {
         return f
     }
 
-    /// A cached frame without reading (recovery installs full images this way).
+    /// A cached frame without reading.
     func cached(_ dbid: UInt16, _ pgno: UInt32) -> PageFrame? {
         index[PageFrame.key(dbid, pgno)].map { frames[$0] }
+    }
+
+    /// Redo's fetch: as `fetch`, but when `blankIfUnreadable` a page that was never written or
+    /// fails its checks comes back zeroed (`blank`), for a change that defines the whole page.
+    func fetchForRedo(_ dbid: UInt16, _ pgno: UInt32, blankIfUnreadable: Bool) throws -> (frame: PageFrame, blank: Bool) {
+        if let i = index[PageFrame.key(dbid, pgno)] {
+            let f = frames[i]
+            f.referenced = true
+            pin(f)
+            return (f, false)
+        }
+        let db = try database(dbid)
+        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize, zeroed: false)
+        var blank = false
+        do {
+            try db.readPage(pgno, into: f.buffer)
+        } catch let e as JetError where blankIfUnreadable && e.code == .readVerifyFailure {
+            f.buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            blank = true
+        }
+        try insert(f)
+        pin(f)
+        return (f, blank)
     }
 
     private func pin(_ f: PageFrame) {
@@ -82,11 +119,12 @@ final class PageCache {
         transactionFrames.append(f)
     }
 
-    /// After the commit was logged: the frames are dirty, unpinned, their ranges cleared.
+    /// After the commit was logged: the frames are dirty, unpinned, their changes cleared.
     func endTransaction(loggedEnd: UInt64?) {
         for f in transactionFrames {
             f.inTransaction = false
-            f.ranges.removeAll()
+            f.redo.bytes.removeAll(keepingCapacity: true)
+            f.redoCount = 0
             f.pins -= 1
             f.dirty = true
             if let end = loggedEnd { f.lastLoggedEnd = end }
@@ -101,8 +139,9 @@ final class PageCache {
         frames.append(f)
     }
 
-    /// Evicts one unpinned frame, writing it back first if dirty. With every frame pinned
-    /// it evicts nothing and the cache grows.
+    /// Evicts one unpinned frame. A dirty one is written back first, with up to a batch of
+    /// the other dirty unpinned frames that follow the hand (the next to be evicted): they
+    /// stay cached, clean. With every frame pinned it evicts nothing and the cache grows.
     private func evictOne() throws {
         let n = frames.count
         guard n > 0 else { return }
@@ -112,8 +151,16 @@ final class PageCache {
             if f.pins > 0 { hand += 1; continue }
             if f.referenced { f.referenced = false; hand += 1; continue }
             if f.dirty {
-                try writeBack(f)
-                f.dirty = false
+                var batch = [f]
+                var k = hand + 1
+                for _ in 1..<n where batch.count < batchSize {
+                    if k >= n { k = 0 }
+                    let g = frames[k]
+                    if g.dirty && g.pins == 0 { batch.append(g) }
+                    k += 1
+                }
+                try writeBack(batch)
+                for g in batch { g.dirty = false }
             }
             remove(at: hand)
             return
@@ -160,6 +207,8 @@ final class PageCache {
     func abandonTransaction() {
         for f in transactionFrames {
             f.inTransaction = false
+            f.redo.bytes.removeAll()
+            f.redoCount = 0
             f.pins -= 1
             if let i = index[f.key] { remove(at: i) }
         }

@@ -1,16 +1,20 @@
 extension Instance {
     /// Crash recovery (redo): replays every transaction from the checkpoint to the end of
-    /// the log, then advances the checkpoint. Called at open with the engine lock held.
+    /// the log (or to `stopAt`), then advances the checkpoint. Called at open with the engine
+    /// lock held, after torn pages were put back from the doublewrite file.
     ///
-    /// Correct for database files whose pages are of any mix of ages (a page-by-page copy
-    /// taken while writers ran): every page changed after the checkpoint has a full image
-    /// after it, so replay rebuilds it whatever is on disk; a page not changed since is
-    /// already right on disk. Each byte-range record is applied only on top of the exact
-    /// page version it was made from (its dbtime), so nothing is applied twice or out of
-    /// order. A torn record at the very end of the newest generation is a crash and is cut
-    /// off; anything else that is wrong stops recovery with its ESE error. `isCancelled` is
-    /// polled at each generation and every `cancelPollInterval` records.
-    func recover(isCancelled: () -> Bool = { false }) throws {
+    /// Correct for database files whose pages are of any mix of ages no older than the
+    /// checkpoint (after a crash, or a page-by-page copy taken while writers ran): each page
+    /// group of the log is applied only to the page version it was made from (its "before"
+    /// dbtime) and skipped on a page already at its "after" dbtime or newer, so a page on disk
+    /// at any version from the checkpoint on is brought forward through exactly the changes it
+    /// lacks, none twice, in order. A page older than that (a missing change) stops recovery:
+    /// the log and the database do not belong together. A change that defines the whole page
+    /// (a new page of a split, an overflow or free page) also applies to a page that was never
+    /// written or cannot be read. A torn record at the very end of the newest generation is a
+    /// crash and is cut off; anything else that is wrong stops recovery with its ESE error.
+    /// `isCancelled` is polled at each generation and every `cancelPollInterval` records.
+    func recover(stopAt: RecoveryStop? = nil, isCancelled: () -> Bool = { false }) throws {
         let start = checkpoint.position
         recoveryReport.startPosition = start
         try finishInterruptedRoll()
@@ -37,9 +41,10 @@ extension Instance {
 
         var cursor = ReplayCursor()
         var previous: LogFormat.Header?
-        var established = Set<UInt64>()
+        var headers: [UInt32: LogFormat.Header] = [:]
         var endOffset = LogFormat.headerSize
-        var lastHeader: LogFormat.Header?
+        var lastEnd = start
+        var stopped: LogPosition?
         events.log(.recoveryStart, "recovery started", [("from", .string(start.description))])
         func checkCancelled(_ place: String) throws {
             if isCancelled() {
@@ -47,9 +52,13 @@ extension Instance {
                     + "the checkpoint has not moved, and the next open replays again")
             }
         }
-        for (i, entry) in chain.enumerated() {
+        replay: for (i, entry) in chain.enumerated() {
             try checkCancelled(entry.path)
             let isLast = i == chain.count - 1
+            if case .generation(let g) = stopAt, entry.gen > g {
+                stopped = lastEnd
+                break replay
+            }
             let from = entry.gen == start.generation ? Int(start.offset) : LogFormat.headerSize
             // A parsed generation's payloads are unmasked in place: never parse it twice.
             let gen = (isLast && current != nil && from == LogFormat.headerSize) ? current!
@@ -59,15 +68,23 @@ extension Instance {
                 throw fault.error(file: entry.path, given: false)
             }
             previous = gen.header
-            lastHeader = gen.header
+            headers[entry.gen] = gen.header
             recoveryReport.generationsRead += 1
             for (k, frag) in gen.fragments.enumerated() {
                 if k % Self.cancelPollInterval == Self.cancelPollInterval - 1 { try checkCancelled("\(entry.path) offset \(frag.offset)") }
                 if let payload = try cursor.feed(frag, gen, firstInGeneration: k == 0) {
                     let place = "\(entry.path) offset \(frag.offset)"
-                    let ops = try payload.withUnsafeBytes { try LogOperation.decode($0, where: place) }
-                    try apply(ops, place: place, established: &established)
+                    let txn = try payload.withUnsafeBytes { try LogTransaction.decode($0, where: place) }
+                    if case .time(let t) = stopAt, txn.commitTime > t {
+                        stopped = lastEnd
+                        break replay
+                    }
+                    try apply(txn.operations, place: place)
+                    lastEnd = LogPosition(generation: entry.gen, offset: UInt32(frag.offset + LogFormat.recordSize(payload: frag.payload.count)))
                     recoveryReport.transactionsReplayed += 1
+                    recoveryReport.lastCommitTime = txn.commitTime
+                    recoveryReport.lastCommitEnd = lastEnd
+                    lastCommitTime = max(lastCommitTime, txn.commitTime)
                 }
             }
             // A bad end that is not the torn tail of the newest generation was refused above,
@@ -80,11 +97,18 @@ extension Instance {
                 recoveryReport.tornTailCut = true
             }
         }
-        guard let header = lastHeader else { return }
+        if let stop = stopped {
+            try discardLog(after: stop, chain: chain)
+            chain = chain.filter { $0.gen <= stop.generation }
+            endOffset = Int(stop.offset)
+            recoveryReport.tornTailCut = false
+            recoveryReport.stoppedAt = stop
+        }
+        guard let last = chain.last, let header = headers[last.gen] else { return }
         // Open the newest generation for appending at the end of what is valid: zero the
         // torn tail so no later reader mistakes it for records.
         let target = file(FileNames.currentLog)
-        if chain.last!.path != target {
+        if last.path != target {
             // The newest generation is archived (a restore lays logs out this way): start the next.
             let next = LogFormat.Header(generation: header.generation + 1, signature: parameters.logSignature,
                                         creationTime: Clock.microsecondsSinceEpoch(), previousCreationTime: header.creationTime,
@@ -111,26 +135,51 @@ extension Instance {
         recoveryReport.endPosition = log!.position
         // Headers follow the replayed page 0 of each database.
         for db in databases.values {
-            if let f = cache.cached(db.dbid, PageFormat.headerPage), let h = DatabaseHeader.decode(f.bytes) {
+            let f = try cache.fetch(db.dbid, PageFormat.headerPage)
+            if let h = DatabaseHeader.decode(f.bytes) {
                 db.header.pageCount = h.pageCount
                 db.header.rootPage = h.rootPage
                 db.header.freeListHead = h.freeListHead
                 db.header.freeCount = h.freeCount
                 db.header.dbtime = h.dbtime
             }
+            cache.endOperation()
         }
-        if recoveryReport.transactionsReplayed > 0 || recoveryReport.tornTailCut || recoveryReport.endPosition != start {
+        if recoveryReport.transactionsReplayed > 0 || recoveryReport.tornTailCut || recoveryReport.endPosition != start
+            || stopped != nil {
             try checkpointLocked()
         }
         events.log(.recoveryEnd, "recovery finished", [
             ("transactions", .int(Int64(recoveryReport.transactionsReplayed))),
             ("generations", .int(Int64(recoveryReport.generationsRead))),
             ("tornTail", .bool(recoveryReport.tornTailCut)),
+            ("pagesRepaired", .int(Int64(recoveryReport.pagesRepaired))),
         ])
     }
 
     /// Records replayed between two polls of recovery's `isCancelled`.
     static let cancelPollInterval = 64
+
+    /// Point-in-time stop: the log after `stop` is discarded — later generations deleted, the
+    /// rest of `stop`'s generation zeroed — so no later recovery replays it.
+    private func discardLog(after stop: LogPosition, chain: [(gen: UInt32, path: String)]) throws {
+        for entry in chain where entry.gen > stop.generation {
+            try fs.remove(entry.path)
+        }
+        if let keep = chain.first(where: { $0.gen == stop.generation }) {
+            let f = try fs.open(keep.path, .readWrite)
+            defer { f.close() }
+            let size = Int(try f.size())
+            if size > Int(stop.offset) {
+                let zeros = [UInt8](repeating: 0, count: size - Int(stop.offset))
+                try zeros.withUnsafeBytes { try f.write(at: Int64(stop.offset), $0) }
+            }
+            try f.sync()
+        }
+        try fs.syncDirectory(path)
+        events.log(.recoveryEnd, "recovery stopped at the requested point; the log after it was discarded",
+                   [("at", .string(stop.description))], level: .warning)
+    }
 
     /// A roll interrupted between its two renames leaves `edbtmp.log` and no `edb.log`.
     private func finishInterruptedRoll() throws {
@@ -146,7 +195,7 @@ extension Instance {
     }
 
     /// Applies one replayed transaction to the cached pages.
-    private func apply(_ ops: [LogOperation], place: String, established: inout Set<UInt64>) throws {
+    private func apply(_ ops: [LogOperation], place: String) throws {
         defer { cache.endOperation() }
         for op in ops {
             switch op {
@@ -162,36 +211,24 @@ extension Instance {
                     throw JetError(.logReadVerifyFailure, "the log at \(place) creates a database with a bad name or page size")
                 }
                 _ = try createDatabaseFile(name: name, dbid: dbid, signature: sig)
-            case .pageImage(let dbid, let pgno, let hs, let hl, let bytes):
+            case .page(let dbid, let pgno, let before, let after, let changes):
                 let db = try replayDatabase(dbid, place)
-                guard hs + hl <= db.pageSize, bytes.count == db.pageSize - hl else {
-                    throw JetError(.logReadVerifyFailure, "page image of page \(pgno) at \(place) has the wrong size")
-                }
-                let f = try cache.cached(dbid, pgno).map { cache.endOperation(); return $0 } ?? cache.create(dbid, pgno)
-                bytes.withUnsafeBytes { b in
-                    f.buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: b[0..<hs]))
-                    (f.buffer.baseAddress! + hs).initializeMemory(as: UInt8.self, repeating: 0, count: hl)
-                    (f.buffer.baseAddress! + hs + hl).copyMemory(from: b.baseAddress! + hs, byteCount: db.pageSize - hs - hl)
-                }
-                f.dirty = true
-                f.lastLoggedEnd = 0
-                established.insert(PageFrame.key(dbid, pgno))
-                if pgno >= db.header.pageCount { db.header.pageCount = pgno + 1 }
-            case .pageRanges(let dbid, let pgno, let prev, let ranges):
-                let db = try replayDatabase(dbid, place)
-                let f = try cache.fetch(dbid, pgno)
-                guard f.dbtime == prev else {
+                let whole = changes.first?.definesWholePage ?? false
+                let (f, blank) = try cache.fetchForRedo(dbid, pgno, blankIfUnreadable: whole)
+                if !blank && f.dbtime >= after { continue }
+                guard blank || f.dbtime == before else {
                     throw JetError(.logReadVerifyFailure,
-                                   "the log at \(place) changes page \(pgno) of \(db.name) from dbtime \(prev), "
-                                       + "but the page is at dbtime \(f.dbtime)\(established.contains(f.key) ? "" : " on disk"); "
-                                           + "the log and database do not belong together: restore from a backup")
+                                   "the log at \(place) changes page \(pgno) of \(db.name) from dbtime \(before), but the page is at dbtime \(f.dbtime); the log and database do not belong together: restore from a backup")
                 }
-                for (o, bytes) in ranges {
-                    guard o + bytes.count <= db.pageSize else {
-                        throw JetError(.logReadVerifyFailure, "a change of page \(pgno) at \(place) runs past the page's end")
+                for c in changes {
+                    do {
+                        try c.apply(to: f.buffer, pgno: pgno)
+                    } catch let m as PageChange.Misfit {
+                        throw JetError(.logReadVerifyFailure,
+                                       "the log at \(place) makes a change to page \(pgno) of \(db.name) that does not fit it (\(m.what)); the log and database do not belong together: restore from a backup")
                     }
-                    bytes.withUnsafeBytes { (f.buffer.baseAddress! + o).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
                 }
+                PageChange.stamp(f.buffer, pgno: pgno, dbtime: after)
                 f.dirty = true
                 f.lastLoggedEnd = 0
             }

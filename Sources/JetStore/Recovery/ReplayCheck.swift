@@ -53,7 +53,7 @@ package struct ReplayCheck {
             guard let payload = try cursor.feed(frag, g, firstInGeneration: k == 0) else { continue }
             if decode {
                 let place = "\(g.path) offset \(frag.offset)"
-                _ = try payload.withUnsafeBytes { try LogOperation.decode($0, where: place) }
+                _ = try payload.withUnsafeBytes { try LogTransaction.decode($0, where: place) }
             }
             transactions += 1
         }
