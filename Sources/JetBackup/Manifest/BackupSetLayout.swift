@@ -86,9 +86,23 @@ public enum BackupSetLayout {
                 try fs.writeAtomically(path(dir, sums), expected)
             }
             let listed = String(decoding: try fs.readAll(mk), as: UTF8.self).split(separator: "\n").map(String.init)
+            // A file that cannot be removed (an I/O error) does not stop the others from going;
+            // the marker stays until all are gone, so the next run finishes the job. The
+            // manifest is the exception: while it stands, the files it names must stay too.
+            var failure: Error?
             for name in listed where FilePaths.isPlainName(name) && !keeping.contains(name) {
                 let p = path(dir, name)
-                if fs.exists(p) && !fs.isDirectory(p) { try fs.remove(p) }
+                guard fs.exists(p) && !fs.isDirectory(p) else { continue }
+                do {
+                    try fs.remove(p)
+                } catch {
+                    if name == manifest { throw error }
+                    if failure == nil { failure = error }
+                }
+            }
+            if let failure {
+                try? fs.syncDirectory(dir)
+                throw failure
             }
             try fs.remove(mk)
             changed = true
