@@ -15,6 +15,7 @@ public protocol StorageFile: AnyObject, Sendable {
     func truncate(to size: Int64) throws
     func close()
     func startWriteback(offset: Int64, length: Int)
+    func willNeed(offset: Int64, length: Int)
 }
 
 extension StorageFile {
@@ -34,6 +35,10 @@ extension StorageFile {
     /// Starts writing `length` bytes at `offset` back to the device without waiting, so a
     /// later `sync` has less left to do. A hint: no effect where unsupported.
     public func startWriteback(offset: Int64, length: Int) {}
+
+    /// Starts reading `length` bytes at `offset` into the page cache without waiting, so a
+    /// later read finds them there. A hint: no effect where unsupported.
+    public func willNeed(offset: Int64, length: Int) {}
 
 }
 

@@ -150,6 +150,11 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
     public func startWriteback(offset: Int64, length: Int) {
         _ = posix_fadvise(fd.rawValue, off_t(offset), off_t(length), POSIX_FADV_DONTNEED)
     }
+
+    /// posix_fadvise(WILLNEED): the kernel reads the range ahead, many requests in flight.
+    public func willNeed(offset: Int64, length: Int) {
+        _ = posix_fadvise(fd.rawValue, off_t(offset), off_t(length), POSIX_FADV_WILLNEED)
+    }
 }
 
 /// A tiny once-flag, so `close()` and `deinit` never close a descriptor twice.

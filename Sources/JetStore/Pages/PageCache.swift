@@ -140,8 +140,10 @@ final class PageCache {
     }
 
     /// Evicts one unpinned frame. A dirty one is written back first, with up to a batch of
-    /// the other dirty unpinned frames that follow the hand (the next to be evicted): they
-    /// stay cached, clean. With every frame pinned it evicts nothing and the cache grows.
+    /// the other dirty frames the hand would evict on this sweep (unpinned, not referenced since
+    /// it last passed): they stay cached, clean. Frames used since are left out, since they are
+    /// likely to change again before their turn. With every frame pinned it evicts nothing and
+    /// the cache grows.
     private func evictOne() throws {
         let n = frames.count
         guard n > 0 else { return }
@@ -156,7 +158,7 @@ final class PageCache {
                 for _ in 1..<n where batch.count < batchSize {
                     if k >= n { k = 0 }
                     let g = frames[k]
-                    if g.dirty && g.pins == 0 { batch.append(g) }
+                    if g.dirty && g.pins == 0 && !g.referenced { batch.append(g) }
                     k += 1
                 }
                 try writeBack(batch)

@@ -79,6 +79,7 @@ extension Instance {
                         stopped = lastEnd
                         break replay
                     }
+                    prefetch(txn.operations)
                     try apply(txn.operations, place: place)
                     lastEnd = LogPosition(generation: entry.gen, offset: UInt32(frag.offset + LogFormat.recordSize(payload: frag.payload.count)))
                     recoveryReport.transactionsReplayed += 1
@@ -190,6 +191,17 @@ extension Instance {
                let g = try? LogReader.read(fs: fs, path: tmp), g.header.generation == newest + 1 {
                 try fs.rename(tmp, cur)
                 try fs.syncDirectory(path)
+            }
+        }
+    }
+
+    /// Asks the file system to read ahead the pages a transaction changes that are not cached:
+    /// redo then finds them in memory instead of waiting for each read in turn.
+    private func prefetch(_ ops: [LogOperation]) {
+        for op in ops {
+            if case .page(let dbid, let pgno, _, _, let changes) = op, !(changes.first?.definesWholePage ?? false),
+               cache.cached(dbid, pgno) == nil, let db = databases[dbid] {
+                db.file.willNeed(offset: Int64(pgno) * Int64(db.pageSize), length: db.pageSize)
             }
         }
     }
