@@ -158,7 +158,7 @@ extension Instance {
         defer { scratch.deallocate() }
         scratch.copyMemory(from: f.bytes)
         h.encode(into: scratch)
-        try f.log(.header(bytes: [UInt8](scratch[PageFormat.headerSize..<DatabaseHeader.encodedEnd])), pageSize: db.pageSize)
+        try f.log(.header(bytes: [UInt8](scratch[PageFormat.headerSize..<DatabaseHeader.encodedEnd])))
     }
 
     /// After a backup through generation `bound - 1` is recorded: a checkpoint, then the

@@ -111,7 +111,7 @@ extension Instance {
             let h = try cache.fetch(dbid, PageFormat.headerPage)
             cache.beginChange(h)
             try h.log(.allocation(pageCount: db.header.pageCount, root: db.header.rootPage,
-                                  freeListHead: db.header.freeListHead, freeCount: db.header.freeCount), pageSize: db.pageSize)
+                                  freeListHead: db.header.freeListHead, freeCount: db.header.freeCount))
             b.dbtime(dbid: dbid, db.header.dbtime)
         }
         for f in cache.transactionFrames where f.redoCount > 0 {

@@ -191,14 +191,14 @@ import Testing
     @Test func changesReplayedOnThePageVersionTheyWereMadeFromGiveTheSameBytes() throws {
         let size = 4096
         let f = PageFrame(dbid: 1, pgno: 9, pageSize: size)
-        try f.log(.format(type: .leaf, cells: (0..<5).map { Self.leafCell("k\($0)", [UInt8](repeating: UInt8($0), count: 300)) }), pageSize: size)
+        try f.log(.format(type: .leaf, cells: (0..<5).map { Self.leafCell("k\($0)", [UInt8](repeating: UInt8($0), count: 300)) }))
         let before = [UInt8](f.bytes)
         f.redo = ByteWriter(); f.redoCount = 0
         var changes: [PageChange] = [.delete(slot: 2), .insert(slot: 2, cell: Self.leafCell("k2", [UInt8](repeating: 9, count: 900))),
                                      .replace(slot: 0, cell: Self.leafCell("k0", [1])), .keep(count: 3)]
         // Enough inserts to need compaction of the fragmented space.
         for i in 0..<6 { changes.append(.insert(slot: 3, cell: Self.leafCell("m\(i)", [UInt8](repeating: 3, count: 400)))) }
-        for c in changes { try f.log(c, pageSize: size) }
+        for c in changes { try f.log(c) }
         var b = LogPayloadBuilder(commitTime: 1)
         b.dbtime(dbid: 1, 2)
         b.page(dbid: 1, pgno: 9, before: 1, after: 2, count: f.redoCount, changes: f.redo.bytes)

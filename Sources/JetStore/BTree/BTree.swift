@@ -20,7 +20,7 @@ struct BTree {
     /// Makes and logs a change of a page already in the transaction.
     private func log(_ f: PageFrame, _ c: PageChange) throws {
         do {
-            try f.log(c, pageSize: db.pageSize)
+            try f.log(c)
         } catch let m as PageChange.Misfit {
             throw Node.corrupt(f, db, m.what)
         }

@@ -230,7 +230,6 @@ struct LogPayloadBuilder {
 
     init(commitTime: UInt64) { w.u64(commitTime) }
 
-    var isEmpty: Bool { w.bytes.count <= 8 }
 
     mutating func dbtime(dbid: UInt16, _ after: UInt64) {
         w.u8(LogTransaction.dbtimeTag); w.varint(UInt64(dbid)); w.varint(after)

@@ -47,7 +47,7 @@ final class PageFrame {
     /// Makes `change` on the page and records it for the commit's log record: the change is
     /// logged exactly as made, so redo (`PageChange.apply`, the same code) rebuilds the same
     /// bytes from the same page version. The frame must be in the open transaction.
-    func log(_ change: PageChange, pageSize: Int) throws {
+    func log(_ change: PageChange) throws {
         let branch = type == .branch
         try change.apply(to: buffer, pgno: pgno)
         change.encode(into: &redo, branch: branch)
