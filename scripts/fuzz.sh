@@ -17,12 +17,13 @@ seed log Fixtures/instance/edb*.log Fixtures/backupset/edb*.log
 seed page Fixtures/instance/app.edb
 seed header Fixtures/instance/notes.edb
 seed checkpoint Fixtures/instance/edb.chk
+seed doublewrite Fixtures/instance/edb.dw
 seed manifest Fixtures/backupset/MANIFEST.json
 mkdir -p "$W/size"; for s in 4096 64KiB 1MiB 2GiB 7t; do printf '%s' "$s" > "$W/size/$s"; done
 # Page-sized seeds from the database files.
 for f in Fixtures/instance/*.edb; do split -b 4096 -a 3 "$f" "$W/page/$(basename "$f")-"; done
 mkdir -p "$W/tree"; cp "$W"/page/app.edb-a* "$W/tree/" 2>/dev/null || true
-for t in log page tree header checkpoint manifest size; do
+for t in log page tree header checkpoint manifest size doublewrite; do
   mkdir -p "Fuzz/crashes/$t"
   echo "== $t (${SECONDS_EACH}s)"
   JETFUZZ_TARGET=$t ASAN_OPTIONS=detect_leaks=0 "$BIN" "$W/$t" -max_total_time="$SECONDS_EACH" -max_len=1100000 \

@@ -4,7 +4,8 @@ import JetStore
 
 /// One libFuzzer entry point; JETFUZZ_TARGET picks the decoder under attack:
 /// log (a log generation), page (page verify + B+tree node walk via a database file),
-/// header (database header), checkpoint, manifest, size (CLI size parser).
+/// header (database header), checkpoint, manifest, size (CLI size parser), doublewrite (the
+/// doublewrite file an open scans and repairs from before redo).
 /// Each must reject bad input with an error, never trap or touch memory it does not own.
 let target = ProcessInfo.processInfo.environment["JETFUZZ_TARGET"] ?? "log"
 
@@ -65,6 +66,30 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         }
     case "checkpoint":
         bytes.withUnsafeBytes { _ = Checkpoint.decodeCopy($0) }
+    case "doublewrite":
+        // A hostile edb.dw: its batches are ignored or its copies refused, never a trap, and
+        // the instance still opens and reads.
+        bytes.withUnsafeBytes { p in
+            for ps in PageFormat.supportedPageSizes {
+                _ = DoublewriteFormat.Header.length(p, pageSize: ps)
+                _ = DoublewriteFormat.Header.decode(p, pageSize: ps)
+            }
+        }
+        let fs = MemoryFileSystem()
+        fs.makeDirectories("/i")
+        var p = InstanceParameters()
+        p.pageSize = 4096
+        p.logFileSize = 64 * 1024
+        guard (try? Instance.create(at: "/i", parameters: p, fs: fs)) != nil,
+              let inst = try? Instance.open(at: "/i", fs: fs, owner: "fuzz") else { return 0 }
+        _ = try? inst.createDatabase("d")
+        _ = try? inst.commit([.put(database: "d", key: Array("k".utf8), value: Array("v".utf8))])
+        try? inst.close()
+        fs.setContents("/i/edb.dw", bytes)
+        if let again = try? Instance.open(at: "/i", fs: fs, owner: "fuzz") {
+            _ = try? again.get("d", Array("k".utf8))
+            try? again.close()
+        }
     case "manifest":
         if let m = try? BackupManifest.decode(bytes, path: "MANIFEST.json") {
             _ = m.sha256sums()
