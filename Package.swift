@@ -22,6 +22,11 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .systemLibrary(
             name: "CZstd",
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
@@ -36,7 +41,7 @@ let package = Package(
         .target(
             name: "JetBackup",
             dependencies: [
-                "JetStore", "CZstd", "COpenSSL",
+                "JetStore", "CZstd", "COpenSSL", "CCurl",
             ]
         ),
         .target(

@@ -1,4 +1,7 @@
 #ifndef JETBACKUP_COPENSSL_SHIM_H
 #define JETBACKUP_COPENSSL_SHIM_H
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/crypto.h>
 #endif

@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+@testable import JetBackup
+@testable import JetStore
+
+/// The S3 client against a real server (SeaweedFS, see SeaweedFS.swift): objects, ranges,
+/// multipart uploads with bounded memory, listing pages, the errors of wrong credentials, a
+/// missing bucket and a server that dies mid-upload.
+@Suite(.enabled(if: SeaweedFS.available), .serialized) struct S3ClientTests {
+    static func bytes(_ n: Int, seed: UInt8 = 7) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: n)
+        var x = UInt32(seed) &* 2_654_435_761 | 1
+        for i in 0..<n { x ^= x << 13; x ^= x >> 17; x ^= x << 5; out[i] = UInt8(truncatingIfNeeded: x) }
+        return out
+    }
+
+    @Test func objectsRoundTripWithRangesHeadAndDelete() throws {
+        let s = try SeaweedFS()
+        let c = s.client()
+        let data = Self.bytes(100_000)
+        try c.put("set/a b/ሴ+x.bin", data)  // a key with a space, UTF-8 and '+' signs and reads back
+        #expect(try c.get("set/a b/ሴ+x.bin") == data)
+        #expect(try c.get("set/a b/ሴ+x.bin", range: 1000..<1100) == Array(data[1000..<1100]))
+        #expect(try c.head("set/a b/ሴ+x.bin")?.size == 100_000)
+        try c.put("empty", [])
+        #expect(try c.get("empty") == [])
+        #expect(try c.head("missing") == nil)
+        expectJetError(.fileNotFound) { _ = try c.get("missing") }
+        try c.delete("set/a b/ሴ+x.bin")
+        #expect(try c.head("set/a b/ሴ+x.bin") == nil)
+        try c.delete("set/a b/ሴ+x.bin")  // deleting what is gone succeeds
+    }
+
+    @Test func largeObjectGoesUpInPartsWithBoundedMemory() throws {
+        let s = try SeaweedFS()
+        let c = s.client { $0.partSize = 5 << 20; $0.partsInFlight = 2 }
+        let data = Self.bytes(5 << 20 * 7 + 1234)
+        let up = c.upload("big/object")
+        // Odd-sized writes, as a pipeline hands them over.
+        var at = 0
+        while at < data.count {
+            let n = min(1_000_007, data.count - at)
+            try data[at..<(at + n)].withUnsafeBytes { try up.write($0) }
+            at += n
+        }
+        try up.finish()
+        #expect(up.peakBuffers >= 1 && up.peakBuffers <= 2, "parts alive at once: \(up.peakBuffers)")
+        #expect(try c.get("big/object") == data)
+        #expect(try c.incompleteUploads(prefix: "big/").isEmpty)
+        // Under one part: a single PUT.
+        let small = c.upload("big/small")
+        try small.write(Self.bytes(1000))
+        try small.finish()
+        #expect(try c.get("big/small") == Self.bytes(1000))
+    }
+
+    @Test func abortedUploadLeavesNoPartsAndNoObject() throws {
+        let s = try SeaweedFS()
+        let c = s.client { $0.partSize = 5 << 20 }
+        let up = c.upload("gone/object")
+        try up.write(Self.bytes(5 << 20 * 3 + 5))
+        #expect(try c.incompleteUploads(prefix: "gone/").count == 1)
+        try up.abort()
+        #expect(try c.incompleteUploads(prefix: "gone/").isEmpty)
+        #expect(try c.head("gone/object") == nil)
+        // Dropped without finish: the same.
+        do {
+            let dropped = c.upload("gone/dropped")
+            try dropped.write(Self.bytes(5 << 20 * 2))
+        }
+        #expect(try c.incompleteUploads(prefix: "gone/").isEmpty)
+    }
+
+    @Test func listingFollowsPagesPastOneThousandObjects() throws {
+        let s = try SeaweedFS()
+        let c = s.client()
+        let n = 1_050
+        let failures = Locked(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { w in
+            for i in stride(from: w, to: n, by: 4) where (try? c.put(String(format: "many/k%05d", i), [UInt8(i & 255)])) == nil {
+                failures.withLock { $0 += 1 }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        let all = try c.list(prefix: "many/")
+        #expect(all.count == n)
+        #expect(all.map(\.key) == (0..<n).map { String(format: "many/k%05d", $0) })
+        #expect(try c.list(prefix: "many/", pageSize: 100).count == n)
+        #expect(try c.list(prefix: "none/").isEmpty)
+    }
+
+    @Test func wrongSecretIsPermissionDeniedAndNeverShowsTheSecret() throws {
+        let s = try SeaweedFS()
+        let c = S3Client(config: s.config(secret: "not-the-secret-4242"), bucket: s.bucket)
+        do {
+            try c.put("x", [1, 2, 3])
+            Issue.record("put with a wrong secret succeeded")
+        } catch let e as JetError {
+            #expect(e.code == .permissionDenied)
+            #expect(!e.message.contains("not-the-secret-4242") && !e.message.contains(SeaweedFS.secretKey), "\(e.message)")
+        }
+        expectJetError(.permissionDenied) { _ = try c.list(prefix: "") }
+    }
+
+    @Test func missingBucketIsInvalidPath() throws {
+        let s = try SeaweedFS()
+        let c = s.client(bucket: "no-such-bucket")
+        // (SeaweedFS creates a missing bucket on a PUT by an admin key, so reads show the error.)
+        expectJetError(.invalidPath) { _ = try c.list(prefix: "") }
+        expectJetError(.invalidPath) { _ = try c.get("x") }
+    }
+
+    @Test func serverKilledMidUploadFailsCleanlyAndTheUploadCanBeAborted() throws {
+        let s = try SeaweedFS()
+        let c = s.client { $0.partSize = 5 << 20 }
+        let up = c.upload("killed/object")
+        try up.write(Self.bytes(5 << 20 * 2))
+        s.kill()
+        let start = Date()
+        do {
+            try up.write(Self.bytes(5 << 20 * 4))
+            try up.finish()
+            Issue.record("upload to a killed server succeeded")
+        } catch let e as JetError {
+            #expect(e.code == .diskIO, "\(e)")
+        }
+        #expect(Date().timeIntervalSince(start) < 10, "retries took \(Date().timeIntervalSince(start)) s")
+        // Back up: the object was never created, and what the dead server kept of the upload is
+        // found and aborted by the next run.
+        try s.start()
+        #expect(try c.head("killed/object") == nil)
+        for u in try c.incompleteUploads(prefix: "killed/") {
+            _ = try c.send("DELETE", key: u.key, query: [("uploadId", u.uploadID)], what: "abort")
+        }
+        #expect(try c.incompleteUploads(prefix: "killed/").isEmpty)
+    }
+
+    @Test func aChangedByteInTheBucketIsCaughtByTheCallersChecksum() throws {
+        let s = try SeaweedFS()
+        let c = s.client()
+        var data = Self.bytes(5000)
+        try c.put("sum/file", data)
+        let recorded = data.withUnsafeBytes { SHA256Hasher.hex($0) }
+        data[2500] ^= 0x01
+        try c.put("sum/file", data)  // someone changes the stored object
+        let read = try c.get("sum/file")
+        #expect(read.withUnsafeBytes { SHA256Hasher.hex($0) } != recorded)
+    }
+
+    @Test func configComesFromTheAWSVariables() throws {
+        let env = ["AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SECRETVALUE", "AWS_SESSION_TOKEN": "TOKENVALUE",
+                   "AWS_DEFAULT_REGION": "eu-west-3", "AWS_ENDPOINT_URL": "http://127.0.0.1:9000/"]
+        let c = try S3Config.fromEnvironment(env)
+        #expect(c.endpoint == "http://127.0.0.1:9000" && c.region == "eu-west-3" && c.addressing == .path)
+        #expect(c.base(bucket: "b") == ("http://127.0.0.1:9000/b", "127.0.0.1:9000"))
+        #expect(!"\(c)".contains("SECRETVALUE") && !"\(c)".contains("TOKENVALUE"))
+        var aws = env
+        aws["AWS_ENDPOINT_URL"] = nil
+        aws["AWS_REGION"] = "us-west-2"
+        let v = try S3Config.fromEnvironment(aws)
+        #expect(v.addressing == .virtual && v.region == "us-west-2")
+        #expect(v.base(bucket: "b") == ("https://b.s3.us-west-2.amazonaws.com", "b.s3.us-west-2.amazonaws.com"))
+        #expect(try S3Config.fromEnvironment(env, addressing: .virtual).addressing == .virtual)
+        expectJetError(.permissionDenied) { _ = try S3Config.fromEnvironment(["AWS_ACCESS_KEY_ID": "AK"]) }
+        let loc = try S3Location(parsing: "s3://my-bucket//sets/daily/")
+        #expect(loc.bucket == "my-bucket" && loc.prefix == "sets/daily" && loc.key("MANIFEST.json") == "sets/daily/MANIFEST.json")
+        expectJetError(.invalidPath) { _ = try S3Location(parsing: "s3://Bad_Bucket/x") }
+    }
+}
+
+/// A value shared by test threads.
+final class Locked<T>: @unchecked Sendable {
+    private var value: T
+    private let lock = NSLock()
+    init(_ v: T) { value = v }
+    func withLock<R>(_ body: (inout T) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(&value) }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import Testing
+@testable import JetBackup
+
+/// A real S3 server for the remote-storage tests: SeaweedFS's `weed mini` (installed by
+/// `make setup` into .build-venv) on free loopback ports, a temporary data directory and an
+/// identity file holding a test key. Stopped (SIGKILL, data removed) at deinit, so a failing
+/// test leaves no server behind. `kill()` and `start()` let a test take the server away
+/// mid-transfer and bring it back on the same ports and data.
+final class SeaweedFS {
+    static let accessKey = "JBTESTACCESSKEY"
+    static let secretKey = "jb-test-secret-key-0123456789"
+
+    /// The weed binary: $JETBACKUP_WEED, the project's virtualenv, or PATH.
+    static let binary: String? = {
+        if let p = ProcessInfo.processInfo.environment["JETBACKUP_WEED"], FileManager.default.isExecutableFile(atPath: p) { return p }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().path
+        let venv = root + "/.build-venv/bin/weed"
+        if FileManager.default.isExecutableFile(atPath: venv) { return venv }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") where
+            FileManager.default.isExecutableFile(atPath: "\(dir)/weed") {
+            return "\(dir)/weed"
+        }
+        return nil
+    }()
+
+    /// For `.enabled(if:)`; prints why when the binary is missing.
+    static let available: Bool = {
+        if binary == nil { print("SeaweedFS tests skipped: no weed binary (run 'make setup', or set JETBACKUP_WEED)") }
+        return binary != nil
+    }()
+
+    let dir = Scratch("weed")
+    let ports: [String: Int]
+    private var process: Process?
+    let bucket = "jbtest"
+
+    var s3Port: Int { ports["s3.port"] ?? 0 }
+    var endpoint: String { "http://127.0.0.1:\(s3Port)" }
+
+    init() throws {
+        var p: [String: Int] = [:]
+        var used = Set<Int>()
+        for name in ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+                     "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc"] {
+            var port = 0
+            repeat { port = try Self.freePort() } while used.contains(port)
+            used.insert(port)
+            p[name] = port
+        }
+        ports = p
+        let identity = """
+            {"identities":[{"name":"jbtest","credentials":[{"accessKey":"\(Self.accessKey)","secretKey":"\(Self.secretKey)"}],
+            "actions":["Admin","Read","Write","List","Tagging"]}]}
+            """
+        try identity.write(toFile: dir.path("s3.json"), atomically: true, encoding: .utf8)
+        _ = dir.mkdir("data")
+        try start()
+        try client().createBucket()
+    }
+
+    deinit { kill() }
+
+    func config(secret: String = SeaweedFS.secretKey) -> S3Config {
+        var c = S3Config(endpoint: endpoint, region: "us-east-1",
+                         credentials: S3Credentials(accessKeyID: Self.accessKey, secretAccessKey: secret), addressing: .path)
+        c.attempts = 3
+        c.backoffMillis = 50
+        c.timeouts.connectMillis = 2000
+        return c
+    }
+
+    func client(bucket: String? = nil, _ tune: (inout S3Config) -> Void = { _ in }) -> S3Client {
+        var c = config()
+        tune(&c)
+        return S3Client(config: c, bucket: bucket ?? self.bucket)
+    }
+
+    func start() throws {
+        guard let bin = Self.binary else { throw CocoaError(.fileNoSuchFile) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bin)
+        p.arguments = ["mini", "-dir=\(dir.path("data"))", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3.config=\(dir.path("s3.json"))",
+                       "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"]
+            + ports.sorted { $0.key < $1.key }.map { "-\($0.key)=\($0.value)" }
+        FileManager.default.createFile(atPath: dir.path("weed.log"), contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.path("weed.log")))
+        log.seekToEndOfFile()
+        p.standardOutput = log
+        p.standardError = log
+        try p.run()
+        process = p
+        // Ready when S3 answers an HTTP status (403 to an unsigned request).
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let r = try? CurlTransport.perform(method: "GET", url: endpoint + "/", headers: [], body: [], timeouts: .init()),
+               r.status > 0 {
+                return
+            }
+            usleep(50_000)
+        }
+        let tail = (try? String(contentsOfFile: dir.path("weed.log"), encoding: .utf8))?.suffix(2000) ?? ""
+        kill()
+        throw JetErrorForTests("weed mini did not answer on \(endpoint) within 30 s; its log ends:\n\(tail)")
+    }
+
+    /// SIGKILL, as a crash or a pulled cable would; the data directory stays for `start()`.
+    func kill() {
+        guard let p = process else { return }
+        process = nil
+        if p.isRunning {
+            Foundation.kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        for name in ["filer.port", "s3.port"] {
+            let kind = name.split(separator: ".")[0]
+            try? FileManager.default.removeItem(atPath: "/tmp/seaweedfs-\(kind)-\(ports[name] ?? 0).sock")
+        }
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw JetErrorForTests("socket: \(errno)") }
+        defer { close(fd) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        a.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw JetErrorForTests("bind: \(errno)") }
+        return Int(UInt16(bigEndian: a.sin_port))
+    }
+}
+
+struct JetErrorForTests: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+extension S3Client {
+    /// Test setup only: the client itself never creates buckets (a repository's bucket is the user's).
+    func createBucket() throws {
+        _ = try send("PUT", key: nil, what: "create bucket \(bucket)")
+    }
+}
