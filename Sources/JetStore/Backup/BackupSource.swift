@@ -2,7 +2,7 @@
 /// process that owns the instance, or `RemoteBackupSession`, the same session served by that
 /// owner over its control socket. Both hand out pages and logs the engine verified; both
 /// record the backup and truncate only in `complete`, after the writer made the set durable.
-public protocol BackupSource: AnyObject {
+public protocol BackupSource: AnyObject, Sendable {
     var kind: BackupSession.Kind { get }
     var start: LogPosition { get }
     var startTime: UInt64 { get }
