@@ -71,7 +71,7 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
         switch try request(.readDatabase(name: name, offset: offset, length: UInt32(want)), doing: "reading database \(name)") {
         case .data(let bytes):
             guard bytes.count <= want else { throw Self.unexpected(.data([])) }
-            bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            if !bytes.isEmpty { bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
             return bytes.count
         case let other:
             throw Self.unexpected(other)
