@@ -101,8 +101,8 @@ import Testing
         let t = Temp()
         let i = try Self.instance(t, records: 0)
         let owner = try Served(i)
-        let batch = 50
-        let writer = try Writer(i, records: rounds(short: 12000, long: 60000), batch: batch)
+        let batch = 25
+        let writer = try Writer(i, records: rounds(short: 6000, long: 60000), batch: batch)
         writer.waitFor(500)
         // One atomic set: a full, then incrementals extending it, and now and then a new
         // atomic full replacing it (the incrementals after it extend the new one).
@@ -119,7 +119,7 @@ import Testing
             #expect(r.status == 0, "backup \(k): \(r.stderr)")
             if full { atomicFulls += 1 }
             try checkRestores(set, t: t, name: "r\(k)", ackedBefore: ackedBefore, batch: batch)
-            writer.waitFor(ackedBefore + 500)
+            writer.waitFor(ackedBefore + 250)
         }
         #expect(atomicFulls >= 2)
         writer.stop()
@@ -225,6 +225,33 @@ import Testing
             #expect(b.status == 0, "\(b.stderr)")
             try? FileManager.default.removeItem(atPath: dir)
         }
+    }
+
+    /// SIGINT to a client mid-backup: it stops (75), undoes its set, the owner aborts the
+    /// session, and nothing is recorded or truncated.
+    @Test func clientInterruptedMidBackupAbortsTheSession() throws {
+        let t = Temp()
+        let i = try Self.instance(t, records: 40000)
+        let owner = try Served(i)
+        for k in 0..<3 {
+            let before = try Self.backupState(i)
+            let logs = try FileManager.default.contentsOfDirectory(atPath: i).filter { $0.hasPrefix("edb0") }.sorted()
+            let dir = t.path("set\(k)")
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+            let err = Pipe()
+            let p = try Binary.start(["backup", dir, "-i", i], stderr: err)
+            usleep(UInt32(60_000 + k * 20_000))
+            kill(p.processIdentifier, SIGINT)
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            guard p.terminationStatus != 0 else { continue }
+            #expect(p.terminationStatus == 75 && text.contains("JET_errTermInProgress"), "\(p.terminationStatus) \(text)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0 != ".jetbackup-lock" }.isEmpty)
+            usleep(50_000)
+            #expect(try Self.backupState(i) == before)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: i).filter { $0.hasPrefix("edb0") }.sorted().first == logs.first)
+        }
+        #expect(owner.stop() == 0)
     }
 
     /// A second backup while one runs gets JET_errBackupInProgress (exit 75); once the first

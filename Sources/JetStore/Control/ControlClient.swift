@@ -22,7 +22,12 @@ public final class ControlClient: @unchecked Sendable {
         let path = ControlSocket.path(instance: instance)
         guard let s = try ControlSocket.connect(path) else { return nil }
         do {
-            try s.send(.hello(version: ControlMessage.version, pid: UInt32(getpid())), timeout: timeout)
+            do {
+                try s.send(.hello(version: ControlMessage.version, pid: UInt32(getpid())), timeout: timeout)
+            } catch is ControlLost {
+                // An owner that refuses us says why and closes without reading: the reason is
+                // waiting to be read even though our greeting could not be sent.
+            }
             switch try s.receive(timeout: timeout) {
             case .welcome(let v, let pid, let inst):
                 guard v == ControlMessage.version else {
