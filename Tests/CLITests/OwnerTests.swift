@@ -108,7 +108,7 @@ import Testing
         // atomic full replacing it (the incrementals after it extend the new one).
         let set = t.path("set")
         try FileManager.default.createDirectory(atPath: set, withIntermediateDirectories: false)
-        let incrementals = rounds(short: 5, long: 20)
+        let incrementals = rounds(short: 4, long: 20)
         var atomicFulls = 0
         for k in 0...incrementals {
             let ackedBefore = writer.acked
@@ -158,13 +158,13 @@ import Testing
     /// session — no header change, no truncation — keeps serving, and the next backup works.
     @Test func clientKilledMidBackupLeavesTheInstanceUnchanged() throws {
         let t = Temp()
-        let i = try Self.instance(t, records: 40000)
+        let i = try Self.instance(t, records: 30000)
         let owner = try Served(i)
         let set = t.path("set")
         try FileManager.default.createDirectory(atPath: set, withIntermediateDirectories: false)
         #expect(try Binary.run(["backup", set, "-i", i]).status == 0)
         #expect(try Binary.run(["load", "app", "--records", "5000", "--seed", "3", "-i", i]).status == 0)
-        let n = rounds(short: 6, long: 200)
+        let n = rounds(short: 4, long: 200)
         var killed = 0
         for k in 0..<n {
             let before = try Self.backupState(i)
@@ -200,7 +200,7 @@ import Testing
         let t = Temp()
         let i = try Self.instance(t, records: 40000)
         let committed = try Self.digest(i).hex
-        let n = rounds(short: 3, long: 100)
+        let n = rounds(short: 2, long: 100)
         for k in 0..<n {
             let owner = try Served(i)
             let dir = t.path("set\(k)")
@@ -240,7 +240,9 @@ import Testing
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
             let err = Pipe()
             let p = try Binary.start(["backup", dir, "-i", i], stderr: err)
-            usleep(UInt32(60_000 + k * 20_000))
+            // Once the run holds its destination, its SIGINT handler is in place.
+            while p.isRunning && !FileManager.default.fileExists(atPath: dir + "/.jetbackup-lock") { usleep(1000) }
+            usleep(UInt32(k * 20_000))
             kill(p.processIdentifier, SIGINT)
             let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
@@ -252,6 +254,30 @@ import Testing
             #expect(try FileManager.default.contentsOfDirectory(atPath: i).filter { $0.hasPrefix("edb0") }.sorted().first == logs.first)
         }
         #expect(owner.stop() == 0)
+    }
+
+    /// The example: `load` owns the instance; `backup` and `get` run through it
+    /// instead of exiting 75, and the set restores to a commit boundary of the load.
+    @Test func backupAndGetThroughALoadThatOwnsTheInstance() throws {
+        let t = Temp()
+        let i = try Self.instance(t, records: 0)
+        let writer = try Writer(i, records: 60_000, batch: 20)
+        writer.waitFor(300)
+        let dir = t.path("set")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        let acked = writer.acked
+        let b = try Binary.run(["backup", dir, "-i", i])
+        #expect(b.status == 0, "\(b.stderr)")
+        let g = try Binary.run(["get", "app", "0000000000000000", "-i", i])
+        #expect(g.status == 1 && g.stderr.contains("JET_errRecordNotFound"), "\(g.status) \(g.stderr)")
+        #expect(writer.process.isRunning, "the load ended before the backup: nothing ran through it")
+        writer.stop()
+        #expect(try String(contentsOfFile: i + "/events.log", encoding: .utf8).contains("full backup session for pid"))
+        let r = try Binary.run(["restore", dir, "--to", t.path("r")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let d = try Self.digest(t.path("r"))
+        #expect(d.records >= acked && d.records % 20 == 0, "\(d.records) \(acked)")
+        #expect(d.hex == (try Self.reference(t, records: d.records, batch: 20)))
     }
 
     /// A second backup while one runs gets JET_errBackupInProgress (exit 75); once the first
