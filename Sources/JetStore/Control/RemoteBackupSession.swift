@@ -22,6 +22,10 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
     public let instancePath: String
     public let events: EventLog
 
+    /// The longest the owner may take to answer one request (a checkpoint, recording the
+    /// backup): an owner that stops (SIGSTOP, a hung disk) ends the backup, not this process.
+    static let answerTimeout: Double = 600
+
     private let client: ControlClient
     private let lock = SpinLock()
     private var ended = false
@@ -165,7 +169,7 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
 
     private func receiveLocked(doing what: String) throws -> ControlMessage {
         do {
-            let r = try client.socket.receive(timeout: nil)
+            let r = try client.socket.receive(timeout: Self.answerTimeout)
             if case .error(let code, let message) = r {
                 let c = JetError.Code(rawValue: code) ?? .instanceUnavailable
                 if c == .termInProgress { terminating = true }
@@ -181,7 +185,7 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
     private static func exchange(_ client: ControlClient, _ m: ControlMessage, doing what: String) throws -> ControlMessage {
         do {
             try client.socket.send(m)
-            let r = try client.socket.receive(timeout: nil)
+            let r = try client.socket.receive(timeout: Self.answerTimeout)
             if case .error(let code, let message) = r { throw JetError(JetError.Code(rawValue: code) ?? .instanceUnavailable, message) }
             return r
         } catch let e as ControlLost {
