@@ -144,6 +144,10 @@ def main():
     fresh(WORK)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.platform()}"
     print(f"jetbackup benchmarks on {machine}{' (QUICK)' if QUICK else ''}\n", flush=True)
+    if os.environ.get("BENCH_ONLY") == "owner":
+        owner_rows(make_instance(os.path.join(WORK, "db256"), 256))
+        report(machine)
+        return
     if os.environ.get("BENCH_ONLY") == "full":
         # The full-backup rows alone, at 256 MiB and 1 GiB (a run at another time of day).
         for mib in (256, 1024):
@@ -232,6 +236,7 @@ def main():
     mib = 256 if QUICK else 1024
     def our_full():
         sh(JB, "backup", dest, "--progress", "none", "--quiet", "-i", src)
+    owner_rows(src)
     # Incremental after 16 MiB of new logs, as a fraction of the full backup.
     inc_times = []
     for _ in range(REPS):
@@ -324,6 +329,80 @@ def main():
             f"full {fs / growth[base][0]:.1f}×, incr {isec / growth[base][1]:.1f}× for {m / base:.0f}× data", "full linear, incremental flat")
 
     report(machine)
+
+
+class Owner:
+    """`jetbackup serve` on an instance, from its ready line to SIGTERM."""
+    def __init__(self, inst):
+        self.p = subprocess.Popen([JB, "serve", "-i", inst], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.p.stdout.readline()
+        if not line.startswith("serving"):
+            raise SystemExit(f"serve did not start: {line!r}")
+
+    def stop(self):
+        self.p.terminate()
+        if self.p.wait() != 0:
+            raise SystemExit("serve did not exit 0 on SIGTERM")
+
+
+def owner_rows(src):
+    """Backups and commands through the process that owns the instance (README "Backups of a
+    running instance"): the full backup against the local one, the owner's commit rate while
+    it serves a full backup, and `get` latency (process start included)."""
+    dest = os.path.join(WORK, "odest")
+    owner = [None]
+    def start():
+        fresh(dest)
+        if owner[0] is None:
+            owner[0] = Owner(src)
+    def stop():
+        fresh(dest)
+        if owner[0] is not None:
+            owner[0].stop(); owner[0] = None
+    backup = lambda: sh(JB, "backup", dest, "--progress", "none", "--quiet", "-i", src)
+    t = alternate({"local": (stop, backup), "owner": (start, backup)})
+    stop()
+    lm, om = stat(t["local"])[0], stat(t["owner"])[0]
+    row("full backup through the owner (serve)", fmt(t["owner"]), f"local: {fmt(t['local'])}", f"{lm / om:.2f}×", "≥ 0.9×",
+        lm / om >= 0.9, noisy(t["local"], t["owner"]))
+
+    # The owner's commit rate (a load run through it) alone, and while it serves full backups.
+    n = 20_000 if QUICK else 60_000
+    own = Owner(src)
+    def rate(seed):
+        out = json.loads(sh(JB, "load", "bench", "--records", str(n), "--value-size", "100", "--batch", "100", "--seed", str(seed),
+                            "--json", "-i", src).stdout)
+        return out["recordsPerSecond"]
+    alone = rate(1)
+    busy = [True]
+    def backups():
+        while busy[0]:
+            fresh(dest); backup()
+    import threading
+    th = threading.Thread(target=backups); th.start()
+    time.sleep(0.2)
+    during = rate(2)
+    busy[0] = False; th.join()
+    row("owner's commit rate during a full backup", f"{during:,.0f} rec/s", f"without: {alone:,.0f} rec/s", f"{during / alone:.2f}×",
+        "≥ 0.7× (reported)", during / alone >= 0.7)
+
+    # get: a process per call, through the owner and locally.
+    reps = 60 if QUICK else 200
+    key = "0000000000000000"
+    def lat():
+        xs = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            subprocess.run([JB, "get", "app", key, "-i", src], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            xs.append((time.perf_counter() - t0) * 1000)
+        xs.sort()
+        return xs[len(xs) // 2], xs[min(len(xs) - 1, int(len(xs) * 0.99))]
+    op50, op99 = lat()
+    own.stop()
+    lp50, lp99 = lat()
+    row("get through the owner (process start included)", f"p50 {op50:.1f} ms, p99 {op99:.1f} ms",
+        f"local: p50 {lp50:.1f} ms, p99 {lp99:.1f} ms", f"{lp50 / op50:.2f}× at p50", "reported")
+    shutil.rmtree(dest, ignore_errors=True)
 
 
 def report(machine):

@@ -22,8 +22,13 @@ seed manifest Fixtures/backupset/MANIFEST.json
 mkdir -p "$W/size"; for s in 4096 64KiB 1MiB 2GiB 7t; do printf '%s' "$s" > "$W/size/$s"; done
 # Page-sized seeds from the database files.
 for f in Fixtures/instance/*.edb; do split -b 4096 -a 3 "$f" "$W/page/$(basename "$f")-"; done
+# Control messages (frame bodies): a greeting, a backup request, a command.
+mkdir -p "$W/control"
+printf '\001\001\000\000\000\052\000\000\000' > "$W/control/hello"
+printf '\013\003\000\000\000app\000\000\000\000\000\000\000\000\000\000\020\000' > "$W/control/read"
+printf '\024\001\000\000\000\003\000\000\000get\001\000\000\000/\000\000\000\000\000' > "$W/control/command"
 mkdir -p "$W/tree"; cp "$W"/page/app.edb-a* "$W/tree/" 2>/dev/null || true
-for t in log page tree header checkpoint manifest size doublewrite; do
+for t in log page tree header checkpoint manifest size doublewrite control; do
   mkdir -p "Fuzz/crashes/$t"
   echo "== $t (${SECONDS_EACH}s)"
   JETFUZZ_TARGET=$t ASAN_OPTIONS=detect_leaks=0 "$BIN" "$W/$t" -max_total_time="$SECONDS_EACH" -max_len=1100000 \

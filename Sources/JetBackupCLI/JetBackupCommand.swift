@@ -13,7 +13,7 @@ public struct JetBackupCommand: ParsableCommand {
         subcommands: [
             Init.self, Config.self, Db.self, Put.self, Get.self, Delete.self, Scan.self, Load.self,
             Digest.self, Info.self, Logs.self, Check.self, Backup.self, Restore.self, Verify.self,
-            Show.self, Events.self,
+            Show.self, Events.self, Serve.self,
         ]
     )
     public init() {}
@@ -41,8 +41,13 @@ public struct JetBackupCommand: ParsableCommand {
     /// version, usage errors) are written with the checked writes of `CLI`: `--help > /dev/full`
     /// fails as every other command does instead of exiting 0.
     public static func start() {
+        // Whatever this process opens read-write serves the commands of other processes.
+        Served.register()
         do {
-            var command = try parseAsRoot(normalize(Array(CommandLine.arguments.dropFirst())))
+            let argv = Array(CommandLine.arguments.dropFirst())
+            var command = try parseAsRoot(normalize(argv))
+            // Another process owns the instance and serves it: the command runs through it.
+            if Owner.runThrough(command, argv: argv) { return }
             try command.run()
         } catch {
             let code = exitCode(for: error)

@@ -23,22 +23,51 @@ public final class EventLog: @unchecked Sendable {
         case restoreFailure = 904
         case instanceStart = 102
         case instanceStop = 103
+        /// A client of the control socket: a backup session through the owner, a refused peer.
+        case controlSessionStart = 230
+        case controlSessionEnd = 231
+        case controlRefused = 232
     }
 
     let fs: any FileSystem
     let path: String
     private let lock = SpinLock()
+    /// Set for a backup run in another process than the instance's owner: its events go to
+    /// the owner, which writes them (one writer per file: appends of two processes could
+    /// overwrite each other).
+    private let forward: (@Sendable (_ id: Int, _ level: String, _ message: String, _ data: String) -> Void)?
 
     public init(fs: any FileSystem, path: String) {
         self.fs = fs
         self.path = path
+        self.forward = nil
+    }
+
+    /// An event log whose events are handed to `forward` instead of written here.
+    public init(forward: @escaping @Sendable (_ id: Int, _ level: String, _ message: String, _ data: String) -> Void) {
+        self.fs = MemoryFileSystem()
+        self.path = "/forwarded-events"
+        self.forward = forward
     }
 
     public func log(_ id: ID, _ message: String, _ data: [(String, JSONValue)] = [], level: Level = .info) {
-        let line = JSONValue.object([
-            ("time", .string(Clock.now())), ("id", .int(Int64(id.rawValue))), ("level", .string(level.rawValue)),
-            ("message", .string(message)), ("data", .object(data)),
-        ]).serialized() + "\n"
+        let d = JSONValue.object(data).serialized()
+        if let forward {
+            forward(id.rawValue, level.rawValue, message, d)
+            return
+        }
+        record(id: id.rawValue, level: level.rawValue, message: message, data: d)
+    }
+
+    /// Writes an event whose data is already serialized (a JSON object on one line), as a
+    /// client of the owner hands it over. Data that is not one line of an object is dropped.
+    public func record(id: Int, level: String, message: String, data: String) {
+        let validData = data.hasPrefix("{") && data.hasSuffix("}") && !data.contains("\n") ? data : "{}"
+        let head = JSONValue.object([
+            ("time", .string(Clock.now())), ("id", .int(Int64(id))), ("level", .string(Level(rawValue: level)?.rawValue ?? "info")),
+            ("message", .string(message)),
+        ]).serialized()
+        let line = String(head.dropLast()) + ",\"data\":" + validData + "}\n"
         lock.withLock {
             do {
                 let f: any StorageFile = fs.exists(path) ? try fs.open(path, .readWrite) : try fs.open(path, .createNew)

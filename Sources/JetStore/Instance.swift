@@ -32,6 +32,8 @@ public final class Instance: @unchecked Sendable {
     var fatal: JetError?
     /// A backup holds this; generations at or above `pinnedGeneration` are kept.
     var backupRunning = false
+    /// Serves other processes while the instance is open read-write (see `open`).
+    public internal(set) var controlServer: ControlServer?
     var pinnedGeneration: UInt32?
     /// Set when recovery had to repair something (a checkpoint copy, a header from its shadow).
     public internal(set) var repairs: [String] = []
@@ -158,8 +160,14 @@ public final class Instance: @unchecked Sendable {
     /// `isCancelled` between records and stops with `JET_errTermInProgress` when it returns
     /// true; nothing is lost by that (the checkpoint has not moved: the next open replays again).
     /// `stopAt` (only with `restoring`) replays the log only up to that point and discards the rest.
+    ///
+    /// Opened read-write (on the real file system, not for a restore), the instance serves
+    /// other processes of its user on `control.sock` (`ControlServer`: backups, and commands
+    /// of the tool that registered a handler) until it is closed; `serveControl: false` opts out.
     public static func open(at path: String, fs: any FileSystem = PosixFileSystem(), mode: AccessMode = .readWrite,
                             owner: String, restoring: Bool = false, stopAt: RecoveryStop? = nil,
+                            serveControl: Bool = true,
+                            controlOptions: ControlServer.Options = ControlServer.Options(),
                             isCancelled: () -> Bool = { false }) throws -> Instance {
         if stopAt != nil && !restoring {
             throw JetError(.invalidParameter, "replaying the log only up to a point discards the commits after it, so it is done only when opening a restored instance")
@@ -174,6 +182,14 @@ public final class Instance: @unchecked Sendable {
             let params = try InstanceParameters.load(fs: fs, path: FilePaths.join(path, FileNames.parameters))
             let inst = Instance(path: path, fs: fs, parameters: params, mode: mode, lock: lock)
             try inst.start(restoring: restoring, stopAt: stopAt, isCancelled: isCancelled)
+            if mode == .readWrite && serveControl && !restoring && fs is PosixFileSystem {
+                do {
+                    inst.controlServer = try ControlServer(instance: inst, options: controlOptions)
+                } catch {
+                    // The instance works without it; only other processes cannot reach it.
+                    inst.events.log(.controlRefused, "the control socket could not be opened: \(error)", level: .warning)
+                }
+            }
             return inst
         } catch {
             lock.release()
@@ -450,6 +466,12 @@ public final class Instance: @unchecked Sendable {
     /// Clean shutdown: flushes every page, advances the checkpoint to the end of the log,
     /// marks the headers clean and releases the lock. The next open replays nothing.
     public func close() throws {
+        if let server = engine.withLock({ controlServer }) {
+            // Clients first: their backup sessions abort and their commands stop before the
+            // files close under them.
+            beginTermination()
+            server.stop()
+        }
         engine.lock()
         defer { engine.unlock() }
         guard stateValue != .closed else { return }

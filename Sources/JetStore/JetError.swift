@@ -79,8 +79,12 @@ public struct JetError: Error, CustomStringConvertible, Sendable, Equatable {
         case diskFull = -1808
         /// Any other I/O error.
         case diskIO = -1022
-        /// The instance hit a fatal error earlier and takes no more work.
+        /// The instance hit a fatal error earlier and takes no more work; the owner of an
+        /// instance refused a client's protocol version.
         case instanceUnavailable = -1090
+        /// The process that owns the instance stopped (killed, shut down) while serving a
+        /// backup or command to another process.
+        case backupAbortByServer = -801
 
         public var name: String {
             switch self {
@@ -118,6 +122,7 @@ public struct JetError: Error, CustomStringConvertible, Sendable, Equatable {
             case .diskFull: "JET_errDiskFull"
             case .diskIO: "JET_errDiskIO"
             case .instanceUnavailable: "JET_errInstanceUnavailable"
+            case .backupAbortByServer: "JET_errBackupAbortByServer"
             }
         }
     }

@@ -33,7 +33,9 @@ final class Scratch {
     func list(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
 }
 
-func open(_ p: String) throws -> Instance { try Instance.open(at: p, owner: "test") }
+/// These tests drop instances without closing them to stand for a crash; an instance that
+/// served its control socket would stay alive in this process, so they do not serve.
+func open(_ p: String) throws -> Instance { try Instance.open(at: p, owner: "test", serveControl: false) }
 
 /// Loads `n` records of the generator into database `db` (created if missing).
 func load(_ inst: Instance, _ db: String = "app", from: Int = 0, count: Int, seed: UInt64 = 1, size: Int = 120) throws {

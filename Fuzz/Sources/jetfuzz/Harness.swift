@@ -5,7 +5,8 @@ import JetStore
 /// One libFuzzer entry point; JETFUZZ_TARGET picks the decoder under attack:
 /// log (a log generation), page (page verify + B+tree node walk via a database file),
 /// header (database header), checkpoint, manifest, size (CLI size parser), doublewrite (the
-/// doublewrite file an open scans and repairs from before redo).
+/// doublewrite file an open scans and repairs from before redo), control (a message of the
+/// owner's control socket; a decoded one must encode back to the same bytes).
 /// Each must reject bad input with an error, never trap or touch memory it does not own.
 let target = ProcessInfo.processInfo.environment["JETFUZZ_TARGET"] ?? "log"
 
@@ -97,6 +98,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         }
     case "size":
         _ = try? InstanceParameters.parseSize(String(decoding: bytes, as: UTF8.self))
+    case "control":
+        if let m = try? ControlMessage.decode(bytes) {
+            let again = Array(m.encode().dropFirst(4))
+            if (try? ControlMessage.decode(again)) != m { fatalError("a decoded control message does not survive encoding") }
+        }
     default:
         fatalError("unknown JETFUZZ_TARGET \(target)")
     }

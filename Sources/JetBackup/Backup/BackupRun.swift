@@ -3,7 +3,7 @@ import JetStore
 /// What every kind of backup run shares: the engine's session, the options, progress and
 /// cancellation, the summary being built, and the undo steps of what it changed.
 final class BackupRun {
-    let session: BackupSession
+    let session: any BackupSource
     let options: BackupOptions
     let events: EventLog
     let status: (BackupStatus) throws -> Void
@@ -15,7 +15,7 @@ final class BackupRun {
     /// The destination's file system (the engine's files are read through the session).
     var fs: any FileSystem { options.fs }
 
-    init(session: BackupSession, options: BackupOptions, events: EventLog, status: @escaping (BackupStatus) throws -> Void) {
+    init(session: any BackupSource, options: BackupOptions, events: EventLog, status: @escaping (BackupStatus) throws -> Void) {
         self.session = session
         self.options = options
         self.events = events

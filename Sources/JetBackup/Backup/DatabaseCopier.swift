@@ -13,7 +13,7 @@ struct DatabaseCopier {
 
     /// The destination's file system.
     let fs: any FileSystem
-    let session: BackupSession
+    let session: any BackupSource
     let database: BackupSession.Database
 
     struct Result {

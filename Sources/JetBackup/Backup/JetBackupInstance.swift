@@ -12,14 +12,38 @@ public enum JetBackupInstance {
     public static func run(_ instance: Instance, _ options: BackupOptions,
                            status: @escaping (BackupStatus) throws -> Void = { _ in }) throws -> BackupSummary {
         try validate(options)
-        guard let dir = options.directory else { return try truncateOnly(instance, options, status: status) }
-        try prepareDirectory(dir, instance: instance, options: options)
+        guard options.directory != nil else { return try truncateOnly(instance, options, status: status) }
+        return try run(instancePath: instance.path, createPath: instance.parameters.createPathIfNotExist, options, status: status) {
+            try instance.beginBackup($0)
+        }
+    }
+
+    /// A backup of an instance another process owns, through its control socket: the owner
+    /// runs the engine's session, this process writes the set (README "Backups of a running
+    /// instance"). A truncate-only backup writes no set: the owner runs it as a command.
+    public static func run(through owner: ControlClient, _ options: BackupOptions,
+                           status: @escaping (BackupStatus) throws -> Void = { _ in }) throws -> BackupSummary {
+        try validate(options)
+        guard options.directory != nil else {
+            throw JetError(.invalidParameter, "a truncate-only backup runs in the process that owns the instance, not through it")
+        }
+        let params = try Instance.readParameters(at: owner.instance)
+        return try run(instancePath: owner.instance, createPath: params.createPathIfNotExist, options, status: status) {
+            try RemoteBackupSession.begin($0, client: owner)
+        }
+    }
+
+    /// The set writer over any session: the engine's own, or one served by the owner.
+    static func run(instancePath: String, createPath: Bool, _ options: BackupOptions, status: @escaping (BackupStatus) throws -> Void,
+                    begin: (BackupSession.Kind) throws -> any BackupSource) throws -> BackupSummary {
+        guard let dir = options.directory else { throw JetError(.invalidParameter, "no backup directory") }
+        try prepareDirectory(dir, instancePath: instancePath, createPath: createPath, options: options)
         // Claimed before anything in it is looked at: see DestinationLock.
-        let claim = try DestinationLock.acquire(dir, owner: "\(options.owner), instance \(instance.path)", fs: options.fs)
+        let claim = try DestinationLock.acquire(dir, owner: "\(options.owner), instance \(instancePath)", fs: options.fs)
         defer { claim.release() }
-        let session = try instance.beginBackup(options.incremental ? .incremental : .full)
+        let session = try begin(options.incremental ? .incremental : .full)
         defer { session.abort() }
-        let run = BackupRun(session: session, options: options, events: instance.events, status: status)
+        let run = BackupRun(session: session, options: options, events: session.events, status: status)
         let t0 = Clock.monotonicSeconds()
         if options.incremental {
             run.events.log(.incrementalBackupStart, "incremental backup started", [("directory", .string(dir))])
@@ -117,14 +141,14 @@ public enum JetBackupInstance {
 
     /// The destination is outside the instance, exists (created when the instance allows it
     /// and the backup is full) and can be written.
-    static func prepareDirectory(_ dir: String, instance: Instance, options: BackupOptions) throws {
+    static func prepareDirectory(_ dir: String, instancePath: String, createPath create: Bool, options: BackupOptions) throws {
         let fs = options.fs
-        try checkOutsideInstance(dir, instance: instance, fs: fs)
+        try checkOutsideInstance(dir, instancePath: instancePath, fs: fs)
         if !fs.isDirectory(dir) || fs.isSymlink(dir) {
             if fs.exists(dir) || fs.isSymlink(dir) {
                 throw JetError(.invalidPath, "backup directory \(dir) is not a directory")
             }
-            guard instance.parameters.createPathIfNotExist, !options.incremental else {
+            guard create, !options.incremental else {
                 throw JetError(.invalidPath, "backup directory \(dir) does not exist; create it first (or set create-path-if-not-exist)")
             }
             try createPath(dir, fs: fs)
@@ -156,15 +180,15 @@ public enum JetBackupInstance {
     /// A backup inside the instance it protects (or an instance inside its backup directory)
     /// is refused: deleting or restoring one would take the other with it, and the instance
     /// directory itself is never empty. Compared after symbolic links are resolved.
-    static func checkOutsideInstance(_ dir: String, instance: Instance, fs: any FileSystem) throws {
-        let d = fs.canonicalPath(dir), i = fs.canonicalPath(instance.path)
+    static func checkOutsideInstance(_ dir: String, instancePath: String, fs: any FileSystem) throws {
+        let d = fs.canonicalPath(dir), i = fs.canonicalPath(instancePath)
         let resolved = d == FilePaths.normalized(dir) ? "" : " (it resolves to \(d))"
         if FilePaths.isSameOrBelow(d, i) {
-            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) is \(d == i ? "the instance directory" : "inside the instance directory \(instance.path)")"
+            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) is \(d == i ? "the instance directory" : "inside the instance directory \(instancePath)")"
                 + "; a backup must live outside the instance it protects: choose a directory elsewhere")
         }
         if FilePaths.isSameOrBelow(i, d) {
-            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) holds the instance \(instance.path); "
+            throw JetError(.invalidPath, "backup directory \(dir)\(resolved) holds the instance \(instancePath); "
                 + "a backup must live outside the instance it protects: choose a directory that does not contain it")
         }
     }

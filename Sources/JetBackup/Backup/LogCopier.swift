@@ -7,7 +7,7 @@ import JetStore
 struct LogCopier {
     /// The destination's file system.
     let fs: any FileSystem
-    let session: BackupSession
+    let session: any BackupSource
     let compressionLevel: Int?
 
     struct Copied {

@@ -41,8 +41,7 @@ struct Backup: ParsableCommand {
             let bar = progress.showsBar
             var pb = ProgressBar(label: "backup")
             let json = progress == .json
-            let summary = try CLI.withInstance(instance.path) { inst in
-                try JetBackupInstance.run(inst, opts) { st in
+            let status: (BackupStatus) throws -> Void = { st in
                     switch st {
                     case .begin(let kind, let total):
                         if json { CLI.err(JSONValue.object([("event", .string("begin")), ("kind", .string(kind.rawValue)), ("totalBytes", .int(total))]).serialized()) }
@@ -56,7 +55,13 @@ struct Backup: ParsableCommand {
                         if json { CLI.err(JSONValue.object([("event", .string("fail")), ("error", .string(e.code.name)), ("code", .int(Int64(e.code.rawValue)))]).serialized()) }
                         if bar { pb.finish() }
                     }
-                }
+            }
+            let summary: BackupSummary
+            if let owner = CLI.remoteOwner {
+                // Another process owns the instance: it serves the engine's side, this process writes the set.
+                summary = try JetBackupInstance.run(through: owner, opts, status: status)
+            } else {
+                summary = try CLI.withInstance(instance.path) { inst in try JetBackupInstance.run(inst, opts, status: status) }
             }
             report(summary)
         }

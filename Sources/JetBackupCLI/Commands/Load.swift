@@ -33,6 +33,10 @@ struct Load: ParsableCommand {
                 if !inst.databaseNames.contains(db) { try inst.createDatabase(db) }
                 return try gen.run(inst, database: db, count: records, batch: batch) { done in
                     if progress == .commits { CLI.out("committed \(done)"); try CLI.checkOutput() }
+                    // Run for a client of the owner: stop when that client is interrupted or gone.
+                    if Served.current?.command.isInterrupted == true {
+                        throw JetError(.termInProgress, "the load was interrupted after \(done) records (all of them committed)")
+                    }
                     if showBar { bar.draw(done: done, total: records, detail: "\(done) records") }
                 }
             }

@@ -8,7 +8,8 @@ extension JetError.Code {
         switch self {
         case .invalidParameter, .invalidGrbit: 64
         case .invalidPath, .backupDirectoryNotEmpty, .databaseDuplicate: 73
-        case .backupInProgress, .restoreInProgress, .backupNotAllowedYet, .termInProgress, .fileAccessDenied: 75
+        case .backupInProgress, .restoreInProgress, .backupNotAllowedYet, .termInProgress, .fileAccessDenied,
+             .backupAbortByServer: 75
         case .loggingDisabled, .invalidBackup, .missingFullBackup, .missingFileToBackup, .invalidBackupSequence: 78
         case .readVerifyFailure, .logReadVerifyFailure, .missingLogFile, .givenLogFileHasBadSignature,
              .givenLogFileIsNotContiguous, .softRecoveryOnBackupDatabase, .badLogSignature,

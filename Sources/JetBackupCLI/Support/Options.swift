@@ -8,7 +8,7 @@ struct InstanceOptions: ParsableArguments {
     var instance: String?
 
     var path: String {
-        let p = instance ?? ProcessInfo.processInfo.environment["JETBACKUP_INSTANCE"] ?? FileManager.default.currentDirectoryPath
+        let p = instance ?? CLI.environment("JETBACKUP_INSTANCE") ?? CLI.currentDirectory
         return Paths.absolute(p)
     }
 }
@@ -157,7 +157,7 @@ enum Paths {
     }
 
     static func absolute(_ p: String) -> String {
-        var s = p.hasPrefix("/") ? p : FilePaths.join(FileManager.default.currentDirectoryPath, p)
+        var s = p.hasPrefix("/") ? p : FilePaths.join(CLI.currentDirectory, p)
         while s.count > 1 && s.hasSuffix("/") { s.removeLast() }
         return s
     }

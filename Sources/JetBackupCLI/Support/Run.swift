@@ -9,8 +9,18 @@ import Synchronization
 /// output. Nothing else decides an exit code.
 enum CLI {
     static var owner: String {
-        let args = CommandLine.arguments.dropFirst().prefix(3).joined(separator: " ")
+        let args = (Served.current?.command.argv ?? Array(CommandLine.arguments.dropFirst())).prefix(3).joined(separator: " ")
         return "pid \(getpid()) (jetbackup \(args))"
+    }
+
+    /// The owner of the instance when `backup` writes a set from what that process serves.
+    nonisolated(unsafe) static var remoteOwner: ControlClient?
+
+    /// The working directory and environment of the command (a served command's are its client's).
+    static var currentDirectory: String { Served.current?.command.cwd ?? FileManager.default.currentDirectoryPath }
+    static func environment(_ name: String) -> String? {
+        if let s = Served.current { return s.environment[name] }
+        return ProcessInfo.processInfo.environment[name]
     }
 
     static func run(json: Bool, _ body: () throws -> Void) throws {
@@ -18,30 +28,35 @@ enum CLI {
             try body()
             try finishOutput()
         } catch let e as OutputFailure {
-            failOutput(e, json: json)
+            try failOutput(e, json: json)
         } catch let e as JetError {
-            fail(e, json: json)
+            try fail(e, json: json)
+        } catch let e as StatusError {
+            try fail(e.error, json: json, status: e.status)
         } catch let e as ExitCode {
             // The command chose its status (check: 65 for damage); that outranks a lost report,
             // which still gets its message.
-            if let f = Output.failure, f.errno != EPIPE { err("jetbackup: \(f.error.code.name) (\(f.error.code.rawValue)): \(f.error.message)") }
+            if let f = outputFailure, f.errno != EPIPE { err("jetbackup: \(f.error.code.name) (\(f.error.code.rawValue)): \(f.error.message)") }
             throw e
         } catch let e as CleanExit {
             throw e
         } catch {
-            fail(JetError(.diskIO, "\(error)"), json: json)
+            try fail(JetError(.diskIO, "\(error)"), json: json)
         }
     }
 
-    static func fail(_ error: JetError, json: Bool) -> Never {
+    /// Reports `error` and ends the command with its status (or `status`): the process exits,
+    /// or, for a command served to a client, `ExitCode` carries the status to the server.
+    static func fail(_ error: JetError, json: Bool, status: Int32? = nil) throws -> Never {
         let e = Hints.add(to: error)
         if json {
             out(JSONValue.object([("result", .string("error")), ("error", .string(e.code.name)),
                                   ("code", .int(Int64(e.code.rawValue))), ("message", .string(e.message))]).serialized())
         }
         err("jetbackup: \(e.code.name) (\(e.code.rawValue)): \(e.message)")
+        if Served.current != nil { throw ExitCode(status ?? e.code.exitCode) }
         flush()
-        exit(e.code.exitCode)
+        exit(status ?? e.code.exitCode)
     }
 
     /// Standard output failed. A reader that went away (EPIPE: `| head -1`) ends us quietly as it
@@ -49,7 +64,9 @@ enum CLI {
     /// — not 0, because the output was not all delivered, and not an error message, because
     /// nothing went wrong on our side. Anything else (a full disk, an I/O error) is a failed
     /// command with its message on stderr (README "Exit status and errors").
-    static func failOutput(_ f: OutputFailure, json: Bool) -> Never {
+    static func failOutput(_ f: OutputFailure, json: Bool) throws -> Never {
+        // Served: the client's stdout is the client's to fail; here it means the client is gone.
+        if Served.current != nil { throw ExitCode(128 + SIGPIPE) }
         if f.errno == EPIPE {
             var set = sigset_t()
             sigemptyset(&set)
@@ -59,19 +76,22 @@ enum CLI {
             raise(SIGPIPE)
             exit(128 + SIGPIPE)
         }
-        fail(f.error, json: json)
+        try fail(f.error, json: json)
     }
 
     /// Flushes what stdio may hold and throws the first failed write to standard output.
     static func finishOutput() throws {
-        if fflush(nil) != 0 { Output.record(errno) }
-        if let f = Output.failure { throw f }
+        if Served.current == nil && fflush(nil) != 0 { Output.record(errno) }
+        if let f = outputFailure { throw f }
     }
+
+    /// The first failed write to standard output of this command.
+    static var outputFailure: OutputFailure? { Served.current.map { $0.outputFailure } ?? Output.failure }
 
     /// Throws once a write to standard output has failed, so a command that prints as it goes
     /// (`scan`, `load --progress commits`) stops at once instead of working for nobody.
     static func checkOutput() throws {
-        if let f = Output.failure { throw f }
+        if let f = outputFailure { throw f }
     }
 
     /// A line on standard output. A failed write is recorded, not ignored: `run` turns it into
@@ -80,16 +100,25 @@ enum CLI {
     static func out(_ s: String) { outRaw(Array((s + "\n").utf8)) }
 
     static func outRaw(_ b: [UInt8]) {
+        if let s = Served.current {
+            guard s.outputFailure == nil else { return }
+            if let e = s.command.write(1, b) { s.recordOutput(e) }
+            return
+        }
         guard Output.failure == nil else { return }
         if let e = write(1, b) { Output.record(e) }
     }
 
     /// A line on standard error. Its failure is ignored: there is nowhere left to report it,
     /// and the exit status still says what happened.
-    static func err(_ s: String) { write(2, Array((s + "\n").utf8)) }
+    static func err(_ s: String) {
+        if let served = Served.current { _ = served.command.write(2, Array((s + "\n").utf8)); return }
+        write(2, Array((s + "\n").utf8))
+    }
 
     /// All of standard input (`put DB KEY -`); a read error is JET_errDiskIO, not a trap.
     static func readStdin() throws -> [UInt8] {
+        if let s = Served.current { return try s.command.readStdin() }
         var out = [UInt8]()
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -106,7 +135,8 @@ enum CLI {
     /// out. Foundation's FileHandle traps on write errors, so it is not used for output.
     @discardableResult
     static func write(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
-        bytes.withUnsafeBytes { p -> Int32? in
+        if let s = Served.current { return s.command.write(fd, bytes) }
+        return bytes.withUnsafeBytes { p -> Int32? in
             var done = 0
             while done < p.count {
                 let n = Glibc.write(fd, p.baseAddress! + done, p.count - done)
@@ -127,7 +157,7 @@ enum CLI {
 
     static func flush() { fflush(nil) }
 
-    static var stderrIsTerminal: Bool { isatty(2) == 1 }
+    static var stderrIsTerminal: Bool { Served.current?.command.stderrIsTerminal ?? (isatty(2) == 1) }
 
     /// Runs `body` on the instance at `path`. When it fails because `path` is no instance, the
     /// error gains the hint the engine cannot give: which command makes one, or restores a set.
@@ -154,11 +184,15 @@ enum CLI {
 
     /// `Inspection.withLockedInstance` for the commands that read the files directly.
     static func withLockedInstance<T>(_ path: String, _ body: (InstanceParameters) throws -> T) throws -> T {
-        try onInstance(path) { try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: owner, body) }
+        // Served: this process holds the lock already (it owns the instance).
+        if let s = Served.current, s.owns(path) { return try body(s.command.instance.parameters) }
+        return try onInstance(path) { try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: owner, body) }
     }
 
     /// Opens the instance for a command; closes it after `body` (clean shutdown).
     static func withInstance<T>(_ path: String, mode: Instance.AccessMode = .readWrite, _ body: (Instance) throws -> T) throws -> T {
+        // Served: the instance this process owns, as it is open (its owner closes it).
+        if let s = Served.current, s.owns(path) { return try body(s.command.instance) }
         let inst = try onInstance(path) { try Instance.open(at: path, mode: mode, owner: owner) }
         let r: T
         do {
@@ -189,6 +223,13 @@ enum CLI {
     }
 
     static func time(_ us: UInt64) -> String { us == 0 ? "-" : Clock.rfc3339(microseconds: us) }
+}
+
+/// An error with the exit status it ends the command with, where the table's status for its
+/// code is not the one (a client the owner refuses: 77).
+struct StatusError: Error {
+    let error: JetError
+    let status: Int32?
 }
 
 /// The first failed write to standard output (an errno), kept for `CLI.run`.

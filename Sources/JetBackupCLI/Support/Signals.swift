@@ -20,5 +20,6 @@ enum Signals {
         signal(SIGTERM) { _ in Signals.interrupted.store(true, ordering: .relaxed) }
     }
 
-    static var wasInterrupted: Bool { interrupted.load(ordering: .relaxed) }
+    /// This process got SIGINT/SIGTERM, or the client of a served command interrupted it.
+    static var wasInterrupted: Bool { interrupted.load(ordering: .relaxed) || (Served.current?.command.isInterrupted ?? false) }
 }

@@ -184,7 +184,7 @@ public final class BackupSession: @unchecked Sendable {
     /// The generations this backup copies, from `first` (default `firstGeneration`; an
     /// incremental may continue after a set that already goes further than the headers
     /// record) through `last`; each must still be in the instance.
-    public func generations(from first: UInt32? = nil, through last: UInt32) throws -> ClosedRange<UInt32> {
+    public func generations(from first: UInt32?, through last: UInt32) throws -> ClosedRange<UInt32> {
         let first = first ?? firstGeneration
         guard first <= last else {
             throw JetError(.invalidParameter, "no log generation to copy: the backup starts at generation \(first), the log ends at \(last)")
@@ -202,7 +202,7 @@ public final class BackupSession: @unchecked Sendable {
     /// number, every record, and the link to the generation before it — `previousCreation`
     /// when given (the last log of the set an incremental extends), else the previous
     /// generation's header when this backup copies that one too.
-    public func readLog(_ g: UInt32, previousCreation: UInt64? = nil) throws -> LogFile {
+    public func readLog(_ g: UInt32, previousCreation: UInt64?) throws -> LogFile {
         try checkOpen()
         let path = instance.generationPath(g)
         let bytes = try instance.fs.readAll(path)

@@ -12,6 +12,8 @@ public enum FileNames {
     public static let databaseExtension = ".edb"
     /// A restore in progress into this directory (its presence refuses other commands).
     public static let restoreMarker = "RESTORE_IN_PROGRESS"
+    /// The owner's control socket (README "Backups of a running instance").
+    public static let controlSocket = "control.sock"
 
     /// `edb0000002A.log`: 8 upper-case hex digits.
     public static func archivedLog(_ generation: UInt32) -> String {
