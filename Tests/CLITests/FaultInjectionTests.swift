@@ -77,7 +77,11 @@ import Testing
             #expect(Self.specExits.contains(r.status), "round \(round) \(spec) \(args[0]): exit \(r.status) — \(r.stderr.suffix(300))")
             if r.status != 0 {
                 failed += 1
-                #expect(r.stderr.contains("jetbackup: JET_err") || r.stderr.contains("Error:"), "round \(round): no ESE error: \(r.stderr.suffix(300))")
+                // Under posix/io/rw/write the write of the message to stderr can fail too: then
+                // the message is lost (there is nowhere left to report it) and only the status
+                // speaks. Under every other point the message must be there.
+                let messageMayBeLost = point == "posix/io/rw/write" && r.stderr.isEmpty
+                #expect(messageMayBeLost || r.stderr.contains("jetbackup: JET_err") || r.stderr.contains("Error:"), "round \(round) \(spec): no ESE error: \(r.stderr.suffix(300))")
             }
             // Afterwards, without faults: the instance opens and holds its committed state.
             let after = try Binary.run(["digest", "-i", i])
