@@ -211,6 +211,14 @@ public struct VerificationRecord: Codable, Sendable {
     public var manifestChecksum: String?
     public var message: String?
 
+    public init(time: String, timeMicros: UInt64, ok: Bool, manifestChecksum: String?, message: String?) {
+        self.time = time
+        self.timeMicros = timeMicros
+        self.ok = ok
+        self.manifestChecksum = manifestChecksum
+        self.message = message
+    }
+
     public static func read(_ setDir: String, fs: any FileSystem) -> VerificationRecord? {
         let p = FilePaths.join(setDir, Repository.verifiedName)
         guard fs.exists(p), !fs.isSymlink(p), let b = try? fs.readAll(p) else { return nil }

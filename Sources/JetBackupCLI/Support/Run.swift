@@ -33,6 +33,9 @@ enum CLI {
         }
     }
 
+    /// Called with the exit status before a failed command exits (`--metrics-file` records it).
+    nonisolated(unsafe) static var onExit: ((Int32) -> Void)?
+
     static func fail(_ error: JetError, json: Bool) -> Never {
         let e = Hints.add(to: error)
         if json {
@@ -41,6 +44,7 @@ enum CLI {
         }
         err("jetbackup: \(e.code.name) (\(e.code.rawValue)): \(e.message)")
         flush()
+        onExit?(e.code.exitCode)
         exit(e.code.exitCode)
     }
 
@@ -154,12 +158,14 @@ enum CLI {
 
     /// `Inspection.withLockedInstance` for the commands that read the files directly.
     static func withLockedInstance<T>(_ path: String, _ body: (InstanceParameters) throws -> T) throws -> T {
-        try onInstance(path) { try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: owner, body) }
+        try onInstance(path) {
+            try LockWait.retrying(for: lockWait) { try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: owner, body) }
+        }
     }
 
     /// Opens the instance for a command; closes it after `body` (clean shutdown).
     static func withInstance<T>(_ path: String, mode: Instance.AccessMode = .readWrite, _ body: (Instance) throws -> T) throws -> T {
-        let inst = try onInstance(path) { try Instance.open(at: path, mode: mode, owner: owner) }
+        let inst = try onInstance(path) { try LockWait.retrying(for: lockWait) { try Instance.open(at: path, mode: mode, owner: owner) } }
         let r: T
         do {
             r = try body(inst)
@@ -181,6 +187,19 @@ enum CLI {
         return r
     }
 
+    /// "Now" for the repository commands: the system clock, or `$JETBACKUP_NOW` (RFC 3339, UTC),
+    /// the test seam that lets a test run weeks of cron jobs in seconds (README "Tests").
+    static var clock: WallClock {
+        guard let s = ProcessInfo.processInfo.environment["JETBACKUP_NOW"], !s.isEmpty else { return .system }
+        guard let t = WallClock.parseRFC3339(s) else {
+            fail(JetError(.invalidParameter, "JETBACKUP_NOW='\(s)' is not an RFC 3339 UTC time (2026-11-25T03:36:00Z)"), json: false)
+        }
+        return .fixed(microseconds: t)
+    }
+
+    /// `--wait`: seconds to wait for the instance's or the repository's lock (nil: fail at once).
+    static var lockWait: Double? { LockWaitSetting.seconds.withLock { $0 } }
+
     static func human(bytes: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
         var v = Double(bytes), u = 0
@@ -189,6 +208,11 @@ enum CLI {
     }
 
     static func time(_ us: UInt64) -> String { us == 0 ? "-" : Clock.rfc3339(microseconds: us) }
+}
+
+/// The `--wait` of this run (one command a process).
+enum LockWaitSetting {
+    static let seconds = Mutex<Double?>(nil)
 }
 
 /// The first failed write to standard output (an errno), kept for `CLI.run`.
