@@ -30,8 +30,9 @@ final class Throttle: @unchecked Sendable {
     func consume(_ n: Int64, isCancelled: () -> Bool = { false }) {
         refill()
         tokens -= Double(n)
-        while tokens < 0 && !isCancelled() {
-            sleep(min(1, -tokens / rate))
+        // Whole bytes: a deficit below one byte is rounding, and waiting it out would spin.
+        while tokens <= -1 && !isCancelled() {
+            sleep(min(1, max(0.001, -tokens / rate)))
             refill()
         }
     }
