@@ -36,9 +36,18 @@ stress: setup
 demo: release
 	./scripts/demo.sh $(BIN)
 
+# The binary, its man page (argument-parser's generate-manual plugin, which works offline) and
+# bash, zsh and fish completions (--generate-completion-script), laid out as Debian does.
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(MANDIR) $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/vendor-completions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/jetbackup
+	rm -rf .build/manual && $(SWIFT) package --allow-writing-to-package-directory generate-manual --output-directory .build/manual >/dev/null
+	install -m 0644 .build/manual/jetbackup.1 $(MANDIR)/jetbackup.1
+	$(BIN) --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/jetbackup
+	$(BIN) --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_jetbackup
+	$(BIN) --generate-completion-script fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/jetbackup.fish
 
 fixtures: build
 	./scripts/make-fixtures.sh $(DEBUG_BIN)
