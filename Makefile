@@ -46,9 +46,19 @@ stress: setup
 demo: release
 	./scripts/demo.sh $(BIN)
 
+# The binary, its man page (argument-parser's generate-manual plugin, which works offline) and
+# bash, zsh and fish completions (--generate-completion-script), laid out as Debian does.
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(MANDIR) $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/vendor-completions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/jetbackup
+	find .build/plugins -name jetbackup.1 -delete 2>/dev/null || true
+	$(SWIFT) package --allow-writing-to-package-directory generate-manual >/dev/null
+	install -m 0644 "$$(find .build/plugins -name jetbackup.1 | head -1)" $(MANDIR)/jetbackup.1
+	$(BIN) --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/jetbackup
+	$(BIN) --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_jetbackup
+	$(BIN) --generate-completion-script fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/jetbackup.fish
 
 fixtures: build
 	./scripts/make-fixtures.sh $(DEBUG_BIN)

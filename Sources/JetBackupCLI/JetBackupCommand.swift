@@ -13,7 +13,7 @@ public struct JetBackupCommand: ParsableCommand {
         subcommands: [
             Init.self, Config.self, Db.self, Put.self, Get.self, Delete.self, Scan.self, Load.self,
             Digest.self, Info.self, Logs.self, Check.self, Backup.self, Restore.self, Verify.self,
-            Show.self, Events.self, Serve.self,
+            Show.self, Events.self, Serve.self, Repo.self, List.self, Expire.self, Status.self,
         ]
     )
     public init() {}

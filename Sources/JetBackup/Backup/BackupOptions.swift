@@ -22,6 +22,10 @@ public struct BackupOptions: Sendable {
     public var fs: any FileSystem = PosixFileSystem()
     /// Polled between chunks: true stops the backup with `JET_errTermInProgress` (signals).
     public var isCancelled: @Sendable () -> Bool = { false }
+    /// The clock of the times written into the manifest's chain (a fixed one in tests).
+    public var clock: WallClock = .system
+    /// Bytes per second written into the set at most; nil: as fast as it goes.
+    public var maxBytesPerSecond: Int64?
 
     public init(directory: String?) { self.directory = directory }
 

@@ -11,6 +11,9 @@ final class BackupRun {
     var summary: BackupSummary
     var done: Int64 = 0
     var total: Int64 = 0
+    /// The run's start on the options' clock.
+    let startedAt: UInt64
+    let throttle: Throttle?
 
     /// The destination's file system (the engine's files are read through the session).
     var fs: any FileSystem { options.fs }
@@ -20,6 +23,8 @@ final class BackupRun {
         self.options = options
         self.events = events
         self.status = status
+        startedAt = options.clock.now()
+        throttle = options.maxBytesPerSecond.map { Throttle(bytesPerSecond: $0) }
         summary = BackupSummary(kind: options.kind)
         summary.atomic = options.atomic
         summary.compression = options.compressionLevel.map { "zstd-\($0)" } ?? "none"
@@ -41,6 +46,7 @@ final class BackupRun {
 
     func advance(_ n: Int, file: String) throws {
         done += Int64(n)
+        throttle?.consume(Int64(n), isCancelled: { [self] in isCancelled })
         try checkCancelled()
         try status(.progress(done: done, total: max(total, done), file: file))
     }
@@ -73,9 +79,11 @@ final class BackupRun {
     }
 
     func chainEntry(_ type: BackupManifest.BackupType, genLow: UInt32, genHigh: UInt32) -> BackupManifest.Backup {
-        let end = Clock.microsecondsSinceEpoch()
-        return BackupManifest.Backup(type: type, start: Clock.rfc3339(microseconds: session.startTime),
-                                     end: Clock.rfc3339(microseconds: end), startMicros: session.startTime, endMicros: end,
+        let clock = options.clock
+        let end = clock.now()
+        let start = clock.isSystem ? session.startTime : min(startedAt, end)
+        return BackupManifest.Backup(type: type, start: Clock.rfc3339(microseconds: start),
+                                     end: Clock.rfc3339(microseconds: end), startMicros: start, endMicros: end,
                                      genLow: genLow, genHigh: genHigh, compression: summary.compression)
     }
 }

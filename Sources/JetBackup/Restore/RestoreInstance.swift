@@ -32,7 +32,14 @@ public struct RestoreInstance {
     }
 
     let fs: any FileSystem
-    public init(fs: any FileSystem = PosixFileSystem()) { self.fs = fs }
+    /// Bytes per second read from the set at most (`--max-rate`); nil: as fast as it goes.
+    public var maxBytesPerSecond: Int64?
+    /// Restore only the log generations up to this one (at or after the full backup's last).
+    public var untilGeneration: UInt32?
+    public init(fs: any FileSystem = PosixFileSystem(), maxBytesPerSecond: Int64? = nil) {
+        self.fs = fs
+        self.maxBytesPerSecond = maxBytesPerSecond
+    }
 
     /// How often cleanup retries a delete that failed (an I/O error may be transient).
     static let cleanupAttempts = 20
@@ -44,8 +51,9 @@ public struct RestoreInstance {
                         status: (Status) -> Void = { _ in }) throws -> Summary {
         let t0 = Clock.monotonicSeconds()
         try checkTarget(target)
-        let verifier = SetVerifier(fs: fs)
-        let (setDir, m) = try verifier.open(dir)
+        let verifier = SetVerifier(fs: fs, maxBytesPerSecond: maxBytesPerSecond)
+        let (setDir, whole) = try verifier.open(dir)
+        let m = try untilGeneration.map { try Self.cut(whole, at: $0, setDir: setDir) } ?? whole
         if isCancelled() { throw JetError(.termInProgress, "the restore into \(target) was interrupted before it wrote anything") }
         status(.begin(totalBytes: m.files.reduce(Int64(0)) { $0 + $1.size }))
         let (created, lock) = try claim(target, owner: "restore from \(setDir) by \(owner)")
@@ -90,6 +98,27 @@ public struct RestoreInstance {
         lock.release()
         s.seconds = Clock.monotonicSeconds() - t0
         return s
+    }
+
+    /// The set as it stood when its log ended at generation `g`: the generations after it
+    /// left out. `g` must be within the set's logs and at or after its full backup's last
+    /// generation (before that the images are not yet consistent: the set's consistent point).
+    static func cut(_ m: BackupManifest, at g: UInt32, setDir: String) throws -> BackupManifest {
+        let full = m.chain[0]
+        guard g >= full.genHigh else {
+            throw JetError(.invalidParameter, "generation \(g) is before the consistent point of the set in \(setDir): its full backup "
+                + "ends at generation \(full.genHigh), and a restore needs at least \(full.genLow)-\(full.genHigh); "
+                + "choose \(full.genHigh) to \(m.lastGeneration)")
+        }
+        guard g <= m.lastGeneration else {
+            throw JetError(.invalidParameter, "generation \(g) is after the end of the set in \(setDir): it holds generations "
+                + "\(full.genLow)-\(m.lastGeneration); choose \(full.genHigh) to \(m.lastGeneration)")
+        }
+        var c = m
+        c.files = m.files.filter { $0.kind != .log || ($0.generation ?? 0) <= g }
+        c.chain = m.chain.filter { $0.genLow <= g }
+        c.chain[c.chain.count - 1].genHigh = min(c.chain[c.chain.count - 1].genHigh, g)
+        return c
     }
 
     // MARK: TARGET

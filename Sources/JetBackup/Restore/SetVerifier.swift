@@ -33,7 +33,12 @@ public struct SetVerifier {
     }
 
     let fs: any FileSystem
-    public init(fs: any FileSystem = PosixFileSystem()) { self.fs = fs }
+    /// Bytes per second read from the set at most (`--max-rate`); nil: as fast as it goes.
+    public var maxBytesPerSecond: Int64?
+    public init(fs: any FileSystem = PosixFileSystem(), maxBytesPerSecond: Int64? = nil) {
+        self.fs = fs
+        self.maxBytesPerSecond = maxBytesPerSecond
+    }
 
     static func corrupt(_ message: String) -> JetError { JetError(.databaseCorrupted, message) }
 
@@ -286,7 +291,16 @@ public struct SetVerifier {
     /// transaction (verify; a restore's replay decodes them itself). `isCancelled` is polled
     /// between chunks and generations.
     func read(_ m: BackupManifest, setDir: String, decodeTransactions: Bool, sink: Sink? = nil,
-              isCancelled: () -> Bool = { false }, progress: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Report {
+              isCancelled: () -> Bool = { false }, progress report: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Report {
+        let throttle = maxBytesPerSecond.map { Throttle(bytesPerSecond: $0) }
+        var throttled: Int64 = 0
+        func progress(_ done: Int64, _ total: Int64, _ file: String) {
+            if let throttle, done > throttled {
+                throttle.consume(done - throttled, isCancelled: isCancelled)
+                throttled = done
+            }
+            report(done, total, file)
+        }
         var r = Report()
         r.setDirectory = setDir
         let total = m.files.reduce(Int64(0)) { $0 + $1.size }

@@ -4,8 +4,13 @@ import JetStore
 
 struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Hard restore of the backup set in DIR into a new instance TARGET.")
-    @Argument(help: "Backup directory.") var dir: String
+    @Argument(help: "Backup directory.") var dir: String?
+    @OptionGroup var repo: RepoSetOptions
     @Option(help: "New instance directory (must not exist, or be empty).") var to: String
+    @Option(help: ArgumentHelp("Replay the logs only up to generation G (from the full backup's last generation to the set's last).",
+                               valueName: "G"))
+    var untilGeneration: UInt32?
+    @Option(help: ArgumentHelp("Read at most RATE bytes a second from the set (50MiB).", valueName: "RATE")) var maxRate: RateArgument?
     @Option(help: "Progress: auto, bar, json, none.") var progress: ProgressMode = .auto
     @OptionGroup var output: JSONOption
 
@@ -18,7 +23,9 @@ struct Restore: ParsableCommand {
             var pb = ProgressBar(label: "restore")
             let s: RestoreInstance.Summary
             do {
-                s = try RestoreInstance().restore(from: Paths.resolved(dir), to: Paths.absolute(to), owner: CLI.owner,
+                var ri = RestoreInstance(maxBytesPerSecond: maxRate?.bytesPerSecond)
+                ri.untilGeneration = untilGeneration
+                s = try ri.restore(from: try repo.directory(dir).0, to: Paths.absolute(to), owner: CLI.owner,
                                                   isCancelled: { Signals.wasInterrupted }) { st in
                     switch st {
                     case .begin(let total):

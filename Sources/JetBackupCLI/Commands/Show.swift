@@ -4,12 +4,13 @@ import JetStore
 
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "What the backup set in DIR holds.")
-    @Argument(help: "Backup directory.") var dir: String
+    @Argument(help: "Backup directory.") var dir: String?
+    @OptionGroup var repo: RepoSetOptions
     @OptionGroup var output: JSONOption
 
     func run() throws {
         try CLI.run(json: output.json) {
-            let (setDir, m) = try SetVerifier().manifest(in: Paths.resolved(dir))
+            let (setDir, m) = try SetVerifier().manifest(in: try repo.directory(dir).0)
             let logs = m.files.filter { $0.kind == .log }
             let (stored, raw) = Self.sizes(m.files)
             if output.json {

@@ -1,11 +1,19 @@
 import ArgumentParser
 import Foundation
+import JetBackup
 import JetStore
 
 /// `-i/--instance PATH`, else `$JETBACKUP_INSTANCE`, else the current directory.
 struct InstanceOptions: ParsableArguments {
     @Option(name: [.customShort("i"), .customLong("instance")], help: "The instance directory.")
     var instance: String?
+    @Option(help: ArgumentHelp("Wait up to DURATION (30s, 5m, 1h) for a lock another process holds instead of failing at once.",
+                               valueName: "DURATION"))
+    var wait: DurationArgument?
+
+    func validate() throws {
+        LockWaitSetting.seconds.withLock { $0 = wait?.seconds }
+    }
 
     var path: String {
         let p = instance ?? CLI.environment("JETBACKUP_INSTANCE") ?? CLI.currentDirectory
@@ -171,4 +179,50 @@ struct Size: ExpressibleByArgument {
         bytes = n
     }
     static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// Durations on the command line: 90s, 30m, 2h, 1d, 1w (or plain seconds).
+struct DurationArgument: ExpressibleByArgument {
+    let seconds: Double
+    init?(argument: String) {
+        guard let s = Durations.parse(argument) else { return nil }
+        seconds = s
+    }
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// Rates on the command line: bytes per second, as sizes: 50MiB, 512KiB, 1000000.
+struct RateArgument: ExpressibleByArgument {
+    let bytesPerSecond: Int64
+    init?(argument: String) {
+        var a = argument
+        if a.hasSuffix("/s") { a.removeLast(2) }
+        guard let n = try? InstanceParameters.parseSize(a), n > 0 else { return nil }
+        bytesPerSecond = Int64(n)
+    }
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// `--repo DIR [--set LABEL]` of the commands that read a set (verify, show, restore).
+struct RepoSetOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Read a set of the repository DIR instead of a backup directory.", valueName: "DIR"))
+    var repo: String?
+    @Option(name: .customLong("set"), help: ArgumentHelp("With --repo: the set's label (default: the newest complete set).",
+                                                        valueName: "LABEL"))
+    var setLabel: String?
+
+    func validate() throws {
+        if setLabel != nil && repo == nil { throw ValidationError("--set needs --repo") }
+    }
+
+    /// The backup directory to read: DIR, or the set the repository options select.
+    func directory(_ dir: String?) throws -> (String, Repository?) {
+        if let repo {
+            guard dir == nil else { throw ValidationError("give a backup directory or --repo, not both") }
+            let r = try Repository.open(Paths.resolved(repo), clock: CLI.clock)
+            return (try r.select(setLabel).path, r)
+        }
+        guard let dir else { throw ValidationError("give a backup directory, or --repo DIR") }
+        return (Paths.resolved(dir), nil)
+    }
 }

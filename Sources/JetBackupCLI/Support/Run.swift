@@ -45,6 +45,9 @@ enum CLI {
         }
     }
 
+    /// Called with the exit status before a failed command exits (`--metrics-file` records it).
+    nonisolated(unsafe) static var onExit: ((Int32) -> Void)?
+
     /// Reports `error` and ends the command with its status (or `status`): the process exits,
     /// or, for a command served to a client, `ExitCode` carries the status to the server.
     static func fail(_ error: JetError, json: Bool, status: Int32? = nil) throws -> Never {
@@ -56,6 +59,7 @@ enum CLI {
         err("jetbackup: \(e.code.name) (\(e.code.rawValue)): \(e.message)")
         if Served.current != nil { throw ExitCode(status ?? e.code.exitCode) }
         flush()
+        onExit?(status ?? e.code.exitCode)
         exit(status ?? e.code.exitCode)
     }
 
@@ -186,14 +190,16 @@ enum CLI {
     static func withLockedInstance<T>(_ path: String, _ body: (InstanceParameters) throws -> T) throws -> T {
         // Served: this process holds the lock already (it owns the instance).
         if let s = Served.current, s.owns(path) { return try body(s.command.instance.parameters) }
-        return try onInstance(path) { try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: owner, body) }
+        return try onInstance(path) {
+            try LockWait.retrying(for: lockWait) { try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: owner, body) }
+        }
     }
 
     /// Opens the instance for a command; closes it after `body` (clean shutdown).
     static func withInstance<T>(_ path: String, mode: Instance.AccessMode = .readWrite, _ body: (Instance) throws -> T) throws -> T {
         // Served: the instance this process owns, as it is open (its owner closes it).
         if let s = Served.current, s.owns(path) { return try body(s.command.instance) }
-        let inst = try onInstance(path) { try Instance.open(at: path, mode: mode, owner: owner) }
+        let inst = try onInstance(path) { try LockWait.retrying(for: lockWait) { try Instance.open(at: path, mode: mode, owner: owner) } }
         let r: T
         do {
             r = try body(inst)
@@ -215,6 +221,21 @@ enum CLI {
         return r
     }
 
+    /// "Now" for the repository commands: the system clock, or `$JETBACKUP_NOW` (RFC 3339, UTC),
+    /// the test seam that lets a test run weeks of cron jobs in seconds (README "Tests").
+    static var clock: WallClock {
+        get throws {
+            guard let s = ProcessInfo.processInfo.environment["JETBACKUP_NOW"], !s.isEmpty else { return .system }
+            guard let t = WallClock.parseRFC3339(s) else {
+                throw JetError(.invalidParameter, "JETBACKUP_NOW='\(s)' is not an RFC 3339 UTC time (2026-11-25T03:36:00Z)")
+            }
+            return .fixed(microseconds: t)
+        }
+    }
+
+    /// `--wait`: seconds to wait for the instance's or the repository's lock (nil: fail at once).
+    static var lockWait: Double? { LockWaitSetting.seconds.withLock { $0 } }
+
     static func human(bytes: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
         var v = Double(bytes), u = 0
@@ -230,6 +251,11 @@ enum CLI {
 struct StatusError: Error {
     let error: JetError
     let status: Int32?
+}
+
+/// The `--wait` of this run (one command a process).
+enum LockWaitSetting {
+    static let seconds = Mutex<Double?>(nil)
 }
 
 /// The first failed write to standard output (an errno), kept for `CLI.run`.
