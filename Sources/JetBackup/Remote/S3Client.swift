@@ -80,6 +80,17 @@ public final class S3Client: Sendable {
         }
     }
 
+    /// Aborts every unfinished multipart upload under `prefix` (left by a run that was killed or
+    /// lost the store mid-upload) and returns how many there were; the parts are freed.
+    @discardableResult
+    public func abortIncompleteUploads(prefix: String) throws -> Int {
+        let open = try incompleteUploads(prefix: prefix)
+        for u in open {
+            _ = try send("DELETE", key: u.key, query: [("uploadId", u.uploadID)], what: "abort the upload of \(u.key)", allow404: true)
+        }
+        return open.count
+    }
+
     /// Starts a streaming upload of `key`; see `S3Upload`.
     public func upload(_ key: String) -> S3Upload { S3Upload(client: self, key: key) }
 

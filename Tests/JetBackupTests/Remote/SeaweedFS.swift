@@ -105,11 +105,16 @@ final class SeaweedFS {
         throw JetErrorForTests("weed mini did not answer on \(endpoint) within 30 s; its log ends:\n\(tail)")
     }
 
+    /// The server's process id while it runs (SIGSTOP/SIGCONT make it stall, as a throttled or
+    /// overloaded store would).
+    var pid: pid_t? { process.map { $0.processIdentifier } }
+
     /// SIGKILL, as a crash or a pulled cable would; the data directory stays for `start()`.
     func kill() {
         guard let p = process else { return }
         process = nil
         if p.isRunning {
+            Foundation.kill(p.processIdentifier, SIGCONT)
             Foundation.kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
         }
