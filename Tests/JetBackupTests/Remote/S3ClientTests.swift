@@ -15,7 +15,7 @@ import Testing
     }
 
     @Test func objectsRoundTripWithRangesHeadAndDelete() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client()
         let data = Self.bytes(100_000)
         try c.put("set/a b/ሴ+x.bin", data)  // a key with a space, UTF-8 and '+' signs and reads back
@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func largeObjectGoesUpInPartsWithBoundedMemory() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client { $0.partSize = 5 << 20; $0.partsInFlight = 2 }
         let data = Self.bytes(5 << 20 * 3 + 1234)
         let up = c.upload("big/object")
@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test func abortedUploadLeavesNoPartsAndNoObject() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client { $0.partSize = 5 << 20 }
         let up = c.upload("gone/object")
         try up.write(Self.bytes(5 << 20 * 3 + 5))
@@ -72,7 +72,7 @@ import Testing
     }
 
     @Test func listingFollowsPagesPastOneThousandObjects() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client()
         let n = 1_050
         let failures = Locked(0)
@@ -90,7 +90,7 @@ import Testing
     }
 
     @Test func wrongSecretIsPermissionDeniedAndNeverShowsTheSecret() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = S3Client(config: s.config(secret: "not-the-secret-4242"), bucket: s.bucket)
         do {
             try c.put("x", [1, 2, 3])
@@ -103,7 +103,7 @@ import Testing
     }
 
     @Test func missingBucketIsInvalidPath() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client(bucket: "no-such-bucket")
         // (SeaweedFS creates a missing bucket on a PUT by an admin key, so reads show the error.)
         expectJetError(.invalidPath) { _ = try c.list(prefix: "") }
@@ -186,7 +186,7 @@ import Testing
     }
 
     @Test func aChangedByteInTheBucketIsCaughtByTheCallersChecksum() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client()
         var data = Self.bytes(5000)
         try c.put("sum/file", data)

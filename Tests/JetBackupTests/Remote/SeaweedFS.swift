@@ -6,8 +6,10 @@ import Testing
 /// `make setup` into .build-venv) on free loopback ports, a temporary data directory and an
 /// identity file holding a test key. Stopped (SIGKILL, data removed) at deinit, so a failing
 /// test leaves no server behind. `kill()` and `start()` let a test take the server away
-/// mid-transfer and bring it back on the same ports and data.
-final class SeaweedFS {
+/// mid-transfer and bring it back on the same ports and data. Tests that leave the server
+/// running as they found it share one (`shared`, killed when the test process exits); tests
+/// that kill or stall it start their own.
+final class SeaweedFS: @unchecked Sendable {
     static let accessKey = "JBTESTACCESSKEY"
     static let secretKey = "jb-test-secret-key-0123456789"
 
@@ -30,6 +32,15 @@ final class SeaweedFS {
         if binary == nil { print("SeaweedFS tests skipped: no weed binary (run 'make setup', or set JETBACKUP_WEED)") }
         return binary != nil
     }()
+
+    private static let sharedServer: Result<SeaweedFS, any Error> = {
+        let r = Result { try SeaweedFS() }
+        atexit { if case .success(let s) = SeaweedFS.sharedServer { s.kill(); s.dir.remove() } }
+        return r
+    }()
+
+    /// The server shared by the tests that neither stop nor stall it.
+    static func shared() throws -> SeaweedFS { try sharedServer.get() }
 
     let dir = Scratch("weed")
     let ports: [String: Int]
