@@ -129,9 +129,10 @@ final class SeaweedFS: @unchecked Sendable {
             Foundation.kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
         }
-        for name in ["filer.port", "s3.port"] {
-            let kind = name.split(separator: ".")[0]
-            try? FileManager.default.removeItem(atPath: "/tmp/seaweedfs-\(kind)-\(ports[name] ?? 0).sock")
+        // weed leaves unix sockets named after our ports in /tmp (seaweedfs-KIND-PORT.sock).
+        let mine = Set(ports.values.map { "-\($0).sock" })
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [] where f.hasPrefix("seaweedfs-") {
+            if let dash = f.lastIndex(of: "-"), mine.contains(String(f[dash...])) { try? FileManager.default.removeItem(atPath: "/tmp/" + f) }
         }
     }
 
