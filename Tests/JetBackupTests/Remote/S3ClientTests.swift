@@ -185,6 +185,30 @@ import Testing
         #expect(all.count == 40 && all.allSatisfy { $0 }, "reads: \(all)")
     }
 
+    @Test func exactlyOneOfConcurrentWritersCreatesALockObject() throws {
+        let s = try SeaweedFS.shared()
+        let c = s.client()
+        let winners = Locked<[Int]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { w in
+            if (try? c.putIfAbsent("lock/one", Array("run \(w)".utf8))) == true { winners.withLock { $0.append(w) } }
+        }
+        let won = winners.withLock { $0 }
+        #expect(won.count == 1, "winners: \(won)")
+        #expect(try c.get("lock/one") == Array("run \(won.first ?? -1)".utf8))
+        #expect(try c.putIfAbsent("lock/one", Array("late".utf8)) == false)
+        try c.delete("lock/one")
+        #expect(try c.putIfAbsent("lock/one", Array("after".utf8)) == true)
+    }
+
+    @Test func expectedSizeGrowsPartsToStayUnderTenThousand() throws {
+        let s = try SeaweedFS.shared()
+        let c = s.client { $0.partSize = 5 << 20 }
+        let up = c.upload("sized/x", expectedSize: 1 << 40)
+        #expect(up.partSize == Int((Int64(1) << 40 + 9_999) / 10_000))
+        try up.abort()
+        #expect(c.upload("sized/y", expectedSize: 1000).partSize == 5 << 20)
+    }
+
     @Test func aChangedByteInTheBucketIsCaughtByTheCallersChecksum() throws {
         let s = try SeaweedFS.shared()
         let c = s.client()
