@@ -11,7 +11,9 @@ final class Scratch {
         var template = Array("/tmp/\(tag)-XXXXXX".utf8CString)
         root = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
     }
-    deinit { try? FileManager.default.removeItem(atPath: root) }
+    deinit { remove() }
+
+    func remove() { try? FileManager.default.removeItem(atPath: root) }
 
     func path(_ name: String) -> String { root + "/" + name }
 

@@ -30,6 +30,16 @@ public final class S3Client: Sendable {
         _ = try send("PUT", key: key, body: body, what: "upload \(key)")
     }
 
+    /// Creates `key` only if no object has that name (`If-None-Match: *`), atomically in the
+    /// store: of several writers exactly one gets true. The seam for a lock object on a store
+    /// without rename or locks. `body` should be unique to the writer (a run id): a PUT whose
+    /// answer was lost and was retried is recognised as the writer's own by reading it back.
+    public func putIfAbsent(_ key: String, _ body: [UInt8]) throws -> Bool {
+        let r = try send("PUT", key: key, headers: [("If-None-Match", "*")], body: body, what: "create \(key)", allow: [412])
+        if r.status != 412 { return true }
+        return (try? get(key)) == body
+    }
+
     /// The object's bytes, or those of `range` (offsets, end exclusive).
     public func get(_ key: String, range: Range<Int64>? = nil) throws -> [UInt8] {
         var headers: [(String, String)] = []
@@ -80,14 +90,31 @@ public final class S3Client: Sendable {
         }
     }
 
-    /// Starts a streaming upload of `key`; see `S3Upload`.
-    public func upload(_ key: String) -> S3Upload { S3Upload(client: self, key: key) }
+    /// Aborts every unfinished multipart upload under `prefix` (left by a run that was killed or
+    /// lost the store mid-upload) and returns how many there were; the parts are freed.
+    @discardableResult
+    public func abortIncompleteUploads(prefix: String) throws -> Int {
+        let open = try incompleteUploads(prefix: prefix)
+        for u in open {
+            _ = try send("DELETE", key: u.key, query: [("uploadId", u.uploadID)], what: "abort the upload of \(u.key)", allow404: true)
+        }
+        return open.count
+    }
+
+    /// Starts a streaming upload of `key`; see `S3Upload`. With `expectedSize` (an image's
+    /// size, known before it is read) the part size grows past `config.partSize` when the object
+    /// would otherwise need more than S3's 10,000 parts.
+    public func upload(_ key: String, expectedSize: Int64? = nil) -> S3Upload {
+        var part = config.partSize
+        if let n = expectedSize { part = max(part, Int((n + S3Upload.maxParts - 1) / S3Upload.maxParts)) }
+        return S3Upload(client: self, key: key, partSize: part)
+    }
 
     // MARK: requests
 
     /// One signed request with retries. `key` nil addresses the bucket itself.
     func send(_ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [],
-              body: [UInt8] = [], what: String, allow404: Bool = false) throws -> HTTPResponse {
+              body: [UInt8] = [], what: String, allow404: Bool = false, allow: Set<Int> = []) throws -> HTTPResponse {
         let (base, host) = config.base(bucket: bucket)
         let basePath = config.addressing == .path ? "/\(bucket)" : ""
         let path = basePath + "/" + (key ?? "")
@@ -106,7 +133,9 @@ public final class S3Client: Sendable {
             let sendHeaders = signed.headers.filter { $0.0 != "Host" }
             do {
                 let r = try CurlTransport.perform(method: method, url: url, headers: sendHeaders, body: body, timeouts: config.timeouts)
-                if (200..<300).contains(r.status) || (allow404 && r.status == 404 && !isNoSuchBucket(r)) { return r }
+                if (200..<300).contains(r.status) || allow.contains(r.status) || (allow404 && r.status == 404 && !isNoSuchBucket(r)) {
+                    return r
+                }
                 if r.status >= 500 || r.status == 429 {
                     lastProblem = "HTTP \(r.status) \(errorCode(r) ?? "")"
                 } else {

@@ -13,7 +13,8 @@ public struct S3Config: Sendable, CustomStringConvertible {
     public var addressing: Addressing
     /// Bytes of one multipart part (S3's minimum is 5 MiB except for the last part; tests may
     /// go lower on stores that allow it). Memory of an upload is at most
-    /// `partSize × (partsInFlight + 1)`.
+    /// `partSize × (partsInFlight + 1)`, and never above 128 MiB while parts are 64 MiB or less
+    /// (fewer parts go in flight when they are large).
     public var partSize = 16 << 20
     /// Parts uploaded at once (2–4).
     public var partsInFlight = 3

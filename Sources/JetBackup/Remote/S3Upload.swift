@@ -12,7 +12,7 @@ import JetStore
 public final class S3Upload: @unchecked Sendable {
     let client: S3Client
     public let key: String
-    private let partSize: Int
+    let partSize: Int
     private var buffer: [UInt8] = []
     private var uploadID: String?
     private var nextPart = 1
@@ -34,11 +34,20 @@ public final class S3Upload: @unchecked Sendable {
     /// Largest number of part buffers in flight at once, for the memory bound's test.
     var peakBuffers: Int { parts.lock.withLock { parts.peak } }
 
-    init(client: S3Client, key: String) {
+    /// Most bytes of part buffers one upload holds (the bound for the backup pipeline).
+    static let memoryBudget = 128 << 20
+
+    /// S3's limit on the parts of one object.
+    static let maxParts: Int64 = 10_000
+
+    init(client: S3Client, key: String, partSize: Int) {
         self.client = client
         self.key = key
-        partSize = max(1, client.config.partSize)
-        slots = DispatchSemaphore(value: min(4, max(1, client.config.partsInFlight)))
+        self.partSize = max(1, partSize)
+        // Fewer parts in flight when parts are large, so the buffers stay within `memoryBudget`
+        // (objects up to 10,000 × 64 MiB; beyond that one part in flight and one filling).
+        let fit = Self.memoryBudget / self.partSize - 1
+        slots = DispatchSemaphore(value: max(1, min(4, client.config.partsInFlight, fit)))
         buffer.reserveCapacity(partSize)
     }
 
@@ -120,6 +129,10 @@ public final class S3Upload: @unchecked Sendable {
             uploadID = id
         }
         let id = uploadID ?? ""
+        guard Int64(nextPart) <= Self.maxParts else {
+            throw JetError(.invalidParameter, "\(key) needs more than \(Self.maxParts) parts of \(partSize) bytes; "
+                           + "give the upload its expected size so the parts are large enough")
+        }
         let number = nextPart
         nextPart += 1
         let part = buffer

@@ -15,7 +15,7 @@ import Testing
     }
 
     @Test func objectsRoundTripWithRangesHeadAndDelete() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client()
         let data = Self.bytes(100_000)
         try c.put("set/a b/ሴ+x.bin", data)  // a key with a space, UTF-8 and '+' signs and reads back
@@ -32,9 +32,9 @@ import Testing
     }
 
     @Test func largeObjectGoesUpInPartsWithBoundedMemory() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client { $0.partSize = 5 << 20; $0.partsInFlight = 2 }
-        let data = Self.bytes(5 << 20 * 7 + 1234)
+        let data = Self.bytes(5 << 20 * 3 + 1234)
         let up = c.upload("big/object")
         // Odd-sized writes, as a pipeline hands them over.
         var at = 0
@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test func abortedUploadLeavesNoPartsAndNoObject() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client { $0.partSize = 5 << 20 }
         let up = c.upload("gone/object")
         try up.write(Self.bytes(5 << 20 * 3 + 5))
@@ -72,7 +72,7 @@ import Testing
     }
 
     @Test func listingFollowsPagesPastOneThousandObjects() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client()
         let n = 1_050
         let failures = Locked(0)
@@ -90,7 +90,7 @@ import Testing
     }
 
     @Test func wrongSecretIsPermissionDeniedAndNeverShowsTheSecret() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = S3Client(config: s.config(secret: "not-the-secret-4242"), bucket: s.bucket)
         do {
             try c.put("x", [1, 2, 3])
@@ -103,7 +103,7 @@ import Testing
     }
 
     @Test func missingBucketIsInvalidPath() throws {
-        let s = try SeaweedFS()
+        let s = try SeaweedFS.shared()
         let c = s.client(bucket: "no-such-bucket")
         // (SeaweedFS creates a missing bucket on a PUT by an admin key, so reads show the error.)
         expectJetError(.invalidPath) { _ = try c.list(prefix: "") }
@@ -129,14 +129,88 @@ import Testing
         // found and aborted by the next run.
         try s.start()
         #expect(try c.head("killed/object") == nil)
-        for u in try c.incompleteUploads(prefix: "killed/") {
-            _ = try c.send("DELETE", key: u.key, query: [("uploadId", u.uploadID)], what: "abort")
-        }
+        try c.abortIncompleteUploads(prefix: "killed/")
         #expect(try c.incompleteUploads(prefix: "killed/").isEmpty)
     }
 
-    @Test func aChangedByteInTheBucketIsCaughtByTheCallersChecksum() throws {
+    @Test func aStalledServerIsWaitedForWithinTheTimeoutAndRetriedPastIt() throws {
         let s = try SeaweedFS()
+        let data = Self.bytes(1 << 20)
+        try s.client().put("slow/object", data)
+        let pid = try #require(s.pid)
+        // Stalled 1 s, under the 3 s no-progress limit: one attempt that waits.
+        let patient = s.client { $0.timeouts.lowSpeedSeconds = 3; $0.attempts = 1 }
+        kill(pid, SIGSTOP)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1.0) { kill(pid, SIGCONT) }
+        var start = Date()
+        #expect(try patient.get("slow/object") == data)
+        #expect(Date().timeIntervalSince(start) >= 0.9)
+        // Stalled 2.5 s past a 1 s limit: the first attempt is given up and a retry gets it.
+        let retrying = s.client { $0.timeouts.lowSpeedSeconds = 1; $0.attempts = 6; $0.backoffMillis = 300 }
+        kill(pid, SIGSTOP)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2.5) { kill(pid, SIGCONT) }
+        start = Date()
+        #expect(try retrying.get("slow/object") == data)
+        #expect(Date().timeIntervalSince(start) >= 2.4)
+        // The same stall with a single attempt fails as an I/O error.
+        kill(pid, SIGSTOP)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { kill(pid, SIGCONT) }
+        expectJetError(.diskIO) { _ = try s.client { $0.timeouts.lowSpeedSeconds = 1; $0.attempts = 1 }.get("slow/object") }
+        usleep(600_000)  // the server resumes before it is stopped for good
+    }
+
+    @Test func serverRestartedMidDownloadIsRetriedUntilItIsBack() throws {
+        let s = try SeaweedFS()
+        let c = s.client { $0.attempts = 10; $0.backoffMillis = 100 }
+        let data = Self.bytes(4 << 20)
+        try c.put("restart/object", data)
+        let results = Locked<[Bool]>([])
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            defer { group.leave() }
+            for i in 0..<40 {
+                let r = Int64(i % 16) * 262_144
+                let got = try? c.get("restart/object", range: r..<(r + 262_144))
+                results.withLock { $0.append(got.map { $0 == Array(data[Int(r)..<Int(r + 262_144)]) } ?? false) }
+                usleep(20_000)
+            }
+        }
+        usleep(150_000)
+        s.kill()
+        usleep(300_000)
+        try s.start()
+        group.wait()
+        let all = results.withLock { $0 }
+        #expect(all.count == 40 && all.allSatisfy { $0 }, "reads: \(all)")
+    }
+
+    @Test func exactlyOneOfConcurrentWritersCreatesALockObject() throws {
+        let s = try SeaweedFS.shared()
+        let c = s.client()
+        let winners = Locked<[Int]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { w in
+            if (try? c.putIfAbsent("lock/one", Array("run \(w)".utf8))) == true { winners.withLock { $0.append(w) } }
+        }
+        let won = winners.withLock { $0 }
+        #expect(won.count == 1, "winners: \(won)")
+        #expect(try c.get("lock/one") == Array("run \(won.first ?? -1)".utf8))
+        #expect(try c.putIfAbsent("lock/one", Array("late".utf8)) == false)
+        try c.delete("lock/one")
+        #expect(try c.putIfAbsent("lock/one", Array("after".utf8)) == true)
+    }
+
+    @Test func expectedSizeGrowsPartsToStayUnderTenThousand() throws {
+        let s = try SeaweedFS.shared()
+        let c = s.client { $0.partSize = 5 << 20 }
+        let up = c.upload("sized/x", expectedSize: 1 << 40)
+        #expect(up.partSize == Int((Int64(1) << 40 + 9_999) / 10_000))
+        try up.abort()
+        #expect(c.upload("sized/y", expectedSize: 1000).partSize == 5 << 20)
+    }
+
+    @Test func aChangedByteInTheBucketIsCaughtByTheCallersChecksum() throws {
+        let s = try SeaweedFS.shared()
         let c = s.client()
         var data = Self.bytes(5000)
         try c.put("sum/file", data)

@@ -6,8 +6,10 @@ import Testing
 /// `make setup` into .build-venv) on free loopback ports, a temporary data directory and an
 /// identity file holding a test key. Stopped (SIGKILL, data removed) at deinit, so a failing
 /// test leaves no server behind. `kill()` and `start()` let a test take the server away
-/// mid-transfer and bring it back on the same ports and data.
-final class SeaweedFS {
+/// mid-transfer and bring it back on the same ports and data. Tests that leave the server
+/// running as they found it share one (`shared`, killed when the test process exits); tests
+/// that kill or stall it start their own.
+final class SeaweedFS: @unchecked Sendable {
     static let accessKey = "JBTESTACCESSKEY"
     static let secretKey = "jb-test-secret-key-0123456789"
 
@@ -30,6 +32,15 @@ final class SeaweedFS {
         if binary == nil { print("SeaweedFS tests skipped: no weed binary (run 'make setup', or set JETBACKUP_WEED)") }
         return binary != nil
     }()
+
+    private static let sharedServer: Result<SeaweedFS, any Error> = {
+        let r = Result { try SeaweedFS() }
+        atexit { if case .success(let s) = SeaweedFS.sharedServer { s.kill(); s.dir.remove() } }
+        return r
+    }()
+
+    /// The server shared by the tests that neither stop nor stall it.
+    static func shared() throws -> SeaweedFS { try sharedServer.get() }
 
     let dir = Scratch("weed")
     let ports: [String: Int]
@@ -105,17 +116,23 @@ final class SeaweedFS {
         throw JetErrorForTests("weed mini did not answer on \(endpoint) within 30 s; its log ends:\n\(tail)")
     }
 
+    /// The server's process id while it runs (SIGSTOP/SIGCONT make it stall, as a throttled or
+    /// overloaded store would).
+    var pid: pid_t? { process.map { $0.processIdentifier } }
+
     /// SIGKILL, as a crash or a pulled cable would; the data directory stays for `start()`.
     func kill() {
         guard let p = process else { return }
         process = nil
         if p.isRunning {
+            Foundation.kill(p.processIdentifier, SIGCONT)
             Foundation.kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
         }
-        for name in ["filer.port", "s3.port"] {
-            let kind = name.split(separator: ".")[0]
-            try? FileManager.default.removeItem(atPath: "/tmp/seaweedfs-\(kind)-\(ports[name] ?? 0).sock")
+        // weed leaves unix sockets named after our ports in /tmp (seaweedfs-KIND-PORT.sock).
+        let mine = Set(ports.values.map { "-\($0).sock" })
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [] where f.hasPrefix("seaweedfs-") {
+            if let dash = f.lastIndex(of: "-"), mine.contains(String(f[dash...])) { try? FileManager.default.removeItem(atPath: "/tmp/" + f) }
         }
     }
 
