@@ -14,6 +14,9 @@ struct LogCopier {
         var file: BackupManifest.File
         var header: LogFormat.Header
         var rawSize: Int64
+        /// The commit time of the newest transaction that ends in this generation or one
+        /// copied before it in the same call (nil: none yet).
+        var lastCommit: UInt64?
     }
 
     /// Copies generations in order into `dir`; the first links to `previousCreation` when
@@ -23,23 +26,27 @@ struct LogCopier {
         var results: [Copied] = []
         var unsynced: [any StorageFile] = []
         defer { for f in unsynced { f.close() } }
+        // Commit times for the manifest (a point-in-time restore checks a time against them).
+        var scanner = LogReader.CommitScanner()
+        var lastCommit: UInt64?
         // Work in groups of two (two cores): read, verify and compress concurrently, then write in order.
         var i = 0
         while i < generations.count {
             if isCancelled() { throw JetError(.termInProgress, "the backup was interrupted (signal or shutdown); nothing of it was kept") }
             let group = Array(generations[i..<min(generations.count, i + (compressionLevel == nil ? 1 : 2))])
-            let prepared = Slots<(BackupSession.LogFile, [UInt8]?)>(count: group.count)
+            let prepared = Slots<(BackupSession.LogFile, [UInt8]?, LogReader.Generation)>(count: group.count)
             let me = self
             let link = i == 0 ? previousCreation : nil
             DispatchQueue.concurrentPerform(iterations: group.count) { k in
                 prepared.set(k, Result {
                     let log = try me.session.readLog(group[k], previousCreation: k == 0 ? link : nil)
                     let packed = try me.compressionLevel.map { level in try log.bytes.withUnsafeBytes { try Zstd.compress($0, level: level) } }
-                    return (log, packed)
+                    return (log, packed, try LogReader.parse(log.bytes, path: log.fileName))
                 })
             }
             for k in group.indices {
-                let (log, packed) = try prepared.get(k)
+                let (log, packed, parsed) = try prepared.get(k)
+                lastCommit = try scanner.feed(parsed).last?.time ?? lastCommit
                 let name = packed == nil ? log.fileName : log.fileName + ".zst"
                 var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name))
                 do {
@@ -50,7 +57,7 @@ struct LogCopier {
                     results.append(Copied(file: BackupManifest.File(name: name, kind: .log, generation: log.generation, backup: backupIndex,
                                                                     size: w.size, crc32c: w.crc, sha256: sha,
                                                                     rawSize: packed == nil ? nil : Int64(log.bytes.count), rawCrc32c: rawCRC),
-                                          header: log.header, rawSize: Int64(log.bytes.count)))
+                                          header: log.header, rawSize: Int64(log.bytes.count), lastCommit: lastCommit))
                 } catch {
                     w.abandon()
                     throw error
