@@ -54,6 +54,36 @@ import Testing
         #expect(p.terminationStatus == 0)
     }
 
+    /// Cron runs overlapping under a `serve` owner: a backup while the owner serves another
+    /// one, and an incremental into the directory a running full writes, wait with `--wait`
+    /// (75 at once without it, nothing written) and then succeed.
+    @Test func backupsThroughTheOwnerWaitForItsSessionAndTheirDirectory() throws {
+        let t = Temp()
+        let i = t.path("db"), one = t.path("one"), two = t.path("two")
+        _ = try Self.run(["init", i, "--log-file-size", "1MiB"], expect: 0)
+        _ = try Self.run(["load", "app", "--records", "20000", "-i", i], expect: 0)
+        for d in [one, two] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: false) }
+        let pipe = Pipe()
+        let server = try Binary.start(["serve", "-i", i], stdout: pipe)
+        defer { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
+        #expect(pipe.fileHandleForReading.availableLine(timeout: 15)?.hasPrefix("serving") == true)
+        // A slow full into ONE holds the owner's backup session and ONE's lock for about 2 s.
+        let slow = try Binary.start(["backup", one, "--max-rate", "2MiB", "-i", i])
+        #expect(Self.waitUntilHeld(one + "/" + BackupSetLayout.lock, by: slow.processIdentifier))
+        let busy = try Self.run(["backup", two, "-i", i], expect: 75)
+        #expect(busy.stderr.contains("JET_errBackupInProgress"), "\(busy.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: two).isEmpty)
+        #expect(try Self.run(["backup", one, "--incremental", "-i", i], expect: 75).stderr.contains("JET_errBackupInProgress"))
+        let incremental = try Binary.start(["backup", one, "--incremental", "--wait", "60s", "-i", i])
+        _ = try Self.run(["backup", two, "--wait", "60s", "-i", i], expect: 0)
+        slow.waitUntilExit()
+        incremental.waitUntilExit()
+        #expect(slow.terminationStatus == 0 && incremental.terminationStatus == 0)
+        let shown = json(try Self.run(["show", one, "--json"], expect: 0).stdout)
+        #expect((shown["chain"] as? [Any])?.count == 2, "\(shown)")
+        for d in [one, two] { _ = try Self.run(["verify", d], expect: 0) }
+    }
+
     /// flock: a holder killed with -9 lets go of the instance's and the repository's lock, and
     /// the next run neither waits nor fails — checked with holders that had the lock for sure.
     @Test func aLockWhoseHolderWasKilledNeverBlocks() throws {
