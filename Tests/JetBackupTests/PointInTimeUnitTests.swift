@@ -83,4 +83,29 @@ import Testing
         let decoded = try BackupManifest.decode(try old.encoded(), path: "MANIFEST.json")
         #expect(decoded.consistentMicros == nil && decoded.endMicros == nil)
     }
+
+    /// The manifest's commit times are what a restore to a time trusts to keep replay past
+    /// the full backup's logs: one the logs do not give, even sealed, is refused by verify and
+    /// restore alike (nothing left in TARGET); a manifest without them still restores.
+    @Test func verifyAndRestoreRefuseCommitTimesTheLogsDoNotGive() throws {
+        let s = Scratch()
+        let (dir, truth) = try SetReadingTests.makeSet(s)
+        let m = try SetReadingTests.readManifest(dir)
+        #expect(m.chain.count == 3 && m.chain.allSatisfy { $0.lastCommitMicros != nil })
+        var (v, r, d, left) = try SetReadingTests.verifyAndRestore(dir, target: s.path("t"))
+        #expect(v == nil && r == nil && d == truth)
+        for (i, earlier) in [(0, true), (0, false), (1, true), (2, false)] {
+            var e = m
+            let t = try #require(e.chain[i].lastCommitMicros)
+            e.chain[i].lastCommitMicros = earlier ? t - 1 : t + 1
+            try SetReadingTests.writeResealed(e, dir)
+            (v, r, _, left) = try SetReadingTests.verifyAndRestore(dir, target: s.path("t"))
+            #expect(v == .databaseCorrupted && r == v && !left, "backup \(i) \(earlier ? "earlier" : "later"): \(String(describing: v)) \(String(describing: r))")
+        }
+        var old = m
+        for i in old.chain.indices { old.chain[i].lastCommitMicros = nil }
+        try SetReadingTests.writeResealed(old, dir)
+        (v, r, d, left) = try SetReadingTests.verifyAndRestore(dir, target: s.path("t"))
+        #expect(v == nil && r == nil && d == truth)
+    }
 }

@@ -14,7 +14,7 @@ final class BackupRun {
     /// The run's start on the options' clock.
     let startedAt: UInt64
     let throttle: Throttle?
-    /// Of the logs `copyLogs` copied: the newest commit's time, and the first generation's
+    /// Of the logs `copyLogs` copied: the latest commit time, and the first generation's
     /// creation time (what the manifest's `lastCommitMicros` is made of).
     var copiedLastCommit: UInt64?
     var copiedFirstCreation: UInt64?
@@ -84,9 +84,8 @@ final class BackupRun {
         try fs.writeAtomically(FilePaths.join(dir, BackupSetLayout.manifest), try m.encoded())
     }
 
-    /// The chain entry of this run, after `copyLogs`. `previous` is the chain's newest commit
-    /// time before it (an incremental's: the entry it follows; nil for a full, or for a set
-    /// written before commit times were recorded).
+    /// The chain entry of this run, after `copyLogs`. `previous` is the `lastCommitMicros` of
+    /// the entry an incremental follows (nil for a full, or a set written before them).
     func chainEntry(_ type: BackupManifest.BackupType, genLow: UInt32, genHigh: UInt32, previous: UInt64? = nil) -> BackupManifest.Backup {
         let clock = options.clock
         let end = clock.now()
@@ -94,9 +93,8 @@ final class BackupRun {
         var b = BackupManifest.Backup(type: type, start: Clock.rfc3339(microseconds: start),
                                       end: Clock.rfc3339(microseconds: end), startMicros: start, endMicros: end,
                                       genLow: genLow, genHigh: genHigh, compression: summary.compression)
-        // A full backup's logs without a commit: its images hold only commits made before its
-        // first generation was begun, so the content is that of that moment.
-        b.lastCommitMicros = copiedLastCommit ?? (type == .full ? copiedFirstCreation : previous)
+        b.lastCommitMicros = BackupManifest.Backup.lastCommit(type, own: copiedLastCommit, firstCreation: copiedFirstCreation,
+                                                              previous: previous)
         return b
     }
 }

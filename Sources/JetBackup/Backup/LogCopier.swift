@@ -14,7 +14,7 @@ struct LogCopier {
         var file: BackupManifest.File
         var header: LogFormat.Header
         var rawSize: Int64
-        /// The commit time of the newest transaction that ends in this generation or one
+        /// The latest commit time of the transactions that end in this generation or one
         /// copied before it in the same call (nil: none yet).
         var lastCommit: UInt64?
     }
@@ -46,7 +46,7 @@ struct LogCopier {
             }
             for k in group.indices {
                 let (log, packed, parsed) = try prepared.get(k)
-                lastCommit = try scanner.feed(parsed).last?.time ?? lastCommit
+                lastCommit = ([lastCommit] + (try scanner.feed(parsed)).map(\.time)).compactMap { $0 }.max()
                 let name = packed == nil ? log.fileName : log.fileName + ".zst"
                 var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name))
                 do {

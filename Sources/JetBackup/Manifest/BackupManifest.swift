@@ -63,10 +63,11 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var genHigh: UInt32
         /// "none" or "zstd-LEVEL".
         public var compression: String
-        /// The commit time (µs since the epoch, as the log's commit records carry it) of the
-        /// newest transaction a restore of the chain through this backup holds: of the full
+        /// The latest commit time (µs since the epoch, as the log's commit records carry it)
+        /// of the transactions a restore of the chain through this backup holds: of the full
         /// backup, the set's consistent time; of the last backup, the set's end (README
-        /// "Point-in-time restore"). Absent in sets written before it was recorded.
+        /// "Point-in-time restore"; `Backup.lastCommit`). Absent in sets written before it
+        /// was recorded. Verify and restore check it against the logs.
         public var lastCommitMicros: UInt64?
     }
 

@@ -5,11 +5,11 @@ import JetStore
 /// consistent point — the end of its full backup's logs, before which the images are not yet
 /// consistent — and its end. Checked from the manifest alone, before anything is written.
 extension BackupManifest {
-    /// The set's consistent time: the newest commit its full backup holds (µs since the epoch).
-    /// nil for a set written before commit times were recorded.
+    /// The set's consistent time: the latest commit time its full backup holds (µs since the
+    /// epoch). nil for a set written before commit times were recorded.
     public var consistentMicros: UInt64? { chain[0].lastCommitMicros }
 
-    /// The set's end: the newest commit its logs hold. nil as `consistentMicros`.
+    /// The set's end: the latest commit time its logs hold. nil as `consistentMicros`.
     public var endMicros: UInt64? { chain.compactMap(\.lastCommitMicros).max() }
 
     /// Throws `JET_errInvalidParameter` unless a restore of the set in `setDir` may stop at `stop`.
@@ -45,4 +45,48 @@ extension BackupManifest {
 
     /// A commit time as it is shown and typed: RFC 3339, UTC, microseconds.
     public static func time(_ us: UInt64) -> String { Clock.rfc3339(microseconds: us, fractionDigits: 6) }
+}
+
+extension BackupManifest.Backup {
+    /// `lastCommitMicros` of a backup whose own log generations hold commits up to `own` (the
+    /// latest; nil: none): for a full backup, `own`, or without a commit the creation time of
+    /// its first generation (its images hold only commits made before that generation began);
+    /// for an incremental, the later of `own` and the entry it follows. The latest rather than
+    /// the last: replay stops at the first commit after a time, so a time at or after every
+    /// commit the full backup holds never stops it inside them, even if the clock went back.
+    static func lastCommit(_ type: BackupManifest.BackupType, own: UInt64?, firstCreation: UInt64?, previous: UInt64?) -> UInt64? {
+        switch type {
+        case .full: own ?? firstCreation
+        case .incremental: [own, previous].compactMap { $0 }.max()
+        }
+    }
+}
+
+/// The check of the manifest's commit times in the pass verify and restore share: each
+/// generation's commits are found as it is read, and every recorded `lastCommitMicros` must
+/// be what the logs give (a restore to a time trusts them to keep replay past the full
+/// backup's logs). Generations are fed in order from the full backup's first.
+struct CommitTimeCheck {
+    private var scanner = LogReader.CommitScanner()
+    private var latest: [UInt32: UInt64] = [:]
+    private var firstCreation: UInt64?
+
+    mutating func feed(_ g: LogReader.Generation) throws {
+        if firstCreation == nil { firstCreation = g.header.creationTime }
+        if let t = try scanner.feed(g).map(\.time).max() { latest[g.header.generation] = t }
+    }
+
+    func check(_ m: BackupManifest, setDir: String) throws {
+        var previous: UInt64?
+        for (i, b) in m.chain.enumerated() {
+            let own = (b.genLow...b.genHigh).compactMap { latest[$0] }.max()
+            let expected = BackupManifest.Backup.lastCommit(b.type, own: own, firstCreation: firstCreation, previous: previous)
+            if let recorded = b.lastCommitMicros, recorded != expected {
+                throw JetError(.databaseCorrupted, "the manifest of the set in \(setDir) says backup \(i) of its chain holds commits up to "
+                    + "\(BackupManifest.time(recorded)), its logs say \(expected.map(BackupManifest.time) ?? "none"); the manifest is damaged: "
+                    + "use another backup")
+            }
+            previous = b.lastCommitMicros
+        }
+    }
 }
