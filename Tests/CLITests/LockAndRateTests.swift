@@ -59,29 +59,34 @@ import Testing
     /// (75 at once without it, nothing written) and then succeed.
     @Test func backupsThroughTheOwnerWaitForItsSessionAndTheirDirectory() throws {
         let t = Temp()
-        let i = t.path("db"), one = t.path("one"), two = t.path("two")
+        let i = t.path("db"), one = t.path("one"), two = t.path("two"), three = t.path("three")
         _ = try Self.run(["init", i, "--log-file-size", "1MiB"], expect: 0)
         _ = try Self.run(["load", "app", "--records", "20000", "-i", i], expect: 0)
-        for d in [one, two] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: false) }
+        for d in [one, two, three] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: false) }
         let pipe = Pipe()
         let server = try Binary.start(["serve", "-i", i], stdout: pipe)
         defer { kill(server.processIdentifier, SIGTERM); server.waitUntilExit() }
         #expect(pipe.fileHandleForReading.availableLine(timeout: 15)?.hasPrefix("serving") == true)
-        // A slow full into ONE holds the owner's backup session and ONE's lock for about 2 s.
-        let slow = try Binary.start(["backup", one, "--max-rate", "2MiB", "-i", i])
+        // A slow full into ONE holds the owner's backup session for about 2 s: a full into TWO
+        // is refused at once, or waits for the session.
+        var slow = try Binary.start(["backup", one, "--max-rate", "2MiB", "-i", i])
         #expect(Self.waitUntilHeld(one + "/" + BackupSetLayout.lock, by: slow.processIdentifier))
         let busy = try Self.run(["backup", two, "-i", i], expect: 75)
         #expect(busy.stderr.contains("JET_errBackupInProgress"), "\(busy.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: two).isEmpty)
-        #expect(try Self.run(["backup", one, "--incremental", "-i", i], expect: 75).stderr.contains("JET_errBackupInProgress"))
-        let incremental = try Binary.start(["backup", one, "--incremental", "--wait", "60s", "-i", i])
         _ = try Self.run(["backup", two, "--wait", "60s", "-i", i], expect: 0)
         slow.waitUntilExit()
-        incremental.waitUntilExit()
-        #expect(slow.terminationStatus == 0 && incremental.terminationStatus == 0)
-        let shown = json(try Self.run(["show", one, "--json"], expect: 0).stdout)
+        #expect(slow.terminationStatus == 0)
+        // A slow full into THREE holds THREE: the incremental that extends it waits for it.
+        slow = try Binary.start(["backup", three, "--max-rate", "2MiB", "-i", i])
+        #expect(Self.waitUntilHeld(three + "/" + BackupSetLayout.lock, by: slow.processIdentifier))
+        #expect(try Self.run(["backup", three, "--incremental", "-i", i], expect: 75).stderr.contains("JET_errBackupInProgress"))
+        _ = try Self.run(["backup", three, "--incremental", "--wait", "60s", "-i", i], expect: 0)
+        slow.waitUntilExit()
+        #expect(slow.terminationStatus == 0)
+        let shown = json(try Self.run(["show", three, "--json"], expect: 0).stdout)
         #expect((shown["chain"] as? [Any])?.count == 2, "\(shown)")
-        for d in [one, two] { _ = try Self.run(["verify", d], expect: 0) }
+        for d in [one, two, three] { _ = try Self.run(["verify", d], expect: 0) }
     }
 
     /// flock: a holder killed with -9 lets go of the instance's and the repository's lock, and
@@ -129,7 +134,7 @@ import Testing
         var t0 = Date()
         _ = try Self.run(["restore", "--repo", repo, "--to", t.path("r"), "--max-rate", String(rate)], expect: 0)
         var took = Date().timeIntervalSince(t0)
-        #expect(took >= 1.8 && took <= 2.2 + 0.5, "restore: \(took) s for \(stored) bytes at \(rate)/s")
+        #expect(took >= 1.8 && took <= 2.2 + 1, "restore: \(took) s for \(stored) bytes at \(rate)/s")
         // Backup: the bytes it copies (images and logs before compression), about the first's.
         rate = try #require(first["bytesRead"] as? Int) / 2
         t0 = Date()
@@ -138,7 +143,7 @@ import Testing
         let read = try #require(second["bytesRead"] as? Int)
         let expected = Double(read) / Double(rate)
         #expect(expected > 1.5, "\(read) bytes: too little to measure a rate")
-        #expect(took >= expected * 0.95 && took <= expected * 1.1 + 0.5, "backup: \(took) s for \(read) bytes at \(rate)/s")
+        #expect(took >= expected * 0.95 && took <= expected * 1.1 + 1, "backup: \(took) s for \(read) bytes at \(rate)/s")
     }
 }
 

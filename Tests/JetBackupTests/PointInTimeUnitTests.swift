@@ -108,4 +108,38 @@ import Testing
         (v, r, d, left) = try SetReadingTests.verifyAndRestore(dir, target: s.path("t"))
         #expect(v == nil && r == nil && d == truth)
     }
+
+    /// A restore to a point reads only what replay can reach: a damaged generation of a later
+    /// backup, which fails verify and a whole restore, does not keep it from a point before.
+    @Test func aDamagedLaterBackupDoesNotKeepARestoreFromAnEarlierPoint() throws {
+        let s = Scratch()
+        let inst = try open(try s.makeInstance())
+        let dir = s.mkdir("set")
+        try load(inst, count: 300)
+        _ = try backup(inst, dir)
+        let d0 = try digest(inst)
+        try load(inst, from: 300, count: 300)
+        _ = try backup(inst, dir, incremental: true)
+        let d1 = try digest(inst)
+        try load(inst, from: 600, count: 300)
+        _ = try backup(inst, dir, incremental: true)
+        try inst.close()
+        let (setDir, m) = try SetVerifier().manifest(in: dir)
+        let damaged = try #require(m.files.last { $0.kind == .log && $0.backup == 2 })
+        flipByte(setDir + "/" + damaged.name, at: Int(damaged.size) / 2)
+        expectJetError(.logReadVerifyFailure) { _ = try SetVerifier().verify(dir) }
+        expectJetError(.logReadVerifyFailure) { _ = try restore(dir, s.path("whole")) }
+        #expect(!FileManager.default.fileExists(atPath: s.path("whole")))
+        var ri = RestoreInstance()
+        ri.stopAt = .generation(m.chain[1].genHigh)
+        let g = try ri.restore(from: dir, to: s.path("g"), owner: "test")
+        #expect(try digest(s.path("g")) == d1 && g.generations == Int(m.chain[1].genHigh - m.chain[0].genLow) + 1)
+        ri.stopAt = .time(try #require(m.consistentMicros))
+        _ = try ri.restore(from: dir, to: s.path("t"), owner: "test")
+        #expect(try digest(s.path("t")) == d0)
+        // A time inside the damaged backup's commits needs its logs: refused as damage.
+        ri.stopAt = .time(try #require(m.endMicros))
+        expectJetError(.logReadVerifyFailure) { _ = try ri.restore(from: dir, to: s.path("end"), owner: "test") }
+        #expect(!FileManager.default.fileExists(atPath: s.path("end")))
+    }
 }

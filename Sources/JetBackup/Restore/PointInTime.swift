@@ -43,6 +43,32 @@ extension BackupManifest {
         }
     }
 
+    /// The part of the set a restore that stops at `stop` replays (after `checkStop`): for a
+    /// generation, the generations up to it; for a time, the backups up to the first that
+    /// holds a commit after it (replay stops there at the latest). What is left out is never
+    /// replayed, so it is neither read nor needed intact: a damaged later generation does not
+    /// keep a restore from the point before it. The engine's stop then ends replay exactly.
+    public func needed(for stop: Instance.RecoveryStop) -> BackupManifest {
+        let last: UInt32
+        switch stop {
+        case .generation(let g):
+            last = g
+        case .time(let t):
+            guard let k = chain.firstIndex(where: { ($0.lastCommitMicros ?? .max) > t }) else { return self }
+            last = chain[k].genHigh
+        }
+        var c = self
+        c.files = files.filter { $0.kind != .log || ($0.generation ?? 0) <= last }
+        c.chain = chain.filter { $0.genLow <= last }
+        let n = c.chain.count - 1
+        if c.chain[n].genHigh > last {
+            c.chain[n].genHigh = last
+            // Its recorded time covers generations left out: the part kept has none to check.
+            c.chain[n].lastCommitMicros = nil
+        }
+        return c
+    }
+
     /// A commit time as it is shown and typed: RFC 3339, UTC, microseconds.
     public static func time(_ us: UInt64) -> String { Clock.rfc3339(microseconds: us, fractionDigits: 6) }
 }

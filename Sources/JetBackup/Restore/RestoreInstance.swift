@@ -38,7 +38,8 @@ public struct RestoreInstance {
     /// Bytes per second read from the set at most (`--max-rate`); nil: as fast as it goes.
     public var maxBytesPerSecond: Int64?
     /// Point-in-time restore: replay stops there (`BackupManifest.checkStop`, checked before
-    /// TARGET is touched) and the log after it is discarded.
+    /// TARGET is touched) and the log after it is discarded; only the part of the set replay
+    /// can reach is read (`BackupManifest.needed`).
     public var stopAt: Instance.RecoveryStop?
     public init(fs: any FileSystem = PosixFileSystem(), maxBytesPerSecond: Int64? = nil) {
         self.fs = fs
@@ -56,8 +57,9 @@ public struct RestoreInstance {
         let t0 = Clock.monotonicSeconds()
         try checkTarget(target)
         let verifier = SetVerifier(fs: fs, maxBytesPerSecond: maxBytesPerSecond)
-        let (setDir, m) = try verifier.open(dir)
-        try stopAt.map { try m.checkStop($0, setDir: setDir) }
+        let (setDir, whole) = try verifier.open(dir)
+        try stopAt.map { try whole.checkStop($0, setDir: setDir) }
+        let m = stopAt.map { whole.needed(for: $0) } ?? whole
         if isCancelled() { throw JetError(.termInProgress, "the restore into \(target) was interrupted before it wrote anything") }
         status(.begin(totalBytes: m.files.reduce(Int64(0)) { $0 + $1.size }))
         let (created, lock) = try claim(target, owner: "restore from \(setDir) by \(owner)")
