@@ -34,19 +34,20 @@ struct LogCopier {
         while i < generations.count {
             if isCancelled() { throw JetError(.termInProgress, "the backup was interrupted (signal or shutdown); nothing of it was kept") }
             let group = Array(generations[i..<min(generations.count, i + (compressionLevel == nil ? 1 : 2))])
-            let prepared = Slots<(BackupSession.LogFile, [UInt8]?, LogReader.Generation)>(count: group.count)
+            let prepared = Slots<(BackupSession.LogFile, [UInt8]?)>(count: group.count)
             let me = self
             let link = i == 0 ? previousCreation : nil
             DispatchQueue.concurrentPerform(iterations: group.count) { k in
                 prepared.set(k, Result {
                     let log = try me.session.readLog(group[k], previousCreation: k == 0 ? link : nil)
                     let packed = try me.compressionLevel.map { level in try log.bytes.withUnsafeBytes { try Zstd.compress($0, level: level) } }
-                    return (log, packed, try LogReader.parse(log.bytes, path: log.fileName))
+                    return (log, packed)
                 })
             }
             for k in group.indices {
-                let (log, packed, parsed) = try prepared.get(k)
-                lastCommit = ([lastCommit] + (try scanner.feed(parsed)).map(\.time)).compactMap { $0 }.max()
+                let (log, packed) = try prepared.get(k)
+                let commits = try scanner.feed(try LogReader.parse(log.bytes, path: log.fileName))
+                lastCommit = ([lastCommit] + commits.map(\.time)).compactMap { $0 }.max()
                 let name = packed == nil ? log.fileName : log.fileName + ".zst"
                 var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name))
                 do {
