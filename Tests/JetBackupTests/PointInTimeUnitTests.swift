@@ -36,9 +36,9 @@ import Testing
         }
     }
 
-    /// A full then an incremental: the manifest records the newest commit of each (what
+    /// A full then an incremental: the manifest records the latest commit of each (what
     /// `commitTimed` returned), and stops are checked against them.
-    @Test func backupsRecordTheirNewestCommitTimeAndStopsAreCheckedAgainstIt() throws {
+    @Test func backupsRecordTheirLatestCommitTimeAndStopsAreCheckedAgainstIt() throws {
         let s = Scratch()
         let inst = try open(try s.makeInstance())
         defer { try? inst.close() }
