@@ -332,6 +332,7 @@ public struct SetVerifier {
         var previous: UInt64?
         let sig = m.logSignature.signature!
         var replay = ReplayCheck(start: LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset))
+        var commitTimes = CommitTimeCheck()
         for f in m.files.filter({ $0.kind == .log }).sorted(by: { $0.generation! < $1.generation! }) {
             if isCancelled() { throw Self.interrupted(setDir) }
             let path = FilePaths.join(setDir, f.name)
@@ -347,6 +348,7 @@ public struct SetVerifier {
                     + "use another backup")
             }
             try replay.feed(g, decode: decodeTransactions)
+            try commitTimes.feed(g)
             if let sink {
                 let written = try sink.log(f, raw)
                 if !hashHere && written != f.sha256 {
@@ -360,6 +362,7 @@ public struct SetVerifier {
             progress(r.bytes, total, f.name)
         }
         r.transactions = replay.transactions
+        try commitTimes.check(m, setDir: setDir)
         return r
     }
 
