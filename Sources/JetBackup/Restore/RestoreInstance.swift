@@ -32,6 +32,8 @@ public struct RestoreInstance {
     }
 
     let fs: any FileSystem
+    /// Where the set is read from (object storage, an encrypted repository); `fs` when nil.
+    public var setFS: (any FileSystem)?
     /// Bytes per second read from the set at most (`--max-rate`); nil: as fast as it goes.
     public var maxBytesPerSecond: Int64?
     /// Restore only the log generations up to this one (at or after the full backup's last).
@@ -51,7 +53,7 @@ public struct RestoreInstance {
                         status: (Status) -> Void = { _ in }) throws -> Summary {
         let t0 = Clock.monotonicSeconds()
         try checkTarget(target)
-        let verifier = SetVerifier(fs: fs, maxBytesPerSecond: maxBytesPerSecond)
+        let verifier = SetVerifier(fs: setFS ?? fs, maxBytesPerSecond: maxBytesPerSecond)
         let (setDir, whole) = try verifier.open(dir)
         let m = try untilGeneration.map { try Self.cut(whole, at: $0, setDir: setDir) } ?? whole
         if isCancelled() { throw JetError(.termInProgress, "the restore into \(target) was interrupted before it wrote anything") }

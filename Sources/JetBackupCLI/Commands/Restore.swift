@@ -23,9 +23,11 @@ struct Restore: ParsableCommand {
             var pb = ProgressBar(label: "restore")
             let s: RestoreInstance.Summary
             do {
+                let set = try repo.directory(dir)
                 var ri = RestoreInstance(maxBytesPerSecond: maxRate?.bytesPerSecond)
+                ri.setFS = set.fs
                 ri.untilGeneration = untilGeneration
-                s = try ri.restore(from: try repo.directory(dir).0, to: Paths.absolute(to), owner: CLI.owner,
+                s = try ri.restore(from: set.path, to: Paths.absolute(to), owner: CLI.owner,
                                                   isCancelled: { Signals.wasInterrupted }) { st in
                     switch st {
                     case .begin(let total):

@@ -1,0 +1,289 @@
+import Foundation
+import JetStore
+
+/// A `FileSystem` over one bucket of an S3 store, so backup, verify, restore and the
+/// repository commands read and write `s3://BUCKET/PREFIX/...` with the same code as a local
+/// directory (README "Remote storage and encryption"). Paths are `s3://BUCKET/KEY`; a file is
+/// an object; a directory is a key prefix — every prefix that is not an object's key is a
+/// directory, existing (`exists`) once something is stored under it, so creating one does
+/// nothing and removing one only checks it is empty. Nothing is a symbolic link.
+///
+/// A file opened for writing is one streaming upload (`S3Upload`): written front to back
+/// (writes ahead of the next offset are held until it is reached), the object created by
+/// `sync`, the upload aborted if the file is closed before. Renaming a file copies and
+/// deletes it (the small files `writeAtomically` renames); a directory cannot be renamed.
+/// A lock is an object created with `putIfAbsent` (`S3Lock`).
+public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
+    public let client: S3Client
+    /// `s3://BUCKET`, the prefix of every path.
+    public let root: String
+    private let lock = NSLock()
+    private var queryFailure: JetError?
+
+    public init(client: S3Client) {
+        self.client = client
+        root = "s3://\(client.bucket)"
+    }
+
+    /// The file system of `location`'s bucket and the path of its prefix, after one request
+    /// that proves the bucket is there and the credentials are accepted (so a refusal is
+    /// reported as itself, 77 or 73, and not as a missing repository).
+    public static func connect(_ location: S3Location, config: S3Config) throws -> (fs: S3FileSystem, path: String) {
+        let fs = S3FileSystem(client: S3Client(config: config, bucket: location.bucket))
+        _ = try fs.client.hasObjects(prefix: location.prefix.isEmpty ? "" : location.prefix + "/")
+        return (fs, location.description)
+    }
+
+    /// The object key of `path`; "" for the bucket itself.
+    func key(_ path: String) throws -> String {
+        guard path == root || path.hasPrefix(root + "/") else {
+            throw JetError(.invalidPath, "\(path) is not in \(root)")
+        }
+        return path.dropFirst(root.count).split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
+    }
+
+    private func query<T>(_ fallback: T, _ body: () throws -> T) -> T {
+        do { return try body() } catch {
+            let e = error as? JetError ?? JetError(.diskIO, "\(error)")
+            lock.withLock { if queryFailure == nil { queryFailure = e } }
+            return fallback
+        }
+    }
+
+    public func throwIfQueryFailed() throws {
+        if let e = lock.withLock({ () -> JetError? in defer { queryFailure = nil }; return queryFailure }) { throw e }
+    }
+
+    public func discardUnfinishedUploads(under path: String) throws -> Int {
+        let k = try key(path)
+        return try client.abortIncompleteUploads(prefix: k.isEmpty ? "" : k + "/")
+    }
+
+    // MARK: FileSystem
+
+    public func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
+        let k = try key(path)
+        guard !k.isEmpty else { throw JetError(.invalidPath, "\(path) is a bucket, not a file") }
+        switch mode {
+        case .readOnly:
+            guard let o = try client.head(k) else { throw JetError(.fileNotFound, "\(path) does not exist") }
+            return S3ReadFile(client: client, key: k, path: path, size: o.size)
+        case .createNew, .createNewDirect, .createOrTruncate:
+            return S3WriteFile(upload: client.upload(k), path: path)
+        case .readWrite, .readWriteDirect:
+            let existing = try client.head(k) == nil ? [] : try client.get(k)
+            return S3RewriteFile(client: client, key: k, path: path, bytes: existing)
+        }
+    }
+
+    public func exists(_ path: String) -> Bool {
+        query(false) {
+            let k = try key(path)
+            if k.isEmpty { return true }
+            return try client.head(k) != nil || client.hasObjects(prefix: k + "/")
+        }
+    }
+
+    public func isDirectory(_ path: String) -> Bool {
+        query(false) {
+            let k = try key(path)
+            return k.isEmpty ? true : try client.head(k) == nil
+        }
+    }
+
+    public func isSymlink(_ path: String) -> Bool { false }
+
+    public func list(_ directory: String) throws -> [String] {
+        let k = try key(directory)
+        let prefix = k.isEmpty ? "" : k + "/"
+        let level = try client.listLevel(prefix: prefix)
+        var names = Set<String>()
+        for o in level.objects { names.insert(String(o.key.dropFirst(prefix.count))) }
+        for p in level.prefixes { names.insert(String(p.dropFirst(prefix.count).dropLast())) }
+        names.remove("")
+        return names.sorted()
+    }
+
+    public func remove(_ path: String) throws {
+        try client.delete(try key(path))
+    }
+
+    public func removeDirectory(_ path: String) throws {
+        let k = try key(path)
+        if try client.hasObjects(prefix: k.isEmpty ? "" : k + "/") {
+            throw JetError(.invalidPath, "\(path) is not empty; it cannot be removed as a directory")
+        }
+    }
+
+    public func rename(_ from: String, _ to: String) throws {
+        let (f, t) = (try key(from), try key(to))
+        guard try client.head(f) != nil else {
+            if try client.hasObjects(prefix: f + "/") {
+                throw JetError(.invalidParameter, "\(from) cannot be renamed to \(to): object storage has no rename of a directory")
+            }
+            throw JetError(.fileNotFound, "\(from) does not exist")
+        }
+        try client.put(t, try client.get(f))
+        try client.delete(f)
+    }
+
+    public func createDirectory(_ path: String) throws {}
+    public func syncDirectory(_ path: String) throws {}
+
+    public func lock(_ path: String, owner: String) throws -> any FileLock {
+        try S3Lock.acquire(client: client, key: try key(path), path: path, owner: owner)
+    }
+
+    public func canonicalPath(_ path: String) -> String { path }
+
+    public func isWritableDirectory(_ path: String) -> Bool { isDirectory(path) }
+}
+
+/// An object read by ranges: a window of `window` bytes (or the read's size, if larger) is
+/// fetched at a time, so a reader of small pieces makes one request per window.
+final class S3ReadFile: StorageFile, @unchecked Sendable {
+    static let window = 8 << 20
+    let client: S3Client
+    let key: String
+    let path: String
+    let length: Int64
+    private let lock = NSLock()
+    private var cached: [UInt8] = []
+    private var cachedAt: Int64 = 0
+
+    init(client: S3Client, key: String, path: String, size: Int64) {
+        self.client = client
+        self.key = key
+        self.path = path
+        length = size
+    }
+
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try lock.withLock {
+            var done = 0
+            while done < buffer.count {
+                let at = offset + Int64(done)
+                if at >= length { break }
+                if at < cachedAt || at >= cachedAt + Int64(cached.count) {
+                    let end = min(length, at + Int64(max(Self.window, buffer.count - done)))
+                    cached = try client.get(key, range: at..<end)
+                    cachedAt = at
+                    guard cached.count == Int(end - at) else {
+                        throw JetError(.readVerifyFailure, "\(path) changed while it was read (got \(cached.count) bytes of \(end - at))")
+                    }
+                }
+                let from = Int(at - cachedAt)
+                let n = min(buffer.count - done, cached.count - from)
+                cached.withUnsafeBytes { src in
+                    (buffer.baseAddress! + done).copyMemory(from: src.baseAddress! + from, byteCount: n)
+                }
+                done += n
+            }
+            return done
+        }
+    }
+
+    func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {
+        throw JetError(.invalidParameter, "\(path) was opened for reading")
+    }
+    func sync() throws {}
+    func size() throws -> Int64 { length }
+    func truncate(to size: Int64) throws { throw JetError(.invalidParameter, "\(path) was opened for reading") }
+    func close() { lock.withLock { cached = [] } }
+}
+
+/// A new object written front to back as one streaming upload; `sync` completes it.
+final class S3WriteFile: StorageFile, @unchecked Sendable {
+    let path: String
+    private let upload: S3Upload
+    private let lock = NSLock()
+    private var order = InOrderWrites()
+    private var finished = false
+
+    init(upload: S3Upload, path: String) {
+        self.upload = upload
+        self.path = path
+    }
+
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        throw JetError(.invalidParameter, "\(path) is being uploaded and cannot be read yet")
+    }
+
+    func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {
+        try lock.withLock {
+            guard !finished else { throw JetError(.invalidParameter, "\(path) was already completed") }
+            let upload = self.upload
+            try order.write(at: offset, bytes, path: path) { try upload.write($0) }
+        }
+    }
+
+    /// Completes the object: after this it exists with every byte written.
+    func sync() throws {
+        try lock.withLock {
+            if finished { return }
+            guard order.isComplete else {
+                throw JetError(.invalidParameter, "\(path) has a gap before offset \(order.next); the upload was not completed")
+            }
+            try upload.finish()
+            finished = true
+        }
+    }
+
+    func size() throws -> Int64 { lock.withLock { order.next } }
+
+    func truncate(to size: Int64) throws {
+        guard size == (try self.size()) else { throw JetError(.invalidParameter, "\(path) is uploaded front to back and cannot be truncated") }
+    }
+
+    /// Closed before `sync`: the upload is aborted and no object is created.
+    func close() {
+        lock.withLock {
+            if !finished { try? upload.abort(); finished = true }
+        }
+    }
+}
+
+/// A small object changed in place (the repository's event log, appended to): read whole,
+/// changed in memory, written back whole by `sync`.
+final class S3RewriteFile: StorageFile, @unchecked Sendable {
+    let client: S3Client
+    let key: String
+    let path: String
+    private let lock = NSLock()
+    private var bytes: [UInt8]
+
+    init(client: S3Client, key: String, path: String, bytes: [UInt8]) {
+        self.client = client
+        self.key = key
+        self.path = path
+        self.bytes = bytes
+    }
+
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        lock.withLock {
+            guard offset < Int64(bytes.count) else { return 0 }
+            let n = min(buffer.count, bytes.count - Int(offset))
+            bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + Int(offset), byteCount: n) }
+            return n
+        }
+    }
+
+    func write(at offset: Int64, _ b: UnsafeRawBufferPointer) throws {
+        lock.withLock {
+            let end = Int(offset) + b.count
+            if bytes.count < end { bytes += [UInt8](repeating: 0, count: end - bytes.count) }
+            bytes.replaceSubrange(Int(offset)..<end, with: b)
+        }
+    }
+
+    func sync() throws { try client.put(key, lock.withLock { bytes }) }
+    func size() throws -> Int64 { lock.withLock { Int64(bytes.count) } }
+    func truncate(to size: Int64) throws {
+        lock.withLock {
+            if Int(size) < bytes.count { bytes.removeLast(bytes.count - Int(size)) } else {
+                bytes += [UInt8](repeating: 0, count: Int(size) - bytes.count)
+            }
+        }
+    }
+    func close() {}
+}
