@@ -75,6 +75,7 @@ public enum RepositoryExpire {
             try fs.removeTree(FilePaths.join(dir, name))
         }
         try fs.remove(FilePaths.join(dir, BackupSetLayout.marker))
+        try fs.removeDirectory(dir)
     }
 
     /// Finishes the removals a killed expire left.

@@ -99,7 +99,9 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
         let level = try client.listLevel(prefix: prefix)
         var names = Set<String>()
         for o in level.objects { names.insert(String(o.key.dropFirst(prefix.count))) }
-        for p in level.prefixes { names.insert(String(p.dropFirst(prefix.count).dropLast())) }
+        // Some stores (SeaweedFS) keep a folder whose objects were all deleted and list it as a
+        // common prefix: only a prefix with objects under it is an entry.
+        for p in level.prefixes where try client.hasObjects(prefix: p) { names.insert(String(p.dropFirst(prefix.count).dropLast())) }
         names.remove("")
         return names.sorted()
     }
@@ -113,6 +115,8 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
         if try client.hasObjects(prefix: k.isEmpty ? "" : k + "/") {
             throw JetError(.invalidPath, "\(path) is not empty; it cannot be removed as a directory")
         }
+        // The folder object some stores keep for an emptied prefix (a no-op on S3 itself).
+        if !k.isEmpty { try? client.delete(k + "/") }
     }
 
     public func rename(_ from: String, _ to: String) throws {
