@@ -11,26 +11,34 @@ import Testing
 @Suite(.serialized, .enabled(if: SeaweedFS.available)) struct S3RepositoryTests {
     final class Env {
         let t = Temp()
-        let weed: SeaweedFS
+        /// nil for a test of local repositories only.
+        let weedServer: SeaweedFS?
         let prefix = "t-\(UUID().uuidString.prefix(8).lowercased())"
         var extraEnv: [String: String] = [:]
         var inst: String { t.path("db") }
         var repo: String { url("repo") }
 
-        init(weed: SeaweedFS? = nil, instance: Bool = true) throws {
-            self.weed = try weed ?? SeaweedFS.shared()
+        init(weed: SeaweedFS? = nil, s3: Bool = true, instance: Bool = true) throws {
+            weedServer = s3 ? try weed ?? SeaweedFS.shared() : nil
             if instance {
                 try run(["init", inst, "--log-file-size", "64KiB"], expect: 0)
                 try run(["db", "create", "app", "-i", inst], expect: 0)
             }
         }
 
-        func url(_ name: String) -> String { "s3://\(weed.bucket)/\(prefix)/\(name)" }
+        var weed: SeaweedFS {
+            get throws {
+                guard let weedServer else { throw JetErrorForTests("this test has no S3 server") }
+                return weedServer
+            }
+        }
+
+        func url(_ name: String) -> String { "s3://\(weedServer?.bucket ?? "none")/\(prefix)/\(name)" }
         func key(_ name: String) -> String { "\(prefix)/\(name)" }
 
         var env: [String: String] {
             var e = ["AWS_ACCESS_KEY_ID": SeaweedFS.accessKey, "AWS_SECRET_ACCESS_KEY": SeaweedFS.secretKey,
-                     "AWS_ENDPOINT_URL": weed.endpoint, "AWS_REGION": "us-east-1", "AWS_SESSION_TOKEN": "",
+                     "AWS_ENDPOINT_URL": weedServer?.endpoint ?? "", "AWS_REGION": "us-east-1", "AWS_SESSION_TOKEN": "",
                      "AWS_DEFAULT_REGION": "", "JETBACKUP_S3_ATTEMPTS": "2", "JETBACKUP_KEY_FILE": ""]
             for (k, v) in extraEnv { e[k] = v }
             return e
@@ -84,7 +92,7 @@ import Testing
 
         /// Every object key under this test's prefix (relative to it).
         func objects() throws -> [String] {
-            try weed.client().list(prefix: prefix + "/").map { String($0.key.dropFirst(prefix.count + 1)) }
+            try (try weed).client().list(prefix: prefix + "/").map { String($0.key.dropFirst(prefix.count + 1)) }
         }
     }
 
@@ -163,7 +171,7 @@ import Testing
         let label = json(try e.run(["backup", "--repo", e.repo, "--json", "-i", e.inst], expect: 0).stdout)["label"] as? String ?? "?"
         try e.load(300, seed: 2)
         try e.run(["backup", "--repo", e.repo, "--incremental", "-i", e.inst], expect: 0)
-        let c = e.weed.client()
+        let c = (try e.weed).client()
         let objects = try e.objects()
         let image = e.key("repo/\(label)/app.edb")
         guard let log = objects.filter({ $0.hasSuffix(".log") }).last.map(e.key) else { Issue.record("no log in \(objects)"); return }
@@ -207,14 +215,14 @@ import Testing
         try e.run(["repo", "init", e.repo], expect: 0)
         try e.run(["load", "app", "--records", "16000", "--seed", "7", "--value-size", "1000", "-i", e.inst], expect: 0)
         let label = json(try e.run(["backup", "--repo", e.repo, "--json", "-i", e.inst], expect: 0).stdout)["label"] as? String ?? "?"
-        guard let image = try e.weed.client().head(e.key("repo/\(label)/app.edb")) else { Issue.record("no image"); return }
+        guard let image = try (try e.weed).client().head(e.key("repo/\(label)/app.edb")) else { Issue.record("no image"); return }
         #expect(image.size > 3 * 5 << 20, "\(image.size)")
         // A multipart object's ETag ends in -PARTS.
         let parts = Int(image.etag.split(separator: "-").last?.filter(\.isNumber) ?? "") ?? 0
         #expect(image.etag.contains("-") && parts >= 4, "\(image.etag)")
         try e.run(["verify", "--repo", e.repo], expect: 0)
         #expect(try e.restoreDigest(["--repo", e.repo]) == (try e.digest()))
-        #expect(try e.weed.client().incompleteUploads(prefix: e.prefix + "/").isEmpty)
+        #expect(try (try e.weed).client().incompleteUploads(prefix: e.prefix + "/").isEmpty)
     }
 
     @Test func twoBackupsIntoOneS3RepositoryAtOnceOneIsRefusedAndAWaitingOneFollows() throws {
@@ -230,7 +238,7 @@ import Testing
         defer { if slow.isRunning { kill(slow.processIdentifier, SIGKILL) } }
         let lockKey = e.key("repo/\(Repository.lockName)")
         let deadline = Date().addingTimeInterval(20)
-        while (try? e.weed.client().head(lockKey)) == nil && Date() < deadline && slow.isRunning { usleep(20_000) }
+        while (try? (try e.weed).client().head(lockKey)) == nil && Date() < deadline && slow.isRunning { usleep(20_000) }
         let refused = try e.run(["backup", "--repo", e.repo, "-i", other], expect: 75)
         #expect(refused.stderr.contains("JET_errBackupInProgress") && refused.stderr.contains("in use"), "\(refused.stderr)")
         try e.run(["backup", "--repo", e.repo, "-i", other, "--wait", "60s"], expect: 0)
@@ -238,7 +246,7 @@ import Testing
         #expect(slow.terminationStatus == 0)
         let sets = try e.sets()
         #expect(sets.count == 2 && sets.allSatisfy { $0["state"] as? String == "complete" }, "\(sets)")
-        #expect(try e.weed.client().head(lockKey) == nil)
+        #expect(try (try e.weed).client().head(lockKey) == nil)
     }
 
     /// The server is killed while a backup uploads: the backup fails with 74 (after its
