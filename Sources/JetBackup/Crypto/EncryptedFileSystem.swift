@@ -11,13 +11,16 @@ import JetStore
 public final class EncryptedFileSystem: FileSystem, @unchecked Sendable {
     public let base: any FileSystem
     let key: DataKey
+    /// Plaintext bytes per chunk of a new file (a reader takes it from the file's header).
+    let chunkSize: Int
 
     static let plainNames: Set<String> = [Repository.markerName, Repository.markerName + ".tmp", Repository.lockName,
                                           Repository.eventsName, BackupSetLayout.lock]
 
-    public init(base: any FileSystem, key: DataKey) {
+    public init(base: any FileSystem, key: DataKey, chunkSize: Int = EncryptedStream.defaultChunkSize) {
         self.base = base
         self.key = key
+        self.chunkSize = chunkSize
     }
 
     static func isPlain(_ path: String) -> Bool { plainNames.contains(FilePaths.lastComponent(path)) }
@@ -29,9 +32,9 @@ public final class EncryptedFileSystem: FileSystem, @unchecked Sendable {
             return try EncryptedReadFile(inner: try base.open(path, .readOnly), key: key, path: path)
         case .createNew, .createNewDirect:
             // Ciphertext is not page-aligned: never direct.
-            return EncryptedWriteFile(inner: try base.open(path, .createNew), key: key, path: path)
+            return EncryptedWriteFile(inner: try base.open(path, .createNew), key: key, chunkSize: chunkSize, path: path)
         case .createOrTruncate:
-            return EncryptedWriteFile(inner: try base.open(path, .createOrTruncate), key: key, path: path)
+            return EncryptedWriteFile(inner: try base.open(path, .createOrTruncate), key: key, chunkSize: chunkSize, path: path)
         case .readWrite, .readWriteDirect:
             throw JetError(.invalidParameter, "\(path) is encrypted and written once; it cannot be changed in place")
         }
@@ -63,11 +66,11 @@ final class EncryptedWriteFile: StorageFile, @unchecked Sendable {
     private let written = Position()
     private var sealed = false
 
-    init(inner: any StorageFile, key: DataKey, path: String) {
+    init(inner: any StorageFile, key: DataKey, chunkSize: Int, path: String) {
         self.inner = inner
         self.path = path
         let (inner, written) = (inner, written)
-        encryptor = StreamEncryptor(key: key) { bytes in
+        encryptor = StreamEncryptor(key: key, chunkSize: chunkSize) { bytes in
             try inner.write(at: written.offset, bytes)
             written.offset += Int64(bytes.count)
         }
