@@ -249,6 +249,39 @@ import Testing
         #expect(try (try e.weed).client().head(lockKey) == nil)
     }
 
+    /// kill -9 of a backup while a multipart upload of its image is in flight: no set is taken
+    /// as valid, the previous one restores, the next run (on this host) takes over the lock the
+    /// dead run left and aborts its unfinished upload, and expire removes its objects.
+    @Test func aBackupKilledMidUploadLeavesNoSetAndTheNextRunTakesItsLockOver() throws {
+        let e = try Env()
+        e.extraEnv["JETBACKUP_S3_PART_SIZE"] = "5MiB"
+        try e.run(["repo", "init", e.repo], expect: 0)
+        try e.load(300, seed: 1)
+        try e.run(["backup", "--repo", e.repo, "-i", e.inst], expect: 0)
+        let before = try e.digest()
+        try e.run(["load", "app", "--records", "16000", "--seed", "2", "--value-size", "1000", "-i", e.inst], expect: 0)
+        let p = try e.start(["backup", "--repo", e.repo, "-i", e.inst, "--max-rate", "4MiB"])
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let c = try e.weed.client()
+        let deadline = Date().addingTimeInterval(30)
+        while try c.incompleteUploads(prefix: e.prefix + "/").isEmpty && Date() < deadline && p.isRunning { usleep(20_000) }
+        #expect(p.isRunning, "the backup finished before a part was uploaded")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(try !c.incompleteUploads(prefix: e.prefix + "/").isEmpty)
+        #expect(try c.head(e.key("repo/\(Repository.lockName)")) != nil)
+        let sets = try e.sets()
+        #expect(sets.count == 2 && sets.last?["state"] as? String == "incomplete", "\(sets)")
+        #expect(try e.restoreDigest(["--repo", e.repo]) == before)
+        // The next run is not refused by the dead run's lock, and it ends the dead run's upload.
+        let next = json(try e.run(["backup", "--repo", e.repo, "--incremental", "--json", "-i", e.inst], expect: 0).stdout)
+        #expect(next["type"] as? String == "full", "\(next)")
+        #expect(try c.incompleteUploads(prefix: e.prefix + "/").isEmpty)
+        #expect(try e.restoreDigest(["--repo", e.repo]) == (try e.digest()))
+        try e.run(["expire", e.repo, "--keep-full", "5"], expect: 0)
+        #expect(try e.sets().map { $0["state"] as? String } == ["complete", "complete"])
+    }
+
     /// The server is killed while a backup uploads: the backup fails with 74 (after its
     /// retries) and records nothing; the previous set is intact; the lock the dead run could
     /// not delete is taken over by the next run on this host, which succeeds; expire removes
