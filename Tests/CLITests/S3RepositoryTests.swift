@@ -249,6 +249,36 @@ import Testing
         #expect(try (try e.weed).client().head(lockKey) == nil)
     }
 
+    /// A repository backup of an instance another process owns (`serve`) is written by the
+    /// client, with the client's credentials: the owner, started without any, serves the pages.
+    @Test func aRepositoryBackupOfAServedInstanceIsWrittenByTheClientWithItsCredentials() throws {
+        let e = try Env()
+        try e.run(["repo", "init", e.repo], expect: 0)
+        try e.load(500, seed: 1)
+        let owner = Process()
+        owner.executableURL = URL(fileURLWithPath: Binary.path)
+        owner.arguments = ["serve", "-i", e.inst]
+        owner.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AWS_") && !$0.key.hasPrefix("JETBACKUP_") }
+        let out = Pipe()
+        owner.standardOutput = out
+        owner.standardError = FileHandle.nullDevice
+        try owner.run()
+        defer { if owner.isRunning { kill(owner.processIdentifier, SIGKILL); owner.waitUntilExit() } }
+        var line = [UInt8]()
+        while !line.contains(0x0A), let b = try out.fileHandleForReading.read(upToCount: 1), !b.isEmpty { line += b }
+        #expect(String(decoding: line, as: UTF8.self).hasPrefix("serving"))
+        let full = json(try e.run(["backup", "--repo", e.repo, "--json", "-i", e.inst], expect: 0).stdout)
+        #expect(full["type"] as? String == "full")
+        try e.load(200, seed: 2)
+        let inc = json(try e.run(["backup", "--repo", e.repo, "--incremental", "--json", "-i", e.inst], expect: 0).stdout)
+        #expect(inc["type"] as? String == "incremental", "\(inc)")
+        let digest = try e.digest()
+        kill(owner.processIdentifier, SIGTERM)
+        owner.waitUntilExit()
+        #expect(owner.terminationStatus == 0)
+        #expect(try e.restoreDigest(["--repo", e.repo]) == digest)
+    }
+
     /// kill -9 of a backup while a multipart upload of its image is in flight: no set is taken
     /// as valid, the previous one restores, the next run (on this host) takes over the lock the
     /// dead run left and aborts its unfinished upload, and expire removes its objects.
