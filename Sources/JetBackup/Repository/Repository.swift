@@ -21,7 +21,8 @@ public struct Repository: Sendable {
     /// The marker's content. Decoding refuses any other format or a newer version.
     public struct Marker: Codable, Equatable, Sendable {
         public var format = Repository.formatName
-        public var formatVersion = Repository.formatVersion
+        /// 1 for a plain repository (as every earlier jetbackup wrote), 2 for an encrypted one.
+        public var formatVersion = 1
         public var created: String
         /// The data key wrapped under the passphrase: present in an encrypted repository only.
         public var key: RepositoryKey?
