@@ -318,6 +318,37 @@ import Testing
         #expect(try e.restoreDigest(["--repo", e.repo]) == digest)
     }
 
+    /// A store that stalls (SIGSTOP, as an overloaded one) during a backup is waited for; one
+    /// restarted during a restore is retried until it answers: both finish, the restore equal
+    /// to the source.
+    @Test func aServerThatStallsOrRestartsMidTransferIsWaitedFor() throws {
+        let weed = try SeaweedFS()
+        let e = try Env(weed: weed)
+        e.extraEnv["JETBACKUP_S3_ATTEMPTS"] = "8"
+        try e.run(["repo", "init", e.repo], expect: 0)
+        try e.load(3000, seed: 1)
+        let backup = try e.start(["backup", "--repo", e.repo, "-i", e.inst, "--max-rate", "512KiB"])
+        defer { if backup.isRunning { kill(backup.processIdentifier, SIGKILL) } }
+        var deadline = Date().addingTimeInterval(30)
+        while try e.objects().filter({ $0.hasPrefix("repo/2") }).count < 2 && Date() < deadline && backup.isRunning { usleep(20_000) }
+        #expect(backup.isRunning, "the backup finished before the server stalled")
+        if let pid = weed.pid { kill(pid, SIGSTOP); usleep(2_000_000); kill(pid, SIGCONT) }
+        backup.waitUntilExit()
+        #expect(backup.terminationStatus == 0)
+        let digest = try e.digest()
+        let target = e.t.path("target")
+        let restore = try e.start(["restore", "--repo", e.repo, "--to", target, "--max-rate", "512KiB"])
+        defer { if restore.isRunning { kill(restore.processIdentifier, SIGKILL) } }
+        deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: target + "/app.edb") && Date() < deadline && restore.isRunning { usleep(20_000) }
+        #expect(restore.isRunning, "the restore finished before the server was restarted")
+        weed.kill()
+        try weed.start()
+        restore.waitUntilExit()
+        #expect(restore.terminationStatus == 0)
+        #expect(try e.digest(target) == digest)
+    }
+
     /// kill -9 of a backup while a multipart upload of its image is in flight: no set is taken
     /// as valid, the previous one restores, the next run (on this host) takes over the lock the
     /// dead run left and aborts its unfinished upload, and expire removes its objects.

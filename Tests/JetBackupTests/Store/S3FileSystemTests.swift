@@ -50,6 +50,21 @@ import Testing
         try fs.throwIfQueryFailed()
     }
 
+    /// A set of more than 1,000 files (S3 answers 1,000 keys a page) is listed whole, and its
+    /// sub-prefixes with it.
+    @Test func aDirectoryOfMoreThanAThousandObjectsIsListedAcrossPages() throws {
+        let (fs, root) = try Self.fs()
+        let c = fs.client
+        let names = (0..<1_010).map { String(format: "edb%08d.log", $0) }
+        let base = try fs.key(root)
+        DispatchQueue.concurrentPerform(iterations: 8) { w in
+            for i in stride(from: w, to: names.count, by: 8) { try? c.put(base + "/set/" + names[i], [UInt8(i & 255)]) }
+        }
+        try c.put(base + "/set/sub/x", [1])
+        #expect(try fs.list(root + "/set") == (names + ["sub"]).sorted())
+        #expect(try fs.list(root) == ["set"])
+    }
+
     @Test func aLockIsExclusiveReleasedAndTakenOverOnlyFromADeadProcessOfThisHost() throws {
         let (fs, root) = try Self.fs()
         let l = try fs.lock(root + "/lock", owner: "first")
