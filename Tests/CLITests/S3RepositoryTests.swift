@@ -139,6 +139,8 @@ import Testing
         #expect(sets.count == 1 && sets.first?["state"] as? String == "complete" && (sets.first?["chain"] as? [Any])?.count == 2)
         try e.run(["verify", "--repo", e.repo], expect: 0)
         #expect(try e.sets().first?["lastVerified"] as? [String: Any] != nil)
+        try e.run(["list", e.repo, "--s3-addressing", "path"], expect: 0)
+        try e.run(["list", e.repo, "--s3-addressing", "sideways"], expect: 64)
         #expect(try e.run(["show", "--repo", e.repo, "--json"], expect: 0).stdout.contains(label))
         #expect(try e.restoreDigest(["--repo", e.repo]) == d2)
         #expect(try e.restoreDigest(["--repo", e.repo, "--until-generation",

@@ -11,6 +11,17 @@ public final class S3Client: Sendable {
     public let config: S3Config
     public let bucket: String
     private let signer: SigV4Signer
+    private let sent = RequestCount()
+
+    /// Requests sent (attempts included), for the tests that count them.
+    var requestsSent: Int { sent.value }
+
+    private final class RequestCount: @unchecked Sendable {
+        let lock = NSLock()
+        var n = 0
+        var value: Int { lock.withLock { n } }
+        func add() { lock.withLock { n += 1 } }
+    }
 
     public struct Object: Sendable, Equatable {
         public let key: String
@@ -155,6 +166,7 @@ public final class S3Client: Sendable {
         var lastProblem = ""
         while true {
             attempt += 1
+            sent.add()
             let signed = signer.sign(method: method, path: path, query: query,
                                      headers: [("Host", host), ("x-amz-content-sha256", payloadHash)] + headers,
                                      payloadHash: payloadHash, date: Date())

@@ -13,12 +13,20 @@ import JetStore
 /// `sync`, the upload aborted if the file is closed before. Renaming a file copies and
 /// deletes it (the small files `writeAtomically` renames); a directory cannot be renamed.
 /// A lock is an object created with `putIfAbsent` (`S3Lock`).
+///
+/// A directory's listing (one request a thousand entries) is kept and answers `exists`,
+/// `isDirectory` and the size of `open` for the names in it, until anything is written or
+/// removed there through this file system: reading a set of a thousand files then costs a
+/// listing and the reads, not a thousand lookups more.
 public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
     public let client: S3Client
     /// `s3://BUCKET`, the prefix of every path.
     public let root: String
     private let lock = NSLock()
     private var queryFailure: JetError?
+    private struct Listing { var objects: [String: Int64]; var directories: Set<String> }
+    /// By directory key ("" for the bucket).
+    private var listings: [String: Listing] = [:]
 
     public init(client: S3Client) {
         self.client = client
@@ -40,6 +48,36 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
             throw JetError(.invalidPath, "\(path) is not in \(root)")
         }
         return path.dropFirst(root.count).split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
+    }
+
+    /// The directory key and the name of `k`.
+    static func split(_ k: String) -> (dir: String, name: String) {
+        guard let i = k.lastIndex(of: "/") else { return ("", k) }
+        return (String(k[..<i]), String(k[k.index(after: i)...]))
+    }
+
+    /// What the kept listing of `k`'s directory says of it: an object of that size, or nil
+    /// (none there; or a directory, `isObject` false); no answer when no listing is kept.
+    private func cached(_ k: String) -> (isObject: Bool, size: Int64?, isDirectory: Bool)? {
+        let (d, n) = Self.split(k)
+        return lock.withLock {
+            guard let l = listings[d] else { return nil }
+            let size = l.objects[n]
+            return (size != nil, size, l.directories.contains(n))
+        }
+    }
+
+    /// Forgets the listings that a change of `k` makes stale: its directory's and every
+    /// ancestor's (a new key may make a new sub-prefix there).
+    func changed(_ k: String) {
+        lock.withLock {
+            var d = k
+            while true {
+                d = Self.split(d).dir
+                listings[d] = nil
+                if d.isEmpty { break }
+            }
+        }
     }
 
     private func query<T>(_ fallback: T, _ body: () throws -> T) -> T {
@@ -66,13 +104,16 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
         guard !k.isEmpty else { throw JetError(.invalidPath, "\(path) is a bucket, not a file") }
         switch mode {
         case .readOnly:
+            if let c = cached(k), let size = c.size { return S3ReadFile(client: client, key: k, path: path, size: size) }
             guard let o = try client.head(k) else { throw JetError(.fileNotFound, "\(path) does not exist") }
             return S3ReadFile(client: client, key: k, path: path, size: o.size)
         case .createNew, .createNewDirect, .createOrTruncate:
-            return S3WriteFile(upload: client.upload(k), path: path)
+            changed(k)
+            return S3WriteFile(upload: client.upload(k), path: path) { [weak self] in self?.changed(k) }
         case .readWrite, .readWriteDirect:
+            changed(k)
             let existing = try client.head(k) == nil ? [] : try client.get(k)
-            return S3RewriteFile(client: client, key: k, path: path, bytes: existing)
+            return S3RewriteFile(client: client, key: k, path: path, bytes: existing) { [weak self] in self?.changed(k) }
         }
     }
 
@@ -80,6 +121,7 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
         query(false) {
             let k = try key(path)
             if k.isEmpty { return true }
+            if let c = cached(k), !c.isDirectory { return c.isObject }
             return try client.head(k) != nil || client.hasObjects(prefix: k + "/")
         }
     }
@@ -87,7 +129,9 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
     public func isDirectory(_ path: String) -> Bool {
         query(false) {
             let k = try key(path)
-            return k.isEmpty ? true : try client.head(k) == nil
+            if k.isEmpty { return true }
+            if let c = cached(k) { return !c.isObject }
+            return try client.head(k) == nil
         }
     }
 
@@ -97,17 +141,21 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
         let k = try key(directory)
         let prefix = k.isEmpty ? "" : k + "/"
         let level = try client.listLevel(prefix: prefix)
-        var names = Set<String>()
-        for o in level.objects { names.insert(String(o.key.dropFirst(prefix.count))) }
+        var listing = Listing(objects: [:], directories: [])
+        for o in level.objects where o.key.count > prefix.count { listing.objects[String(o.key.dropFirst(prefix.count))] = o.size }
         // Some stores (SeaweedFS) keep a folder whose objects were all deleted and list it as a
         // common prefix: only a prefix with objects under it is an entry.
-        for p in level.prefixes where try client.hasObjects(prefix: p) { names.insert(String(p.dropFirst(prefix.count).dropLast())) }
-        names.remove("")
-        return names.sorted()
+        for p in level.prefixes where try client.hasObjects(prefix: p) {
+            listing.directories.insert(String(p.dropFirst(prefix.count).dropLast()))
+        }
+        lock.withLock { listings[k] = listing }
+        return Set(listing.objects.keys).union(listing.directories).sorted()
     }
 
     public func remove(_ path: String) throws {
-        try client.delete(try key(path))
+        let k = try key(path)
+        changed(k)
+        try client.delete(k)
     }
 
     public func removeDirectory(_ path: String) throws {
@@ -116,11 +164,17 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
             throw JetError(.invalidPath, "\(path) is not empty; it cannot be removed as a directory")
         }
         // The folder object some stores keep for an emptied prefix (a no-op on S3 itself).
-        if !k.isEmpty { try? client.delete(k + "/") }
+        if !k.isEmpty {
+            changed(k)
+            try? client.delete(k + "/")
+        }
     }
 
     public func rename(_ from: String, _ to: String) throws {
         let (f, t) = (try key(from), try key(to))
+        changed(f)
+        changed(t)
+        defer { changed(f); changed(t) }
         guard try client.head(f) != nil else {
             if try client.hasObjects(prefix: f + "/") {
                 throw JetError(.invalidParameter, "\(from) cannot be renamed to \(to): object storage has no rename of a directory")
@@ -135,7 +189,10 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
     public func syncDirectory(_ path: String) throws {}
 
     public func lock(_ path: String, owner: String) throws -> any FileLock {
-        try S3Lock.acquire(client: client, key: try key(path), path: path, owner: owner)
+        let k = try key(path)
+        changed(k)
+        defer { changed(k) }
+        return try S3Lock.acquire(client: client, key: k, path: path, owner: owner) { [weak self] in self?.changed(k) }
     }
 
     public func canonicalPath(_ path: String) -> String { path }
@@ -203,10 +260,13 @@ final class S3WriteFile: StorageFile, @unchecked Sendable {
     private let lock = NSLock()
     private var order = InOrderWrites()
     private var finished = false
+    /// Called once the object exists (the file system's kept listings are stale then).
+    private let created: @Sendable () -> Void
 
-    init(upload: S3Upload, path: String) {
+    init(upload: S3Upload, path: String, created: @escaping @Sendable () -> Void) {
         self.upload = upload
         self.path = path
+        self.created = created
     }
 
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
@@ -228,6 +288,7 @@ final class S3WriteFile: StorageFile, @unchecked Sendable {
             guard order.isComplete else {
                 throw JetError(.invalidParameter, "\(path) has a gap before offset \(order.next); the upload was not completed")
             }
+            defer { created() }
             try upload.finish()
             finished = true
         }
@@ -255,12 +316,14 @@ final class S3RewriteFile: StorageFile, @unchecked Sendable {
     let path: String
     private let lock = NSLock()
     private var bytes: [UInt8]
+    private let written: @Sendable () -> Void
 
-    init(client: S3Client, key: String, path: String, bytes: [UInt8]) {
+    init(client: S3Client, key: String, path: String, bytes: [UInt8], written: @escaping @Sendable () -> Void) {
         self.client = client
         self.key = key
         self.path = path
         self.bytes = bytes
+        self.written = written
     }
 
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
@@ -280,7 +343,10 @@ final class S3RewriteFile: StorageFile, @unchecked Sendable {
         }
     }
 
-    func sync() throws { try client.put(key, lock.withLock { bytes }) }
+    func sync() throws {
+        defer { written() }
+        try client.put(key, lock.withLock { bytes })
+    }
     func size() throws -> Int64 { lock.withLock { Int64(bytes.count) } }
     func truncate(to size: Int64) throws {
         lock.withLock {

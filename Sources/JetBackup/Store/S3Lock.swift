@@ -13,19 +13,22 @@ final class S3Lock: FileLock, @unchecked Sendable {
     let client: S3Client
     let key: String
     let body: [UInt8]
+    let released: @Sendable () -> Void
 
-    private init(client: S3Client, key: String, body: [UInt8]) {
+    private init(client: S3Client, key: String, body: [UInt8], released: @escaping @Sendable () -> Void) {
         self.client = client
         self.key = key
         self.body = body
+        self.released = released
     }
 
-    static func acquire(client: S3Client, key: String, path: String, owner: String) throws -> S3Lock {
+    static func acquire(client: S3Client, key: String, path: String, owner: String,
+                        released: @escaping @Sendable () -> Void = {}) throws -> S3Lock {
         let line = "pid \(getpid()) on host \(hostName) since \(Clock.rfc3339(microseconds: Clock.microsecondsSinceEpoch())): "
             + "\(owner) [run \(UUID().uuidString)]"
         let body = Array(line.utf8)
         for _ in 0..<2 {
-            if try client.putIfAbsent(key, body) { return S3Lock(client: client, key: key, body: body) }
+            if try client.putIfAbsent(key, body) { return S3Lock(client: client, key: key, body: body, released: released) }
             let held = (try? client.get(key)) ?? []
             guard isStale(held) else {
                 let who = String(decoding: held, as: UTF8.self)
@@ -54,5 +57,6 @@ final class S3Lock: FileLock, @unchecked Sendable {
     /// Deletes the object if it is still this run's.
     func release() {
         if (try? client.get(key)) == body { try? client.delete(key) }
+        released()
     }
 }

@@ -65,6 +65,34 @@ import Testing
         #expect(try fs.list(root) == ["set"])
     }
 
+    /// After a directory is listed, questions about its files cost no request, and a file
+    /// written or removed through the file system is seen at once.
+    @Test func aListedDirectoryAnswersWithoutRequestsUntilItChanges() throws {
+        let (fs, root) = try Self.fs()
+        let dir = root + "/set"
+        for i in 0..<20 { try fs.writeAtomically(dir + "/f\(i)", [UInt8](repeating: 1, count: i)) }
+        _ = try fs.list(dir)
+        let before = fs.client.requestsSent
+        for i in 0..<20 {
+            #expect(fs.exists(dir + "/f\(i)") && !fs.isDirectory(dir + "/f\(i)"))
+            let f = try fs.open(dir + "/f\(i)", .readOnly)
+            #expect(try f.size() == Int64(i))
+            f.close()
+        }
+        #expect(!fs.exists(dir + "/missing"))
+        #expect(fs.client.requestsSent == before)
+        try fs.remove(dir + "/f3")
+        #expect(!fs.exists(dir + "/f3"))
+        try fs.writeAtomically(dir + "/new", [1, 2])
+        #expect(fs.exists(dir + "/new"))
+        #expect(try fs.readAll(dir + "/new") == [1, 2])
+        #expect(try fs.list(dir).count == 20)
+        let l = try fs.lock(dir + "/lock", owner: "me")
+        #expect(fs.exists(dir + "/lock"))
+        l.release()
+        #expect(!fs.exists(dir + "/lock"))
+    }
+
     @Test func aLockIsExclusiveReleasedAndTakenOverOnlyFromADeadProcessOfThisHost() throws {
         let (fs, root) = try Self.fs()
         let l = try fs.lock(root + "/lock", owner: "first")
