@@ -110,6 +110,7 @@ import Testing
         try e.run(["list", root, "--key-file", key], expect: 64)
         // $JETBACKUP_KEY_FILE set for other repositories does not get in the way of a plain one.
         try e.run(["list", root], expect: 0, env: ["JETBACKUP_KEY_FILE": key])
+        try e.run(["list", root], expect: 0, env: ["JETBACKUP_KEY_FILE": e.t.path("no-such-key-file")])
         try e.run(["backup", e.t.path("dir"), "--key-file", key, "-i", e.inst], expect: 64)
         try e.run(["repo", "change-key", root, "--key-file", key, "--new-key-file", key], expect: 64)
     }

@@ -145,7 +145,9 @@ final class EncryptedReadFile: StorageFile, @unchecked Sendable {
                 throw JetError(.databaseCorrupted, "\(path): encrypted format version \(Int(h[8]) << 8 | Int(h[9])) is not one this build reads")
             }
             let c = Int(h[12]) << 24 | Int(h[13]) << 16 | Int(h[14]) << 8 | Int(h[15])
-            guard c > 0 && c <= 64 << 20 else { throw JetError(.databaseCorrupted, "\(path): encrypted file header names a chunk size of \(c) bytes") }
+            guard c > 0 && c <= 64 << 20 else {
+                throw JetError(.databaseCorrupted, "\(path): encrypted file header names a chunk size of \(c) bytes")
+            }
             header = h
             chunkSize = c
             body = total - Int64(EncryptedStream.headerSize)

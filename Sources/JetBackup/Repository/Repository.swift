@@ -93,15 +93,22 @@ public struct Repository: Sendable {
     /// refused when `requireEncrypted` (it was asked for explicitly), ignored otherwise.
     public static func open(_ dir: String, fs: any FileSystem = PosixFileSystem(), clock: WallClock = .system,
                             passphrase: [UInt8]? = nil, requireEncrypted: Bool = false) throws -> Repository {
+        try open(dir, fs: fs, clock: clock, requireEncrypted: requireEncrypted) { passphrase }
+    }
+
+    /// The same, with the passphrase read only if the repository is encrypted (or
+    /// `requireEncrypted`): a key file meant for other repositories never fails a plain one.
+    public static func open(_ dir: String, fs: any FileSystem = PosixFileSystem(), clock: WallClock = .system,
+                            requireEncrypted: Bool = false, passphrase readPassphrase: () throws -> [UInt8]?) throws -> Repository {
         let m = try readMarker(dir, fs: fs)
         guard let wrapped = m.key else {
-            if passphrase != nil && requireEncrypted {
+            if requireEncrypted, try readPassphrase() != nil {
                 throw JetError(.invalidParameter, "repository \(dir) is not encrypted; a key file applies only to a repository "
                     + "made with encryption (nothing was read or written)")
             }
             return Repository(path: dir, fs: fs, clock: clock)
         }
-        guard let passphrase else {
+        guard let passphrase = try readPassphrase() else {
             throw JetError(.permissionDenied, "repository \(dir) is encrypted and no key file was given; nothing was read or written: "
                 + "give the key file that holds its passphrase")
         }

@@ -29,7 +29,8 @@ struct Expire: ParsableCommand {
         var sets: Int?
         func writeMetrics(_ status: Int32) {
             guard let metricsFile else { return }
-            var m = Metrics(job: "expire", labels: [("repository", S3Location.isS3(dir) ? dir : Paths.resolved(dir))], success: status == 0, exitStatus: status,
+            let repository = S3Location.isS3(dir) ? dir : Paths.resolved(dir)
+            var m = Metrics(job: "expire", labels: [("repository", repository)], success: status == 0, exitStatus: status,
                             durationSeconds: Clock.monotonicSeconds() - t0, now: clock.now())
             m.sets = sets
             do { try m.write(to: Paths.absolute(metricsFile)) } catch {

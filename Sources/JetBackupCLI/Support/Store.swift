@@ -36,6 +36,6 @@ struct StoreOptions: ParsableArguments {
     /// The repository at `text`, opened with the key file when it is encrypted.
     func openRepository(_ text: String) throws -> Repository {
         let (path, fs) = try location(text)
-        return try Repository.open(path, fs: fs, clock: try CLI.clock, passphrase: try passphrase, requireEncrypted: keyFile != nil)
+        return try Repository.open(path, fs: fs, clock: try CLI.clock, requireEncrypted: keyFile != nil) { try passphrase }
     }
 }
