@@ -481,9 +481,19 @@ def remote_rows(src):
         return lambda: sh(JB, "backup", "--repo", current[path], "--progress", "none", "--quiet", *extra, "-i", src, env=env)
     named = {"local": (new_repo(local), backup(local)),
              "encrypted": (new_repo(enc, "--encrypt", "--key-file", key), backup(enc, "--key-file", key))}
+    aws = os.path.join(ROOT, "..", ".build-venv", "bin", "aws")
+    have_aws = weed is not None and os.access(aws, os.X_OK)
     if weed:
         s3 = f"s3://{Weed.BUCKET}/repo"
         named["s3"] = (new_repo(s3, env=weed.env), backup(s3, env=weed.env))
+    if have_aws:
+        # The same files a full backup copies (as the cp+sync baseline), by `aws s3 cp`.
+        files = [p for p in dir_files(src) if p.endswith(".edb")] + [os.path.join(src, "edb.log")]
+        def aws_cp():
+            n[0] += 1
+            for f in files:
+                sh(aws, "s3", "cp", "--quiet", "--endpoint-url", weed.endpoint, f, f"s3://{Weed.BUCKET}/cp{n[0]}/", env=weed.env)
+        named["aws"] = (lambda: None, aws_cp)
     try:
         t = alternate(named)
     finally:
@@ -494,6 +504,10 @@ def remote_rows(src):
         sm = stat(t["s3"])[0]
         row("full backup to S3 (SeaweedFS, loopback) ÷ local", fmt(t["s3"]), f"local repository: {fmt(t['local'])}",
             f"{lm / sm:.2f}× local", "reported", None, noisy(t["s3"], t["local"]))
+    if have_aws:
+        am = stat(t["aws"])[0]
+        row("full backup to S3 vs aws s3 cp of the same files", fmt(t["s3"]), f"aws s3 cp: {fmt(t['aws'])}", f"{am / sm:.2f}× aws",
+            "≥ 1.0×", am / sm >= 1.0, noisy(t["s3"], t["aws"]))
     em = stat(t["encrypted"])[0]
     row("full backup, encrypted repository ÷ plain", fmt(t["encrypted"]), f"plain repository: {fmt(t['local'])}",
         f"{lm / em:.2f}×", "≥ 0.85×", lm / em >= 0.85, noisy(t["encrypted"], t["local"]))
