@@ -111,7 +111,11 @@ import Testing
         // $JETBACKUP_KEY_FILE set for other repositories does not get in the way of a plain one.
         try e.run(["list", root], expect: 0, env: ["JETBACKUP_KEY_FILE": key])
         try e.run(["list", root], expect: 0, env: ["JETBACKUP_KEY_FILE": e.t.path("no-such-key-file")])
+        try e.run(["repo", "init", e.t.path("plain2")], expect: 0, env: ["JETBACKUP_KEY_FILE": e.t.path("no-such-key-file")])
         try e.run(["backup", e.t.path("dir"), "--key-file", key, "-i", e.inst], expect: 64)
+        let label = try e.run(["list", root, "--json"], expect: 0).stdout
+        let set = (json(label)["sets"] as? [[String: Any]])?.first?["path"] as? String ?? "?"
+        try e.run(["verify", set, "--key-file", key], expect: 64)
         try e.run(["repo", "change-key", root, "--key-file", key, "--new-key-file", key], expect: 64)
     }
 }

@@ -141,6 +141,7 @@ import Testing
         #expect(try e.sets().first?["lastVerified"] as? [String: Any] != nil)
         try e.run(["list", e.repo, "--s3-addressing", "path"], expect: 0)
         try e.run(["list", e.repo, "--s3-addressing", "sideways"], expect: 64)
+        try e.run(["restore", "--repo", e.repo, "--to", e.url("target")], expect: 64)
         #expect(try e.run(["show", "--repo", e.repo, "--json"], expect: 0).stdout.contains(label))
         #expect(try e.restoreDigest(["--repo", e.repo]) == d2)
         #expect(try e.restoreDigest(["--repo", e.repo, "--until-generation",

@@ -19,15 +19,19 @@ struct RepoInit: ParsableCommand {
 
     func run() throws {
         try CLI.run(json: output.json) {
-            let passphrase = try store.passphrase
-            if encrypt && passphrase == nil {
-                throw JetError(.invalidParameter, "--encrypt needs a key file holding the passphrase: --key-file PATH or JETBACKUP_KEY_FILE")
-            }
-            if !encrypt && store.keyFile != nil {
+            // The key file is read for --encrypt only: $JETBACKUP_KEY_FILE set for other
+            // repositories does not get in the way of a plain one.
+            var passphrase: [UInt8]?
+            if encrypt {
+                passphrase = try store.passphrase
+                if passphrase == nil {
+                    throw JetError(.invalidParameter, "--encrypt needs a key file holding the passphrase: --key-file PATH or JETBACKUP_KEY_FILE")
+                }
+            } else if store.keyFile != nil {
                 throw JetError(.invalidParameter, "--key-file without --encrypt: say --encrypt to make an encrypted repository")
             }
             let (path, fs) = S3Location.isS3(dir) ? try store.location(dir) : (Paths.absolute(dir), PosixFileSystem())
-            let r = try Repository.create(path, fs: fs, clock: CLI.clock, passphrase: encrypt ? passphrase : nil)
+            let r = try Repository.create(path, fs: fs, clock: CLI.clock, passphrase: passphrase)
             let version = r.isEncrypted ? 2 : 1
             if output.json {
                 CLI.out(JSONValue.object([("result", .string("ok")), ("repository", .string(r.path)),

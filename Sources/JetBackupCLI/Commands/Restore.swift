@@ -14,6 +14,10 @@ struct Restore: ParsableCommand {
     @Option(help: "Progress: auto, bar, json, none.") var progress: ProgressMode = .auto
     @OptionGroup var output: JSONOption
 
+    func validate() throws {
+        if S3Location.isS3(to) { throw ValidationError("--to is the new instance's local directory; a restore does not write to S3") }
+    }
+
     func run() throws {
         try CLI.run(json: output.json) {
             // SIGINT/SIGTERM stop the restore between chunks (TARGET left as it was, exit 75).

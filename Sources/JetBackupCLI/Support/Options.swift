@@ -226,7 +226,7 @@ struct RepoSetOptions: ParsableArguments {
         }
         guard let dir else { throw ValidationError("give a backup directory, or --repo DIR") }
         if store.keyFile != nil {
-            throw ValidationError("--key-file applies to an encrypted repository: read its sets with --repo DIR [--set LABEL]")
+            throw JetError(.invalidParameter, "--key-file applies to an encrypted repository: read its sets with --repo DIR [--set LABEL]")
         }
         let (path, fs) = try store.location(dir)
         return (path, nil, fs)
