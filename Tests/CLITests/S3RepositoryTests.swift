@@ -276,7 +276,7 @@ import Testing
         try e.load(3000, seed: 1)
         try e.load(200, seed: 2, instance: other)
         // The first run is slowed down so the second certainly meets it.
-        let slow = try e.start(["backup", "--repo", e.repo, "-i", e.inst, "--max-rate", "512KiB"])
+        let slow = try e.start(["backup", "--repo", e.repo, "-i", e.inst, "--max-rate", "256KiB"])
         defer { if slow.isRunning { kill(slow.processIdentifier, SIGKILL) } }
         let lockKey = e.key("repo/\(Repository.lockName)")
         let deadline = Date().addingTimeInterval(20)
@@ -330,7 +330,7 @@ import Testing
         e.extraEnv["JETBACKUP_S3_ATTEMPTS"] = "8"
         try e.run(["repo", "init", e.repo], expect: 0)
         try e.load(3000, seed: 1)
-        let backup = try e.start(["backup", "--repo", e.repo, "-i", e.inst, "--max-rate", "512KiB"])
+        let backup = try e.start(["backup", "--repo", e.repo, "-i", e.inst, "--max-rate", "256KiB"])
         defer { if backup.isRunning { kill(backup.processIdentifier, SIGKILL) } }
         var deadline = Date().addingTimeInterval(30)
         while try e.objects().filter({ $0.hasPrefix("repo/2") }).count < 2 && Date() < deadline && backup.isRunning { usleep(20_000) }
