@@ -200,10 +200,13 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
     public func isWritableDirectory(_ path: String) -> Bool { isDirectory(path) }
 }
 
-/// An object read by ranges: a window of `window` bytes (or the read's size, if larger) is
-/// fetched at a time, so a reader of small pieces makes one request per window.
+/// An object read by ranges, a window at a time, so a reader of small pieces makes one request
+/// per window: the window starts small (a reader of two header pages fetches little) and doubles
+/// up to 8 MiB while the reads go on front to back.
 final class S3ReadFile: StorageFile, @unchecked Sendable {
+    static let firstWindow = 256 << 10
     static let window = 8 << 20
+    private var nextWindow = S3ReadFile.firstWindow
     let client: S3Client
     let key: String
     let path: String
@@ -226,7 +229,8 @@ final class S3ReadFile: StorageFile, @unchecked Sendable {
                 let at = offset + Int64(done)
                 if at >= length { break }
                 if at < cachedAt || at >= cachedAt + Int64(cached.count) {
-                    let end = min(length, at + Int64(max(Self.window, buffer.count - done)))
+                    nextWindow = at == cachedAt + Int64(cached.count) ? min(Self.window, nextWindow * 2) : Self.firstWindow
+                    let end = min(length, at + Int64(max(nextWindow, buffer.count - done)))
                     cached = try client.get(key, range: at..<end)
                     cachedAt = at
                     guard cached.count == Int(end - at) else {
