@@ -205,6 +205,10 @@ def main():
         owner_rows(make_instance(os.path.join(WORK, "db256"), 256))
         report(machine)
         return
+    if os.environ.get("BENCH_ONLY") == "remote":
+        remote_rows(make_instance(os.path.join(WORK, "db256"), 256 if not os.environ.get("BENCH_MIB") else int(os.environ["BENCH_MIB"])))
+        report(machine)
+        return
     if os.environ.get("BENCH_ONLY") == "full":
         # The full-backup rows alone, at 256 MiB and 1 GiB (a run at another time of day).
         for mib in (256, 1024):
@@ -255,6 +259,7 @@ def main():
     def our_full():
         sh(JB, "backup", dest, "--progress", "none", "--quiet", "-i", src)
     owner_rows(src)
+    remote_rows(src)
     # Incremental after 16 MiB of new logs, as a fraction of the full backup.
     inc_times = []
     for _ in range(REPS):
@@ -421,6 +426,111 @@ def owner_rows(src):
     row("get through the owner (process start included)", f"p50 {op50:.1f} ms, p99 {op99:.1f} ms",
         f"local: p50 {lp50:.1f} ms, p99 {lp99:.1f} ms", f"{lp50 / op50:.2f}× at p50", "reported")
     shutil.rmtree(dest, ignore_errors=True)
+
+
+class Weed:
+    """SeaweedFS (`weed mini` from make setup's .build-venv) on free loopback ports, with one
+    bucket and a test key: the S3 store of the remote rows."""
+    KEY, SECRET, BUCKET = "BENCHKEY", "bench-secret-0123456789", "bench"
+
+    def __init__(self):
+        import socket
+        weed = os.path.join(ROOT, "..", ".build-venv", "bin", "weed")
+        if not os.access(weed, os.X_OK):
+            raise FileNotFoundError(weed)
+        self.dir = os.path.join(WORK, "weed"); fresh(self.dir); os.makedirs(os.path.join(self.dir, "data"))
+        with open(os.path.join(self.dir, "s3.json"), "w") as f:
+            json.dump({"identities": [{"name": "bench", "credentials": [{"accessKey": self.KEY, "secretKey": self.SECRET}],
+                                       "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}, f)
+        socks, ports = [], {}
+        for name in ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+                     "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc"]:
+            so = socket.socket(); so.bind(("127.0.0.1", 0)); socks.append(so); ports[name] = so.getsockname()[1]
+        for so in socks:
+            so.close()
+        self.endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+        self.p = subprocess.Popen([weed, "mini", f"-dir={self.dir}/data", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                                   f"-s3.config={self.dir}/s3.json", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
+                                   "-s3.port.lance=0", "-master.telemetry=false"] + [f"-{k}={v}" for k, v in sorted(ports.items())],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            r = sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", self.endpoint + "/", check=False)
+            if r.stdout.strip() not in ("", "000"):
+                break
+            time.sleep(0.1)
+        sh("curl", "-sf", "-X", "PUT", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", f"{self.KEY}:{self.SECRET}",
+           f"{self.endpoint}/{self.BUCKET}")
+        self.env = dict(os.environ, AWS_ACCESS_KEY_ID=self.KEY, AWS_SECRET_ACCESS_KEY=self.SECRET, AWS_ENDPOINT_URL=self.endpoint,
+                        AWS_REGION="us-east-1")
+
+    def stop(self):
+        self.p.kill(); self.p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def remote_rows(src):
+    """A full backup into a repository in S3 (SeaweedFS on loopback) against the same backup
+    into a local repository, and into an encrypted local repository against a plain one
+    (README "Remote storage and encryption")."""
+    local, enc = os.path.join(WORK, "lrepo"), os.path.join(WORK, "erepo")
+    key = os.path.join(WORK, "bench.key")
+    with open(key, "w") as f:
+        f.write("bench passphrase\n")
+    try:
+        weed = Weed()
+    except FileNotFoundError as e:
+        row("full backup to S3 (SeaweedFS, loopback)", "—", "—", "—", "reported", None, f"skipped: no weed ({e}); run make setup")
+        weed = None
+    n = [0]
+    def new_repo(path, *extra, env=None):
+        def setup():
+            if path.startswith("s3://"):
+                n[0] += 1
+                target = f"{path}{n[0]}"
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+                target = path
+            sh(JB, "repo", "init", target, *extra, env=env)
+            current[path] = target
+        return setup
+    current = {}
+    def backup(path, *extra, env=None):
+        return lambda: sh(JB, "backup", "--repo", current[path], "--progress", "none", "--quiet", *extra, "-i", src, env=env)
+    named = {"local": (new_repo(local), backup(local)),
+             "encrypted": (new_repo(enc, "--encrypt", "--key-file", key), backup(enc, "--key-file", key))}
+    aws = os.path.join(ROOT, "..", ".build-venv", "bin", "aws")
+    have_aws = weed is not None and os.access(aws, os.X_OK)
+    if weed:
+        s3 = f"s3://{Weed.BUCKET}/repo"
+        named["s3"] = (new_repo(s3, env=weed.env), backup(s3, env=weed.env))
+    if have_aws:
+        # The same files a full backup copies (as the cp+sync baseline), by `aws s3 cp`.
+        files = [p for p in dir_files(src) if p.endswith(".edb")] + [os.path.join(src, "edb.log")]
+        def aws_cp():
+            n[0] += 1
+            for f in files:
+                sh(aws, "s3", "cp", "--quiet", "--endpoint-url", weed.endpoint, f, f"s3://{Weed.BUCKET}/cp{n[0]}/", env=weed.env)
+        named["aws"] = (lambda: None, aws_cp)
+    try:
+        t = alternate(named)
+    finally:
+        if weed:
+            weed.stop()
+    lm = stat(t["local"])[0]
+    if weed:
+        sm = stat(t["s3"])[0]
+        row("full backup to S3 (SeaweedFS, loopback) ÷ local", fmt(t["s3"]), f"local repository: {fmt(t['local'])}",
+            f"{lm / sm:.2f}× local", "reported", None, noisy(t["s3"], t["local"]))
+    if have_aws:
+        am = stat(t["aws"])[0]
+        row("full backup to S3 vs aws s3 cp of the same files", fmt(t["s3"]), f"aws s3 cp: {fmt(t['aws'])}", f"{am / sm:.2f}× aws",
+            "≥ 1.0×", am / sm >= 1.0, noisy(t["s3"], t["aws"]))
+    em = stat(t["encrypted"])[0]
+    row("full backup, encrypted repository ÷ plain", fmt(t["encrypted"]), f"plain repository: {fmt(t['local'])}",
+        f"{lm / em:.2f}×", "≥ 0.85×", lm / em >= 0.85, noisy(t["encrypted"], t["local"]))
+    for p in (local, enc):
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def report(machine):

@@ -115,6 +115,10 @@ public enum JetBackupInstance {
         if options.atomic && options.directory == nil {
             throw JetError(.invalidGrbit, "an atomic backup (JET_bitBackupAtomic) needs a backup directory")
         }
+        if options.atomic && options.fs.objectStore != nil {
+            throw JetError(.invalidGrbit, "an atomic backup (JET_bitBackupAtomic) swaps the new set in by renaming a directory, and object "
+                + "storage cannot rename: back up into an empty prefix (the set exists once its manifest is written) or into a repository")
+        }
         if let l = options.compressionLevel, !Zstd.levels.contains(l) {
             throw JetError(.invalidParameter, "compression level \(l) is out of range; use 1 to 19")
         }

@@ -52,8 +52,15 @@ struct LogCopier {
                 var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name))
                 do {
                     try (packed ?? log.bytes).withUnsafeBytes { try w.append($0) }
-                    let sha = w.finishDeferringSync()
-                    unsynced.append(w.file)
+                    // An upload holds its bytes until it is completed: one at a time, so memory
+                    // stays one generation whatever the run copies.
+                    let sha: String
+                    if fs.objectStore != nil {
+                        sha = try w.finish()
+                    } else {
+                        sha = w.finishDeferringSync()
+                        unsynced.append(w.file)
+                    }
                     let rawCRC = packed == nil ? nil : CRC32C.checksum(log.bytes)
                     results.append(Copied(file: BackupManifest.File(name: name, kind: .log, generation: log.generation, backup: backupIndex,
                                                                     size: w.size, crc32c: w.crc, sha256: sha,

@@ -11,6 +11,17 @@ public final class S3Client: Sendable {
     public let config: S3Config
     public let bucket: String
     private let signer: SigV4Signer
+    private let sent = RequestCount()
+
+    /// Requests sent (attempts included), for the tests that count them.
+    var requestsSent: Int { sent.value }
+
+    private final class RequestCount: @unchecked Sendable {
+        let lock = NSLock()
+        var n = 0
+        var value: Int { lock.withLock { n } }
+        func add() { lock.withLock { n += 1 } }
+    }
 
     public struct Object: Sendable, Equatable {
         public let key: String
@@ -81,6 +92,35 @@ public final class S3Client: Sendable {
         return out
     }
 
+    /// One level of the key space under `prefix`: the objects directly there and the common
+    /// prefixes (up to and including the next `delimiter`) of the keys below, across pages.
+    public func listLevel(prefix: String, delimiter: String = "/") throws -> (objects: [Object], prefixes: [String]) {
+        var objects: [Object] = []
+        var prefixes: [String] = []
+        var token: String?
+        repeat {
+            var q = [("list-type", "2"), ("prefix", prefix), ("delimiter", delimiter), ("max-keys", "1000")]
+            if let t = token { q.append(("continuation-token", t)) }
+            let r = try send("GET", key: nil, query: q, what: "list \(prefix)")
+            let xml = Substring(String(decoding: r.body, as: UTF8.self))
+            for c in S3XML.blocks("Contents", in: xml) {
+                guard let key = S3XML.first("Key", in: c) else { continue }
+                objects.append(Object(key: key, size: Int64(S3XML.first("Size", in: c) ?? "") ?? 0, etag: S3XML.first("ETag", in: c) ?? ""))
+            }
+            for c in S3XML.blocks("CommonPrefixes", in: xml) {
+                if let p = S3XML.first("Prefix", in: c) { prefixes.append(p) }
+            }
+            token = S3XML.first("IsTruncated", in: xml) == "true" ? S3XML.first("NextContinuationToken", in: xml) : nil
+        } while token != nil
+        return (objects, prefixes)
+    }
+
+    /// True when some object's key starts with `prefix` (one request of one key).
+    public func hasObjects(prefix: String) throws -> Bool {
+        let r = try send("GET", key: nil, query: [("list-type", "2"), ("prefix", prefix), ("max-keys", "1")], what: "list \(prefix)")
+        return !S3XML.blocks("Contents", in: Substring(String(decoding: r.body, as: UTF8.self))).isEmpty
+    }
+
     /// Multipart uploads under `prefix` that were started and never completed or aborted.
     public func incompleteUploads(prefix: String) throws -> [(key: String, uploadID: String)] {
         let r = try send("GET", key: nil, query: [("uploads", ""), ("prefix", prefix)], what: "list uploads under \(prefix)")
@@ -126,6 +166,7 @@ public final class S3Client: Sendable {
         var lastProblem = ""
         while true {
             attempt += 1
+            sent.add()
             let signed = signer.sign(method: method, path: path, query: query,
                                      headers: [("Host", host), ("x-amz-content-sha256", payloadHash)] + headers,
                                      payloadHash: payloadHash, date: Date())

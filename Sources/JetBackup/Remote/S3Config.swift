@@ -43,9 +43,21 @@ public struct S3Config: Sendable, CustomStringConvertible {
             throw JetError(.invalidParameter, "AWS_ENDPOINT_URL '\(endpoint)' must start with http:// or https://")
         }
         let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") ?? "us-east-1"
-        return S3Config(endpoint: endpoint, region: region,
-                        credentials: S3Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: value("AWS_SESSION_TOKEN")),
-                        addressing: addressing ?? (endpoint.isEmpty ? .virtual : .path))
+        var c = S3Config(endpoint: endpoint, region: region,
+                         credentials: S3Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: value("AWS_SESSION_TOKEN")),
+                         addressing: addressing ?? (endpoint.isEmpty ? .virtual : .path))
+        // Tuning (and the tests' seams: parts of a few KiB, fewer retries against a killed server).
+        if let v = value("JETBACKUP_S3_PART_SIZE") {
+            guard let n = try? InstanceParameters.parseSize(v), n >= 1024 else {
+                throw JetError(.invalidParameter, "JETBACKUP_S3_PART_SIZE '\(v)' is not a size of at least 1KiB")
+            }
+            c.partSize = n
+        }
+        if let v = value("JETBACKUP_S3_ATTEMPTS") {
+            guard let n = Int(v), (1...20).contains(n) else { throw JetError(.invalidParameter, "JETBACKUP_S3_ATTEMPTS '\(v)' is not 1 to 20") }
+            c.attempts = n
+        }
+        return c
     }
 
     /// The URL prefix of a bucket (no trailing slash) and the Host header that goes with it.

@@ -9,7 +9,9 @@ import JetStore
 public struct Repository: Sendable {
     public static let markerName = "JETBACKUP-REPOSITORY"
     public static let formatName = "jetbackup-repository"
-    public static let formatVersion = 1
+    /// 1: a plain repository; 2: an encrypted one (its marker holds the wrapped data key, and
+    /// a reader of version 1 must not take its encrypted files for damaged plain ones).
+    public static let formatVersion = 2
     public static let lockName = ".jetbackup-repository-lock"
     public static let eventsName = ".jetbackup-events.log"
     public static let expiringPrefix = ".expiring-"
@@ -19,8 +21,11 @@ public struct Repository: Sendable {
     /// The marker's content. Decoding refuses any other format or a newer version.
     public struct Marker: Codable, Equatable, Sendable {
         public var format = Repository.formatName
-        public var formatVersion = Repository.formatVersion
+        /// 1 for a plain repository (as every earlier jetbackup wrote), 2 for an encrypted one.
+        public var formatVersion = 1
         public var created: String
+        /// The data key wrapped under the passphrase: present in an encrypted repository only.
+        public var key: RepositoryKey?
 
         public func encoded() throws -> [UInt8] {
             let enc = JSONEncoder()
@@ -36,17 +41,25 @@ public struct Repository: Sendable {
                 throw JetError(.invalidParameter, "\(path) says repository format \(m.formatVersion), this jetbackup reads 1 to "
                     + "\(Repository.formatVersion); use a newer jetbackup (nothing was read or written)")
             }
+            guard (m.formatVersion >= 2) == (m.key != nil) else {
+                throw JetError(.databaseCorrupted, "\(path) says format \(m.formatVersion) but \(m.key == nil ? "holds no key" : "holds a key"): "
+                    + "the marker was edited; restore it from a copy")
+            }
             return m
         }
     }
 
     public let path: String
+    /// The repository's files: through `EncryptedFileSystem` when it is encrypted.
     public let fs: any FileSystem
     public let clock: WallClock
+    public var isEncrypted: Bool { fs is EncryptedFileSystem }
 
-    /// Makes `dir` a repository: it must be missing (its parent existing) or empty.
+    /// Makes `dir` a repository: it must be missing (its parent existing) or empty. With a
+    /// passphrase, an encrypted one: a new data key, wrapped under it, is kept in the marker.
     @discardableResult
-    public static func create(_ dir: String, fs: any FileSystem = PosixFileSystem(), clock: WallClock = .system) throws -> Repository {
+    public static func create(_ dir: String, fs: any FileSystem = PosixFileSystem(), clock: WallClock = .system,
+                              passphrase: [UInt8]? = nil) throws -> Repository {
         if fs.isSymlink(dir) || (fs.exists(dir) && !fs.isDirectory(dir)) {
             throw JetError(.invalidPath, "\(dir) exists and is not a directory; a repository is a directory")
         }
@@ -60,20 +73,76 @@ public struct Repository: Sendable {
         } else {
             try JetBackupInstance.createPath(dir, fs: fs)
         }
-        let m = Marker(created: Clock.rfc3339(microseconds: clock.now()))
+        var m = Marker(created: Clock.rfc3339(microseconds: clock.now()))
+        var key: DataKey?
+        if let passphrase {
+            let k = DataKey.generate()
+            m.key = try RepositoryKey.wrap(k, passphrase: passphrase)
+            m.formatVersion = 2
+            key = k
+        } else {
+            m.formatVersion = 1
+        }
         try fs.writeAtomically(FilePaths.join(dir, markerName), try m.encoded())
-        return Repository(path: dir, fs: fs, clock: clock)
+        return Repository(path: dir, fs: key.map { EncryptedFileSystem(base: fs, key: $0) } ?? fs, clock: clock)
     }
 
-    /// Opens the repository in `dir`: its marker must be there and of a version we read.
-    public static func open(_ dir: String, fs: any FileSystem = PosixFileSystem(), clock: WallClock = .system) throws -> Repository {
-        guard fs.isDirectory(dir) else { throw JetError(.invalidPath, "repository \(dir) does not exist") }
+    /// Opens the repository in `dir`: its marker must be there and of a version we read. An
+    /// encrypted repository needs the passphrase that opens its key (a missing or wrong one is
+    /// JET_errPermissionDenied, before any set is read); `passphrase` given to a plain one is
+    /// refused when `requireEncrypted` (it was asked for explicitly), ignored otherwise.
+    public static func open(_ dir: String, fs: any FileSystem = PosixFileSystem(), clock: WallClock = .system,
+                            passphrase: [UInt8]? = nil, requireEncrypted: Bool = false) throws -> Repository {
+        try open(dir, fs: fs, clock: clock, requireEncrypted: requireEncrypted) { passphrase }
+    }
+
+    /// The same, with the passphrase read only if the repository is encrypted (or
+    /// `requireEncrypted`): a key file meant for other repositories never fails a plain one.
+    public static func open(_ dir: String, fs: any FileSystem = PosixFileSystem(), clock: WallClock = .system,
+                            requireEncrypted: Bool = false, passphrase readPassphrase: () throws -> [UInt8]?) throws -> Repository {
+        let m = try readMarker(dir, fs: fs)
+        guard let wrapped = m.key else {
+            if requireEncrypted, try readPassphrase() != nil {
+                throw JetError(.invalidParameter, "repository \(dir) is not encrypted; a key file applies only to a repository "
+                    + "made with encryption (nothing was read or written)")
+            }
+            return Repository(path: dir, fs: fs, clock: clock)
+        }
+        guard let passphrase = try readPassphrase() else {
+            throw JetError(.permissionDenied, "repository \(dir) is encrypted and no key file was given; nothing was read or written: "
+                + "give the key file that holds its passphrase")
+        }
+        let key = try wrapped.unwrap(passphrase: passphrase)
+        return Repository(path: dir, fs: EncryptedFileSystem(base: fs, key: key), clock: clock)
+    }
+
+    static func readMarker(_ dir: String, fs: any FileSystem) throws -> Marker {
+        guard fs.isDirectory(dir) else {
+            try fs.objectStore?.throwIfQueryFailed()
+            throw JetError(.invalidPath, "repository \(dir) does not exist")
+        }
         let mp = FilePaths.join(dir, markerName)
         guard fs.exists(mp), !fs.isSymlink(mp), !fs.isDirectory(mp) else {
+            try fs.objectStore?.throwIfQueryFailed()
             throw JetError(.invalidPath, "\(dir) is not a repository (no \(markerName) in it); make one with the repository init command")
         }
-        _ = try Marker.decode(try fs.readAll(mp), path: mp)
-        return Repository(path: dir, fs: fs, clock: clock)
+        return try Marker.decode(try fs.readAll(mp), path: mp)
+    }
+
+    /// Rewraps the data key of the encrypted repository in `dir` under `new`: the marker is
+    /// replaced (atomically), no other file changes. Held under the repository lock.
+    public static func changeKey(_ dir: String, fs: any FileSystem = PosixFileSystem(), old: [UInt8], new: [UInt8],
+                                 owner: String, wait: Double? = nil) throws {
+        let plain = Repository(path: dir, fs: fs, clock: .system)
+        _ = try readMarker(dir, fs: fs)
+        let lock = try RepositoryLock.acquire(plain, owner: owner, wait: wait)
+        defer { lock.release() }
+        var m = try readMarker(dir, fs: fs)
+        guard let wrapped = m.key else {
+            throw JetError(.invalidParameter, "repository \(dir) is not encrypted; it has no key to change")
+        }
+        m.key = try wrapped.rewrap(old: old, new: new)
+        try fs.writeAtomically(FilePaths.join(dir, markerName), try m.encoded())
     }
 
     public func setPath(_ label: SetLabel) -> String { FilePaths.join(path, label.description) }
@@ -99,6 +168,9 @@ public struct Repository: Sendable {
             }
             scan.sets.append(RepositorySet.inspect(label, path: p, fs: fs))
         }
+        // A set's state rests on what the store answered: one that did not answer is an error,
+        // not a set without a manifest (which expire would remove).
+        try fs.objectStore?.throwIfQueryFailed()
         // A set copied under another label holds the same full backup: neither can be told
         // from the other, so neither is trusted.
         var seen: [String: Int] = [:]

@@ -48,8 +48,13 @@ public enum RepositoryBackup {
                     backup: (BackupOptions) throws -> BackupSummary) throws -> Result {
         var bo = options.backup
         bo.clock = repo.clock
+        bo.fs = repo.fs
         let lock = try RepositoryLock.acquire(repo, owner: bo.owner, wait: options.wait)
         defer { lock.release() }
+        // Uploads a killed run left unfinished hold parts (and storage) but no object: no run of
+        // this repository can be writing them while we hold its lock. Best effort: a key
+        // without the right to list uploads can still back up.
+        _ = try? repo.fs.objectStore?.discardUnfinishedUploads(under: repo.path)
         let scan = try repo.scan()
         let now = repo.clock.now()
         var reason: String?

@@ -35,6 +35,8 @@ public struct RestoreInstance {
     }
 
     let fs: any FileSystem
+    /// Where the set is read from (object storage, an encrypted repository); `fs` when nil.
+    public var setFS: (any FileSystem)?
     /// Bytes per second read from the set at most (`--max-rate`); nil: as fast as it goes.
     public var maxBytesPerSecond: Int64?
     /// Point-in-time restore: replay stops there (`BackupManifest.checkStop`, checked before
@@ -56,7 +58,7 @@ public struct RestoreInstance {
                         status: (Status) -> Void = { _ in }) throws -> Summary {
         let t0 = Clock.monotonicSeconds()
         try checkTarget(target)
-        let verifier = SetVerifier(fs: fs, maxBytesPerSecond: maxBytesPerSecond)
+        let verifier = SetVerifier(fs: setFS ?? fs, maxBytesPerSecond: maxBytesPerSecond)
         let (setDir, whole) = try verifier.open(dir)
         try stopAt.map { try whole.checkStop($0, setDir: setDir) }
         let m = stopAt.map { whole.needed(for: $0) } ?? whole

@@ -10,8 +10,10 @@ struct Backup: ParsableCommand {
             + "--atomic (the previous set survives a failed run). With --repo DIR: a new set in the repository, or with "
             + "--incremental the newest set extended (a full when it cannot be, or when --full-every says it is time).")
 
-    @Argument(help: "Backup directory.") var dir: String?
-    @Option(help: ArgumentHelp("Back up into the repository DIR (see 'repo init').", valueName: "DIR")) var repo: String?
+    @Argument(help: "Backup directory, or s3://BUCKET/PREFIX.") var dir: String?
+    @Option(help: ArgumentHelp("Back up into the repository DIR or s3://BUCKET/PREFIX (see 'repo init').", valueName: "DIR"))
+    var repo: String?
+    @OptionGroup var store: StoreOptions
     @Flag(help: "Only the log generations since the last full or incremental backup (JET_bitBackupIncremental).") var incremental = false
     @Option(help: ArgumentHelp("With --repo --incremental: take a full set when the newest set's full backup is this old (1d, 12h).",
                                valueName: "DURATION"))
@@ -38,6 +40,9 @@ struct Backup: ParsableCommand {
             guard !atomic else { throw ValidationError("--atomic does not apply to --repo: every repository set is written as a new directory") }
         }
         if fullEvery != nil && (repo == nil || !incremental) { throw ValidationError("--full-every applies to --repo --incremental only") }
+        if store.keyFile != nil && repo == nil {
+            throw ValidationError("--key-file applies to an encrypted repository (--repo DIR); a backup directory is not encrypted")
+        }
     }
 
     func run() throws {
@@ -48,7 +53,8 @@ struct Backup: ParsableCommand {
         // The metrics are written whatever happens (a failed run is what monitoring wants to see).
         func writeMetrics(_ status: Int32) {
             guard let metricsFile else { return }
-            var m = Metrics(job: "backup", labels: [("instance", instance.path)] + (repo.map { [("repository", Paths.resolved($0))] } ?? []),
+            let repository = repo.map { S3Location.isS3($0) ? $0 : Paths.resolved($0) }
+            var m = Metrics(job: "backup", labels: [("instance", instance.path)] + (repository.map { [("repository", $0)] } ?? []),
                             success: status == 0, exitStatus: status, durationSeconds: Clock.monotonicSeconds() - t0, now: clock.now())
             m.bytesRead = result.summary?.bytesRead ?? 0
             m.bytesStored = result.summary?.bytesStored ?? 0
@@ -59,7 +65,12 @@ struct Backup: ParsableCommand {
         }
         CLI.onExit = metricsFile == nil ? nil : { writeMetrics($0) }
         try CLI.run(json: output.json) {
-            var opts = BackupOptions(directory: dir.map(Paths.resolved))
+            var opts = BackupOptions(directory: nil)
+            if let dir {
+                let (path, fs) = try store.location(dir)
+                opts.directory = path
+                opts.fs = fs
+            }
             opts.incremental = incremental
             opts.atomic = atomic
             opts.snapshot = snapshot
@@ -89,7 +100,7 @@ struct Backup: ParsableCommand {
                 }
             }
             if let repo {
-                let r = try Repository.open(Paths.resolved(repo), clock: try CLI.clock)
+                let r = try store.openRepository(repo)
                 var ro = RepositoryBackup.Options(backup: opts)
                 ro.incremental = incremental
                 ro.fullEvery = fullEvery?.seconds

@@ -8,7 +8,8 @@ struct Expire: ParsableCommand {
         discussion: "Keeps the --keep-full N newest complete sets, and with --keep-days D also every set needed to restore to "
             + "any moment of the last D days (README \"Retention\"). Never deletes the newest complete set, a set a running "
             + "backup holds, or a damaged set; deletes incomplete sets left by stopped backups.")
-    @Argument(help: "The repository directory.") var dir: String
+    @Argument(help: "The repository directory, or s3://BUCKET/PREFIX.") var dir: String
+    @OptionGroup var store: StoreOptions
     @Option(help: "Keep the N newest complete sets (at least 1).") var keepFull: Int
     @Option(help: "Also keep every set needed to restore to any moment of the last D days.") var keepDays: Double?
     @Flag(help: "Say what would be deleted; delete nothing.") var dryRun = false
@@ -28,7 +29,8 @@ struct Expire: ParsableCommand {
         var sets: Int?
         func writeMetrics(_ status: Int32) {
             guard let metricsFile else { return }
-            var m = Metrics(job: "expire", labels: [("repository", Paths.resolved(dir))], success: status == 0, exitStatus: status,
+            let repository = S3Location.isS3(dir) ? dir : Paths.resolved(dir)
+            var m = Metrics(job: "expire", labels: [("repository", repository)], success: status == 0, exitStatus: status,
                             durationSeconds: Clock.monotonicSeconds() - t0, now: clock.now())
             m.sets = sets
             do { try m.write(to: Paths.absolute(metricsFile)) } catch {
@@ -37,7 +39,7 @@ struct Expire: ParsableCommand {
         }
         CLI.onExit = metricsFile == nil ? nil : { writeMetrics($0) }
         try CLI.run(json: output.json) {
-            let repo = try Repository.open(Paths.resolved(dir), clock: try CLI.clock)
+            let repo = try store.openRepository(dir)
             let r = try RepositoryExpire.run(repo, policy: Retention.Policy(keepFull: keepFull, keepDays: keepDays), dryRun: dryRun,
                                              owner: CLI.owner, wait: wait?.seconds)
             sets = r.setsLeft

@@ -4,12 +4,13 @@ import JetStore
 
 struct List: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Every set of the repository DIR: chain, times, generations, sizes, state.")
-    @Argument(help: "The repository directory.") var dir: String
+    @Argument(help: "The repository directory, or s3://BUCKET/PREFIX.") var dir: String
+    @OptionGroup var store: StoreOptions
     @OptionGroup var output: JSONOption
 
     func run() throws {
         try CLI.run(json: output.json) {
-            let repo = try Repository.open(Paths.resolved(dir), clock: CLI.clock)
+            let repo = try store.openRepository(dir)
             let scan = try repo.scan()
             if output.json {
                 CLI.out(JSONValue.object([

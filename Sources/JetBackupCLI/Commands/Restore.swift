@@ -20,6 +20,7 @@ struct Restore: ParsableCommand {
 
     func validate() throws {
         if until != nil && untilGeneration != nil { throw ValidationError("give --until or --until-generation, not both") }
+        if S3Location.isS3(to) { throw ValidationError("--to is the new instance's local directory; a restore does not write to S3") }
     }
 
     /// Where replay stops: `--until` (a time) or `--until-generation`.
@@ -42,9 +43,11 @@ struct Restore: ParsableCommand {
             var pb = ProgressBar(label: "restore")
             let s: RestoreInstance.Summary
             do {
+                let set = try repo.directory(dir)
                 var ri = RestoreInstance(maxBytesPerSecond: maxRate?.bytesPerSecond)
+                ri.setFS = set.fs
                 ri.stopAt = try stop()
-                s = try ri.restore(from: try repo.directory(dir).0, to: Paths.absolute(to), owner: CLI.owner,
+                s = try ri.restore(from: set.path, to: Paths.absolute(to), owner: CLI.owner,
                                                   isCancelled: { Signals.wasInterrupted }) { st in
                     switch st {
                     case .begin(let total):

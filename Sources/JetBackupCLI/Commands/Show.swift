@@ -10,7 +10,8 @@ struct Show: ParsableCommand {
 
     func run() throws {
         try CLI.run(json: output.json) {
-            let (setDir, m) = try SetVerifier().manifest(in: try repo.directory(dir).0)
+            let set = try repo.directory(dir)
+            let (setDir, m) = try SetVerifier(fs: set.fs).manifest(in: set.path)
             let logs = m.files.filter { $0.kind == .log }
             let (stored, raw) = Self.sizes(m.files)
             if output.json {

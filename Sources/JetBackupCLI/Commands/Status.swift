@@ -8,13 +8,14 @@ import JetStore
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Exit 0 when the newest complete set of DIR is younger than --max-age and its manifest and sums check.")
-    @Argument(help: "The repository directory.") var dir: String
+    @Argument(help: "The repository directory, or s3://BUCKET/PREFIX.") var dir: String
+    @OptionGroup var store: StoreOptions
     @Option(help: ArgumentHelp("The oldest the newest backup may be (26h, 1d).", valueName: "DURATION")) var maxAge: DurationArgument
     @OptionGroup var output: JSONOption
 
     func run() throws {
         try CLI.run(json: output.json) {
-            let repo = try Repository.open(Paths.resolved(dir), clock: CLI.clock)
+            let repo = try store.openRepository(dir)
             let r = try RepositoryStatus.check(repo, maxAge: maxAge.seconds)
             let code: Int32 = switch r.verdict {
             case .ok: 0

@@ -11,8 +11,8 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         try CLI.run(json: output.json) {
-            let (path, repository) = try repo.directory(dir)
-            let verifier = SetVerifier(maxBytesPerSecond: maxRate?.bytesPerSecond)
+            let (path, repository, fs) = try repo.directory(dir)
+            let verifier = SetVerifier(fs: fs, maxBytesPerSecond: maxRate?.bytesPerSecond)
             let r: SetVerifier.Report
             do {
                 r = try verifier.verify(path)
@@ -38,7 +38,7 @@ struct Verify: ParsableCommand {
 
     /// Writes the set's verification record; a repository that cannot be written loses only the record.
     static func record(_ setDir: String, _ repo: Repository, ok: Bool, message: String?) {
-        let fs = PosixFileSystem()
+        let fs = repo.fs
         let mp = FilePaths.join(setDir, BackupSetLayout.manifest)
         let checksum = (try? fs.readAll(mp)).flatMap { try? BackupManifest.decode($0, path: mp) }?.checksum
         let now = repo.clock.now()

@@ -29,6 +29,8 @@ enum Hints {
             return " ('jetbackup init NEWDIR --…')"
         case .softRecoveryOnBackupDatabase where m.contains("is a backup image"):
             return " ('jetbackup restore DIR --to NEWDIR')"
+        case .permissionDenied where m.contains("no key file was given"):
+            return " (--key-file PATH, or JETBACKUP_KEY_FILE)"
         default:
             return nil
         }

@@ -210,19 +210,25 @@ struct RepoSetOptions: ParsableArguments {
     @Option(name: .customLong("set"), help: ArgumentHelp("With --repo: the set's label (default: the newest complete set).",
                                                         valueName: "LABEL"))
     var setLabel: String?
+    @OptionGroup var store: StoreOptions
 
     func validate() throws {
         if setLabel != nil && repo == nil { throw ValidationError("--set needs --repo") }
     }
 
-    /// The backup directory to read: DIR, or the set the repository options select.
-    func directory(_ dir: String?) throws -> (String, Repository?) {
+    /// The backup directory to read (DIR, or the set the repository options select), its
+    /// repository, and the file system it is read through.
+    func directory(_ dir: String?) throws -> (path: String, repository: Repository?, fs: any FileSystem) {
         if let repo {
             guard dir == nil else { throw ValidationError("give a backup directory or --repo, not both") }
-            let r = try Repository.open(Paths.resolved(repo), clock: CLI.clock)
-            return (try r.select(setLabel).path, r)
+            let r = try store.openRepository(repo)
+            return (try r.select(setLabel).path, r, r.fs)
         }
         guard let dir else { throw ValidationError("give a backup directory, or --repo DIR") }
-        return (Paths.resolved(dir), nil)
+        if store.keyFile != nil {
+            throw JetError(.invalidParameter, "--key-file applies to an encrypted repository: read its sets with --repo DIR [--set LABEL]")
+        }
+        let (path, fs) = try store.location(dir)
+        return (path, nil, fs)
     }
 }

@@ -35,9 +35,10 @@ extension Db.List: InstanceCommand { var ownedInstancePath: String? { instance.p
 
 extension Backup: InstanceCommand {
     var ownedInstancePath: String? { instance.path }
-    /// A set is written by this process (its permissions, its destination); a truncate-only
-    /// backup writes none and runs in the owner.
-    var whenOwned: WhenOwned { dir == nil ? .forward : .backup }
+    /// A set is written by this process (its permissions, its destination, its credentials and
+    /// key file), into a directory or a repository; a truncate-only backup writes none and runs
+    /// in the owner.
+    var whenOwned: WhenOwned { dir == nil && repo == nil ? .forward : .backup }
 }
 
 extension Config: InstanceCommand {

@@ -13,13 +13,17 @@ final class SeaweedFS: @unchecked Sendable {
     static let accessKey = "JBTESTACCESSKEY"
     static let secretKey = "jb-test-secret-key-0123456789"
 
-    /// The weed binary: $JETBACKUP_WEED, the project's virtualenv, or PATH.
+    /// The weed binary: $JETBACKUP_WEED, the project's virtualenv, or PATH. (This file is
+    /// shared by JetBackupTests and CLITests, so the project is found by walking up.)
     static let binary: String? = {
         if let p = ProcessInfo.processInfo.environment["JETBACKUP_WEED"], FileManager.default.isExecutableFile(atPath: p) { return p }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().path
-        let venv = root + "/.build-venv/bin/weed"
-        if FileManager.default.isExecutableFile(atPath: venv) { return venv }
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while dir.path != "/" {
+            let venv = dir.path + "/.build-venv/bin/weed"
+            if FileManager.default.isExecutableFile(atPath: venv) { return venv }
+            if FileManager.default.fileExists(atPath: dir.path + "/Package.swift") { break }
+            dir = dir.deletingLastPathComponent()
+        }
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") where
             FileManager.default.isExecutableFile(atPath: "\(dir)/weed") {
             return "\(dir)/weed"
@@ -42,7 +46,7 @@ final class SeaweedFS: @unchecked Sendable {
     /// The server shared by the tests that neither stop nor stall it.
     static func shared() throws -> SeaweedFS { try sharedServer.get() }
 
-    let dir = Scratch("weed")
+    let dir = WeedDirectory()
     let ports: [String: Int]
     private var process: Process?
     let bucket = "jbtest"
@@ -162,5 +166,21 @@ extension S3Client {
     /// Test setup only: the client itself never creates buckets (a repository's bucket is the user's).
     func createBucket() throws {
         _ = try send("PUT", key: nil, what: "create bucket \(bucket)")
+    }
+}
+
+/// The server's temporary directory (data, identity file, log), removed with the server.
+final class WeedDirectory: @unchecked Sendable {
+    let root: String
+    init() {
+        var template = Array("/tmp/weed-XXXXXX".utf8CString)
+        root = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    }
+    deinit { remove() }
+    func remove() { try? FileManager.default.removeItem(atPath: root) }
+    func path(_ name: String) -> String { root + "/" + name }
+    func mkdir(_ name: String) -> String {
+        try? FileManager.default.createDirectory(atPath: path(name), withIntermediateDirectories: true)
+        return path(name)
     }
 }

@@ -1,0 +1,1 @@
+../JetBackupTests/Remote/SeaweedFS.swift
