@@ -280,7 +280,10 @@ public struct RestoreInstance {
                 var w = try SetFileWriter(fs: fs, path: FilePaths.join(target, FileNames.archivedLog(f.generation!)))
                 do {
                     try raw.withUnsafeBytes { try w.append($0) }
-                    return try w.finish()
+                    // Written back now, made durable together after replay (`syncLogs`).
+                    let sha = w.finishDeferringSync()
+                    w.file.close()
+                    return sha
                 } catch {
                     w.abandon()
                     throw error
@@ -310,6 +313,17 @@ public struct RestoreInstance {
         return (pass, sink)
     }
 
+    /// fsyncs the log generations in TARGET, written without waiting for each (one fsync
+    /// after each of many small files costs more than replaying them): the restore is
+    /// complete only when they are durable.
+    private func syncLogs(in target: String) throws {
+        for name in try fs.list(target) where FileNames.parseArchivedLog(name) != nil {
+            let f = try fs.open(FilePaths.join(target, name), .readOnly)
+            defer { f.close() }
+            try f.sync()
+        }
+    }
+
     /// The rest of the pass, and replay: TARGET is opened as a restored instance whose
     /// recovery takes each log generation from the pass as it is read, checked and written
     /// (`SetLogFeed`), so each is read once. A failure at any generation fails the restore,
@@ -327,6 +341,12 @@ public struct RestoreInstance {
                 throw error
             }
             return inst
+        }
+        do {
+            try syncLogs(in: target)
+        } catch {
+            try? inst.close()
+            throw error
         }
         let r = pass.report
         s.databases = r.databases
