@@ -140,6 +140,63 @@ def full_backup_rows(mib):
     return src, full_med
 
 
+def log_volume_rows(only):
+    """The issue-13 rows: log bytes per logical byte, load against SQLite, incremental size and
+    time, recovery after kill -9 (only == "log" or None), and load from 256 MiB to 4 GiB with
+    the update mix (only == "grow" or None)."""
+    # The issue-13 load: 1.5 M × 150 B random inserts (QUICK: 300 k), against SQLite in the same run.
+    n15 = 300_000 if QUICK else 1_500_000
+    if only in (None, "log"):
+        big = os.path.join(WORK, "big")
+        jb("init", big)
+        sync()
+        t0 = time.perf_counter()
+        out15 = load(big, n15, 150)
+        rate15 = n15 / (time.perf_counter() - t0)
+        sq15 = sqlite_load(n15, 150)
+        row(f"load, {n15:,} × 150 B, batches of 1,000, durable", f"{rate15:,.0f} rec/s", f"SQLite WAL FULL: {sq15:,.0f} rec/s",
+            f"{rate15 / sq15:.2f}×", "≥ 3.0×", rate15 >= 3 * sq15, f"database {edb_size(big) / 2**20:.0f} MiB")
+        log_row(f"log ÷ logical, {n15:,} × 150 B random inserts", out15)
+
+        # Incremental backup after 100,000 random inserts (QUICK: 20,000) into that database.
+        bset = os.path.join(WORK, "bigset"); fresh(bset)
+        full_s = timed(lambda: jb("backup", bset, "--progress", "none", "--quiet", inst=big))
+        before = size_of(dir_files(bset))
+        ninc = 20_000 if QUICK else 100_000
+        inc_out = load(big, ninc, 150, seed=99)
+        sync()
+        inc_s = timed(lambda: jb("backup", bset, "--incremental", "--progress", "none", "--quiet", inst=big))
+        stored = size_of(dir_files(bset)) - before
+        row(f"incremental after {ninc:,} random inserts ({edb_size(big) / 2**20:.0f} MiB database): bytes",
+            f"{stored / 2**20:.1f} MiB stored", f"{inc_out['bytes'] / 2**20:.1f} MiB inserted", f"{stored / inc_out['bytes']:.2f}×",
+            "≤ 3×", stored <= 3 * inc_out["bytes"])
+        row(f"incremental after {ninc:,} random inserts ({edb_size(big) / 2**20:.0f} MiB database): time",
+            f"{inc_s:.3f} s", f"full {full_s:.3f} s", f"{inc_s / full_s * 100:.1f}% of full", "≤ 10%", inc_s <= 0.1 * full_s)
+
+        # Recovery after kill -9 under load, default settings: the same load continued and killed
+        # once the log since the checkpoint is well past its start.
+        rec_s, rec_note = kill_and_recover(big)
+        row("recovery after kill -9 under load (defaults)", f"{rec_s:.2f} s", "—", "—", "reported", None, rec_note)
+
+    if only in (None, "grow"):
+        # Load rate from a small to a large database, and a 50 % update mix on a 1 GiB one: one
+        # instance grown from step to step with records of the same shape.
+        small_mib, large_mib, mix_mib = (64, 256, 128) if QUICK else (256, 4096, 1024)
+        gi = os.path.join(WORK, "grow")
+        jb("init", gi)
+        grow(gi, small_mib)
+        t0 = time.perf_counter(); load(gi, n15, 150, seed=500); small_rate = n15 / (time.perf_counter() - t0)
+        grow(gi, mix_mib)
+        mix = load(gi, n15, 150, seed=501, update=0.5)
+        log_row(f"log ÷ logical, 50 % updates ({mix['updates']:,} of {n15:,}) on a {mix_mib} MiB database", mix)
+        grow(gi, large_mib)
+        t0 = time.perf_counter(); load(gi, n15, 150, seed=502); large_rate = n15 / (time.perf_counter() - t0)
+        row(f"load, {n15:,} × 150 B into a {large_mib} MiB database", f"{large_rate:,.0f} rec/s",
+            f"into {small_mib} MiB: {small_rate:,.0f} rec/s", f"{small_rate / large_rate:.2f}× slower", "≤ 1.5×",
+            small_rate <= 1.5 * large_rate, f"database {edb_size(gi) / 2**20:,.0f} MiB after")
+        shutil.rmtree(gi, ignore_errors=True)
+
+
 def main():
     fresh(WORK)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.platform()}"
@@ -152,6 +209,15 @@ def main():
         # The full-backup rows alone, at 256 MiB and 1 GiB (a run at another time of day).
         for mib in (256, 1024):
             full_backup_rows(mib)
+        report(machine)
+        return
+
+    # BENCH_ONLY=log: the issue-13 log-volume rows alone (1.5 M load against SQLite, log ratio,
+    # incremental after 100,000 inserts, recovery after kill -9); BENCH_ONLY=grow: the load rate
+    # from 256 MiB to 4 GiB and the update mix.
+    only = os.environ.get("BENCH_ONLY")
+    if only in ("log", "grow"):
+        log_volume_rows(only)
         report(machine)
         return
 
@@ -177,55 +243,7 @@ def main():
         f"log written {log_written / 2**20:,.0f} MiB at {log_mbps:.0f} MB/s")
     log_row(f"log ÷ logical, {n:,} × 100 B random inserts", out)
 
-    # The issue-13 load: 1.5 M × 150 B random inserts (QUICK: 300 k), against SQLite in the same run.
-    n15 = 300_000 if QUICK else 1_500_000
-    big = os.path.join(WORK, "big")
-    jb("init", big)
-    sync()
-    t0 = time.perf_counter()
-    out15 = load(big, n15, 150)
-    rate15 = n15 / (time.perf_counter() - t0)
-    sq15 = sqlite_load(n15, 150)
-    row(f"load, {n15:,} × 150 B, batches of 1,000, durable", f"{rate15:,.0f} rec/s", f"SQLite WAL FULL: {sq15:,.0f} rec/s",
-        f"{rate15 / sq15:.2f}×", "≥ 3.0×", rate15 >= 3 * sq15, f"database {edb_size(big) / 2**20:.0f} MiB")
-    log_row(f"log ÷ logical, {n15:,} × 150 B random inserts", out15)
-
-    # Incremental backup after 100,000 random inserts (QUICK: 20,000) into that database.
-    bset = os.path.join(WORK, "bigset"); fresh(bset)
-    full_s = timed(lambda: jb("backup", bset, "--progress", "none", "--quiet", inst=big))
-    before = size_of(dir_files(bset))
-    ninc = 20_000 if QUICK else 100_000
-    inc_out = load(big, ninc, 150, seed=99)
-    sync()
-    inc_s = timed(lambda: jb("backup", bset, "--incremental", "--progress", "none", "--quiet", inst=big))
-    stored = size_of(dir_files(bset)) - before
-    row(f"incremental after {ninc:,} random inserts ({edb_size(big) / 2**20:.0f} MiB database): bytes",
-        f"{stored / 2**20:.1f} MiB stored", f"{inc_out['bytes'] / 2**20:.1f} MiB inserted", f"{stored / inc_out['bytes']:.2f}×",
-        "≤ 3×", stored <= 3 * inc_out["bytes"])
-    row(f"incremental after {ninc:,} random inserts ({edb_size(big) / 2**20:.0f} MiB database): time",
-        f"{inc_s:.3f} s", f"full {full_s:.3f} s", f"{inc_s / full_s * 100:.1f}% of full", "≤ 10%", inc_s <= 0.1 * full_s)
-
-    # Recovery after kill -9 under load, default settings: the same load continued and killed
-    # once the log since the checkpoint is well past its start.
-    rec_s, rec_note = kill_and_recover(big)
-    row("recovery after kill -9 under load (defaults)", f"{rec_s:.2f} s", "—", "—", "reported", None, rec_note)
-
-    # Load rate from a small to a large database, and a 50 % update mix on a 1 GiB one: one
-    # instance grown from step to step with records of the same shape.
-    small_mib, large_mib, mix_mib = (64, 256, 128) if QUICK else (256, 4096, 1024)
-    gi = os.path.join(WORK, "grow")
-    jb("init", gi)
-    grow(gi, small_mib)
-    t0 = time.perf_counter(); load(gi, n15, 150, seed=500); small_rate = n15 / (time.perf_counter() - t0)
-    grow(gi, mix_mib)
-    mix = load(gi, n15, 150, seed=501, update=0.5)
-    log_row(f"log ÷ logical, 50 % updates ({mix['updates']:,} of {n15:,}) on a {mix_mib} MiB database", mix)
-    grow(gi, large_mib)
-    t0 = time.perf_counter(); load(gi, n15, 150, seed=502); large_rate = n15 / (time.perf_counter() - t0)
-    row(f"load, {n15:,} × 150 B into a {large_mib} MiB database", f"{large_rate:,.0f} rec/s",
-        f"into {small_mib} MiB: {small_rate:,.0f} rec/s", f"{small_rate / large_rate:.2f}× slower", "≤ 1.5×",
-        small_rate <= 1.5 * large_rate, f"database {edb_size(gi) / 2**20:,.0f} MiB after")
-    shutil.rmtree(gi, ignore_errors=True)
+    log_volume_rows(None)
 
     # Full backup vs cp+sync, sqlite3 .backup+sync, mdb_copy: 256 MiB and 1 GiB (256 MiB in QUICK).
     # BENCH_ONLY=full runs these rows alone (the issue's three runs at different times).

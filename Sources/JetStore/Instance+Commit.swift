@@ -17,7 +17,12 @@ extension Instance {
     /// Applies the operations atomically; durable when it returns. Returns, for each
     /// operation, whether it found its key (a put that replaced, a delete that removed).
     @discardableResult
-    public func commit(_ operations: [Mutation]) throws -> [Bool] {
+    public func commit(_ operations: [Mutation]) throws -> [Bool] { try commitTimed(operations).found }
+
+    /// `commit`, also returning the commit time its log record carries (µs since the epoch:
+    /// what a stop at a time compares); nil when nothing changed or the instance has no log.
+    @discardableResult
+    public func commitTimed(_ operations: [Mutation]) throws -> (found: [Bool], time: UInt64?) {
         for op in operations {
             switch op {
             case .put(_, let k, let v):
@@ -29,7 +34,7 @@ extension Instance {
             }
         }
         var results: [Bool] = []
-        try loggedTransaction(prepare: {
+        let time = try loggedTransaction(prepare: {
             // Unknown databases are refused before anything changes.
             for op in operations {
                 switch op {
@@ -49,15 +54,17 @@ extension Instance {
                 cache.endOperation()
             }
         }
-        return results
+        return (results, time)
     }
 
     /// Runs `change` under the engine lock as one logged transaction, checkpoints when the
     /// log has grown past the checkpoint depth, and waits — outside the lock, so committers
     /// share fsyncs — until the transaction is durable. `prepare` runs first under the same
     /// lock and may refuse with nothing changed; an error inside `change` poisons the
-    /// instance, since memory may then be ahead of the log.
-    func loggedTransaction(prepare: () throws -> Void = {}, _ change: () throws -> Void) throws {
+    /// instance, since memory may then be ahead of the log. Returns the transaction's commit
+    /// time (nil if nothing was logged).
+    @discardableResult
+    func loggedTransaction(prepare: () throws -> Void = {}, _ change: () throws -> Void) throws -> UInt64? {
         engine.lock()
         do {
             try checkUsable(writing: true)
@@ -67,9 +74,12 @@ extension Instance {
             throw error
         }
         let end: LogPosition?
+        let time: UInt64?
         do {
             try change()
             end = try logTransactionLocked()
+            // Under the lock the last commit time is this transaction's.
+            time = end == nil ? nil : lastCommitTime
             if let log, end != nil, logBytes(from: checkpoint.position, to: log.position) > parameters.checkpointDepth {
                 try checkpointLocked()
             }
@@ -80,6 +90,7 @@ extension Instance {
         }
         engine.unlock()
         if let end, let log { try log.waitDurable(end) }
+        return time
     }
 
     /// Log bytes between two positions (generations counted at the current file size).

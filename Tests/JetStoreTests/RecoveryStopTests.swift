@@ -134,4 +134,38 @@ import Testing
         #expect(try allRecords(inst) == l.models[2])
         try inst.close()
     }
+
+    /// A backup's copy of the log starts at a generation boundary, which may cut a transaction:
+    /// the scanner leaves out the one under way (its commit time came before) instead of
+    /// refusing the log, and finds every commit after it with the time and end the whole log has.
+    @Test func commitScannerStartsAtAGenerationThatContinuesATransaction() throws {
+        let fs = try makeMemoryInstance()
+        let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
+        var times: [UInt64] = []
+        for c in 0..<14 {
+            // Records larger than a third of a generation: most rolls fall inside one.
+            let t = try inst.commitTimed([.put(database: "db", key: key(c), value: value(c, 0, size: 25_000))]).time
+            times.append(try #require(t))
+        }
+        try inst.close()
+        let paths = try Self.logPaths(fs)
+        let all = try LogReader.commits(fs: fs, paths: paths)
+        // Each commit's time is the one `commitTimed` returned (the database's creation is first).
+        #expect(Array(all.suffix(times.count).map(\.time)) == times)
+        var continued = 0
+        for k in 1..<paths.count {
+            let g = try LogReader.parse(try fs.readAll(paths[k]), path: paths[k])
+            guard let first = g.fragments.first else { continue }
+            var scanner = LogReader.CommitScanner()
+            var got: [LogReader.Commit] = []
+            for p in paths[k...] { got += try scanner.feed(try LogReader.parse(try fs.readAll(p), path: p)) }
+            var expected = all.filter { $0.end.generation >= g.header.generation }
+            if first.type == .middle || first.type == .last {
+                continued += 1
+                expected.removeFirst()
+            }
+            #expect(got == expected, "from generation \(g.header.generation)")
+        }
+        #expect(continued > 0, "no generation began inside a transaction: the test proves nothing")
+    }
 }

@@ -26,6 +26,9 @@ public struct BackupOptions: Sendable {
     public var clock: WallClock = .system
     /// Bytes per second written into the set at most; nil: as fast as it goes.
     public var maxBytesPerSecond: Int64?
+    /// Seconds to wait for a destination another backup run holds, and for the backup
+    /// session of an owner that serves another backup (`LockWait`); nil: fail at once.
+    public var wait: Double?
 
     public init(directory: String?) { self.directory = directory }
 

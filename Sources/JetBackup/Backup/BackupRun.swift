@@ -14,6 +14,10 @@ final class BackupRun {
     /// The run's start on the options' clock.
     let startedAt: UInt64
     let throttle: Throttle?
+    /// Of the logs `copyLogs` copied: the latest commit time, and the first generation's
+    /// creation time (what the manifest's `lastCommitMicros` is made of).
+    var copiedLastCommit: UInt64?
+    var copiedFirstCreation: UInt64?
 
     /// The destination's file system (the engine's files are read through the session).
     var fs: any FileSystem { options.fs }
@@ -59,6 +63,8 @@ final class BackupRun {
         let copier = LogCopier(fs: fs, session: session, compressionLevel: options.compressionLevel)
         let copied = try copier.copy(Array(gens), into: dir, backupIndex: backupIndex, previousCreation: previousCreation,
                                      isCancelled: { [self] in isCancelled }) { [self] name, n in try advance(n, file: name) }
+        copiedLastCommit = copied.last?.lastCommit
+        copiedFirstCreation = copied.first?.header.creationTime
         for c in copied {
             summary.bytesRead += c.rawSize
             summary.bytesStored += c.file.size
@@ -78,12 +84,17 @@ final class BackupRun {
         try fs.writeAtomically(FilePaths.join(dir, BackupSetLayout.manifest), try m.encoded())
     }
 
-    func chainEntry(_ type: BackupManifest.BackupType, genLow: UInt32, genHigh: UInt32) -> BackupManifest.Backup {
+    /// The chain entry of this run, after `copyLogs`. `previous` is the `lastCommitMicros` of
+    /// the entry an incremental follows (nil for a full, or a set written before them).
+    func chainEntry(_ type: BackupManifest.BackupType, genLow: UInt32, genHigh: UInt32, previous: UInt64? = nil) -> BackupManifest.Backup {
         let clock = options.clock
         let end = clock.now()
         let start = clock.isSystem ? session.startTime : min(startedAt, end)
-        return BackupManifest.Backup(type: type, start: Clock.rfc3339(microseconds: start),
-                                     end: Clock.rfc3339(microseconds: end), startMicros: start, endMicros: end,
-                                     genLow: genLow, genHigh: genHigh, compression: summary.compression)
+        var b = BackupManifest.Backup(type: type, start: Clock.rfc3339(microseconds: start),
+                                      end: Clock.rfc3339(microseconds: end), startMicros: start, endMicros: end,
+                                      genLow: genLow, genHigh: genHigh, compression: summary.compression)
+        b.lastCommitMicros = BackupManifest.Backup.lastCommit(type, own: copiedLastCommit, firstCreation: copiedFirstCreation,
+                                                              previous: previous)
+        return b
     }
 }

@@ -63,7 +63,8 @@ struct IncrementalBackup {
         }
         try BackupSetLayout.writeMarker(setDir, names: gens.map { FileNames.archivedLog($0) + run.logSuffix }, fs: fs)
         let files = try run.copyLogs(gens, into: setDir, backupIndex: manifest.chain.count, previousCreation: prevCreation)
-        manifest.chain.append(run.chainEntry(.incremental, genLow: gens.lowerBound, genHigh: last))
+        manifest.chain.append(run.chainEntry(.incremental, genLow: gens.lowerBound, genHigh: last,
+                                             previous: manifest.chain.last?.lastCommitMicros))
         manifest.files += files
         manifest.toolVersion = JetBackupVersion.string
         try run.commitManifest(manifest, in: setDir)

@@ -14,6 +14,9 @@ struct LogCopier {
         var file: BackupManifest.File
         var header: LogFormat.Header
         var rawSize: Int64
+        /// The latest commit time of the transactions that end in this generation or one
+        /// copied before it in the same call (nil: none yet).
+        var lastCommit: UInt64?
     }
 
     /// Copies generations in order into `dir`; the first links to `previousCreation` when
@@ -23,6 +26,9 @@ struct LogCopier {
         var results: [Copied] = []
         var unsynced: [any StorageFile] = []
         defer { for f in unsynced { f.close() } }
+        // Commit times for the manifest (a point-in-time restore checks a time against them).
+        var scanner = LogReader.CommitScanner()
+        var lastCommit: UInt64?
         // Work in groups of two (two cores): read, verify and compress concurrently, then write in order.
         var i = 0
         while i < generations.count {
@@ -40,6 +46,8 @@ struct LogCopier {
             }
             for k in group.indices {
                 let (log, packed) = try prepared.get(k)
+                let commits = try scanner.feed(try LogReader.parse(log.bytes, path: log.fileName))
+                lastCommit = ([lastCommit] + commits.map(\.time)).compactMap { $0 }.max()
                 let name = packed == nil ? log.fileName : log.fileName + ".zst"
                 var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name))
                 do {
@@ -50,7 +58,7 @@ struct LogCopier {
                     results.append(Copied(file: BackupManifest.File(name: name, kind: .log, generation: log.generation, backup: backupIndex,
                                                                     size: w.size, crc32c: w.crc, sha256: sha,
                                                                     rawSize: packed == nil ? nil : Int64(log.bytes.count), rawCrc32c: rawCRC),
-                                          header: log.header, rawSize: Int64(log.bytes.count)))
+                                          header: log.header, rawSize: Int64(log.bytes.count), lastCommit: lastCommit))
                 } catch {
                     w.abandon()
                     throw error

@@ -63,6 +63,12 @@ public struct BackupManifest: Codable, Sendable, Equatable {
         public var genHigh: UInt32
         /// "none" or "zstd-LEVEL".
         public var compression: String
+        /// The latest commit time (µs since the epoch, as the log's commit records carry it)
+        /// of the transactions a restore of the chain through this backup holds: of the full
+        /// backup, the set's consistent time; of the last backup, the set's end (README
+        /// "Point-in-time restore"; `Backup.lastCommit`). Absent in sets written before it
+        /// was recorded. Verify and restore check it against the logs.
+        public var lastCommitMicros: UInt64?
     }
 
     public struct File: Codable, Sendable, Equatable {

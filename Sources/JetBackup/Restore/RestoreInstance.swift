@@ -24,6 +24,9 @@ public struct RestoreInstance {
         /// From the first log generation read to the end of replay (logs are read as they are replayed).
         public var replaySeconds = 0.0
         public var logBytesReplayed: Int64 = 0
+        /// The commit time of the last transaction replayed, and where a stop ended replay.
+        public var lastCommitMicros: UInt64?
+        public var stoppedAt: LogPosition?
     }
 
     /// What a restore reports as it runs (as backup's status callback).
@@ -36,8 +39,10 @@ public struct RestoreInstance {
     let fs: any FileSystem
     /// Bytes per second read from the set at most (`--max-rate`); nil: as fast as it goes.
     public var maxBytesPerSecond: Int64?
-    /// Restore only the log generations up to this one (at or after the full backup's last).
-    public var untilGeneration: UInt32?
+    /// Point-in-time restore: replay stops there (`BackupManifest.checkStop`, checked before
+    /// TARGET is touched) and the log after it is discarded; only the part of the set replay
+    /// can reach is read (`BackupManifest.needed`).
+    public var stopAt: Instance.RecoveryStop?
     public init(fs: any FileSystem = PosixFileSystem(), maxBytesPerSecond: Int64? = nil) {
         self.fs = fs
         self.maxBytesPerSecond = maxBytesPerSecond
@@ -55,7 +60,8 @@ public struct RestoreInstance {
         try checkTarget(target)
         let verifier = SetVerifier(fs: fs, maxBytesPerSecond: maxBytesPerSecond)
         let (setDir, whole) = try verifier.open(dir)
-        let m = try untilGeneration.map { try Self.cut(whole, at: $0, setDir: setDir) } ?? whole
+        try stopAt.map { try whole.checkStop($0, setDir: setDir) }
+        let m = stopAt.map { whole.needed(for: $0) } ?? whole
         if isCancelled() { throw JetError(.termInProgress, "the restore into \(target) was interrupted before it wrote anything") }
         status(.begin(totalBytes: m.files.reduce(Int64(0)) { $0 + $1.size }))
         let (created, lock) = try claim(target, owner: "restore from \(setDir) by \(owner)")
@@ -65,9 +71,13 @@ public struct RestoreInstance {
         do {
             let (pass, sink) = try layOut(m, setDir: setDir, target: target, verifier: verifier, isCancelled: isCancelled, status: status)
             let tr = Clock.monotonicSeconds()
-            let inst = try replay(pass, sink: sink, target: target, owner: owner, summary: &s, isCancelled: isCancelled, status: status)
+            let inst = try replay(pass, sink: sink, target: target, owner: owner, stopAt: stopAt, summary: &s, isCancelled: isCancelled,
+                                  status: status)
             do {
                 s.transactionsReplayed = inst.recoveryReport.transactionsReplayed
+                s.lastCommitMicros = inst.recoveryReport.lastCommitTime
+                s.stoppedAt = inst.recoveryReport.stoppedAt
+                if let g = s.stoppedAt?.generation { s.generations = Int(g - m.chain[0].genLow) + 1 }
                 try inst.clearBackupState()
                 try inst.close()
             } catch {
@@ -100,27 +110,6 @@ public struct RestoreInstance {
         lock.release()
         s.seconds = Clock.monotonicSeconds() - t0
         return s
-    }
-
-    /// The set as it stood when its log ended at generation `g`: the generations after it
-    /// left out. `g` must be within the set's logs and at or after its full backup's last
-    /// generation (before that the images are not yet consistent: the set's consistent point).
-    static func cut(_ m: BackupManifest, at g: UInt32, setDir: String) throws -> BackupManifest {
-        let full = m.chain[0]
-        guard g >= full.genHigh else {
-            throw JetError(.invalidParameter, "generation \(g) is before the consistent point of the set in \(setDir): its full backup "
-                + "ends at generation \(full.genHigh), and a restore needs at least \(full.genLow)-\(full.genHigh); "
-                + "choose \(full.genHigh) to \(m.lastGeneration)")
-        }
-        guard g <= m.lastGeneration else {
-            throw JetError(.invalidParameter, "generation \(g) is after the end of the set in \(setDir): it holds generations "
-                + "\(full.genLow)-\(m.lastGeneration); choose \(full.genHigh) to \(m.lastGeneration)")
-        }
-        var c = m
-        c.files = m.files.filter { $0.kind != .log || ($0.generation ?? 0) <= g }
-        c.chain = m.chain.filter { $0.genLow <= g }
-        c.chain[c.chain.count - 1].genHigh = min(c.chain[c.chain.count - 1].genHigh, g)
-        return c
     }
 
     // MARK: TARGET
@@ -328,12 +317,12 @@ public struct RestoreInstance {
     /// recovery takes each log generation from the pass as it is read, checked and written
     /// (`SetLogFeed`), so each is read once. A failure at any generation fails the restore,
     /// which then empties TARGET.
-    private func replay(_ pass: SetVerifier.Pass, sink: SetVerifier.Sink, target: String, owner: String, summary s: inout Summary,
-                        isCancelled: () -> Bool, status: (Status) -> Void) throws -> Instance {
+    private func replay(_ pass: SetVerifier.Pass, sink: SetVerifier.Sink, target: String, owner: String, stopAt: Instance.RecoveryStop?,
+                        summary s: inout Summary, isCancelled: () -> Bool, status: (Status) -> Void) throws -> Instance {
         let fs = self.fs
         let inst = try withoutActuallyEscaping(status) { status in
             let feed = SetLogFeed(pass: pass, sink: sink) { done, total, file in status(.progress(done: done, total: total, file: file)) }
-            let inst = try Instance.open(at: target, fs: fs, owner: owner, restoring: true, logs: feed, isCancelled: isCancelled)
+            let inst = try Instance.open(at: target, fs: fs, owner: owner, restoring: true, stopAt: stopAt, logs: feed, isCancelled: isCancelled)
             do {
                 try feed.finish(isCancelled: isCancelled)
             } catch {

@@ -19,6 +19,9 @@ extension SetVerifier {
         private var logs: ArraySlice<BackupManifest.File>
         /// The creation time of the generation read last (the next one links to it).
         private var previous: UInt64?
+        /// The manifest's commit times against the logs' (checked once the last generation is read).
+        private var commitTimes = CommitTimeCheck()
+        private var endChecked = false
 
         init(_ verifier: SetVerifier, _ m: BackupManifest, setDir: String) {
             self.verifier = verifier
@@ -78,12 +81,19 @@ extension SetVerifier {
         /// Reads the next log generation once: size, CRC32C and SHA-256 of the stored file,
         /// decompressed and checked against the raw size and CRC32C, parsed (every record's
         /// checksum), checked as the next link of the chain, the replay start a record boundary
-        /// in its generation, then `check` (verify's replay check), then handed to the sink (its
-        /// SHA-256 taken from what the sink wrote when the file is stored uncompressed). Returns
-        /// the parsed generation, or nil after the last. `isCancelled` is polled first.
+        /// in its generation, then `check` (verify's replay check) and its commit times, then handed
+        /// to the sink (its SHA-256 taken from what the sink wrote when the file is stored
+        /// uncompressed). Returns the parsed generation, or nil after the last, once the manifest's
+        /// commit times were checked against the logs'. `isCancelled` is polled first.
         func nextLog(sink: Sink?, isCancelled: () -> Bool, progress onProgress: (Int64, Int64, String) -> Void,
                               check: (LogReader.Generation) throws -> Void = { _ in }) throws -> LogReader.Generation? {
-            guard let f = logs.first else { return nil }
+            guard let f = logs.first else {
+                if !endChecked {
+                    endChecked = true
+                    try commitTimes.check(m, setDir: setDir)
+                }
+                return nil
+            }
             if isCancelled() { throw SetVerifier.interrupted(setDir) }
             let path = FilePaths.join(setDir, f.name)
             // Uncompressed, the sink's hash of what it wrote is the stored file's.
@@ -98,6 +108,7 @@ extension SetVerifier {
                     + "the manifest is damaged: use another backup")
             }
             try check(g)
+            try commitTimes.feed(g)
             if let sink {
                 let written = try sink.log(f, raw)
                 if !hashHere && written != f.sha256 {

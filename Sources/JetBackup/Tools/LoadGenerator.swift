@@ -75,9 +75,10 @@ public struct LoadGenerator: Sendable {
     }
 
     /// Writes records `0..<count` into `database` in commits of `batch`. `progress` is
-    /// called after each commit returns (durable) with the records written so far.
+    /// called after each commit returns (durable) with the records written so far and the
+    /// commit's time as its log record carries it.
     public func run(_ instance: Instance, database: String, count: Int, batch: Int,
-                    progress: (Int) throws -> Void = { _ in }) throws -> Summary {
+                    progress: (Int, UInt64?) throws -> Void = { _, _ in }) throws -> Summary {
         guard batch > 0 else { throw JetError(.invalidParameter, "the batch size must be at least 1") }
         var s = Summary()
         let startGen = instance.currentGeneration
@@ -93,12 +94,12 @@ public struct LoadGenerator: Sendable {
                 s.bytes += key.count + v.count
                 ops.append(.put(database: database, key: key, value: v))
             }
-            let found = try instance.commit(ops)
+            let (found, time) = try instance.commitTimed(ops)
             for f in found { if f { s.updates += 1 } else { s.inserts += 1 } }
             i += n
             s.commits += 1
             s.records = i
-            try progress(i)
+            try progress(i, time)
         }
         s.seconds = Clock.monotonicSeconds() - t0
         s.generationsWritten = Int(instance.currentGeneration) - Int(startGen)

@@ -67,6 +67,7 @@ struct Backup: ParsableCommand {
             opts.owner = CLI.owner
             opts.compressionLevel = compressLogsValue
             opts.maxBytesPerSecond = maxRate?.bytesPerSecond
+            opts.wait = CLI.lockWait
             Signals.install()
             opts.isCancelled = { Signals.wasInterrupted }
             let bar = progress.showsBar

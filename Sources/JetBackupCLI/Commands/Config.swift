@@ -1,4 +1,5 @@
 import ArgumentParser
+import JetBackup
 import JetStore
 
 struct Config: ParsableCommand {
@@ -16,7 +17,9 @@ struct Config: ParsableCommand {
             let p: InstanceParameters
             p = try CLI.onInstance(instance.path) {
                 if let key, let value {
-                    return try Instance.configure(at: instance.path, owner: CLI.owner) { try $0.set(key, value) }
+                    return try LockWait.retrying(for: CLI.lockWait) {
+                        try Instance.configure(at: instance.path, owner: CLI.owner) { try $0.set(key, value) }
+                    }
                 }
                 return try Instance.readParameters(at: instance.path)
             }

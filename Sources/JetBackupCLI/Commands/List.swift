@@ -46,9 +46,11 @@ struct List: ParsableCommand {
                 ("start", .string(m.chain[0].start)), ("end", .string(m.chain.last?.end ?? "")),
                 ("genLow", .int(Int64(m.chain[0].genLow))), ("genHigh", .int(Int64(m.lastGeneration))),
                 ("bytes", .int(stored)), ("rawBytes", .int(raw)),
+            ] + Show.restorableTimes(m) + [
                 ("chain", .array(m.chain.map { b in .object([
                     ("type", .string(b.type.rawValue)), ("start", .string(b.start)), ("end", .string(b.end)),
                     ("genLow", .int(Int64(b.genLow))), ("genHigh", .int(Int64(b.genHigh))), ("compression", .string(b.compression)),
+                    ("lastCommitTime", b.lastCommitMicros.map { .string(BackupManifest.time($0)) } ?? .null),
                 ]) })),
             ]
         }

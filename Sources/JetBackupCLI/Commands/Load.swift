@@ -12,7 +12,8 @@ struct Load: ParsableCommand {
     @Option(parsing: .unconditional, help: "Records per commit.") var batch: Int = 1000
     @Option(parsing: .unconditional, help: "Fraction of records that update an existing key (0 to 1).") var updateRatio: Double = 0
     @Option(parsing: .unconditional, help: "Seed of the record sequence.") var seed: UInt64 = 1
-    @Option(help: "Progress: auto (a bar on a terminal), bar, none, or commits (a line per durable commit on stdout).")
+    @Option(help: ArgumentHelp("Progress: auto (a bar on a terminal), bar, none, commits (a line per durable commit on stdout: committed N), "
+        + "or commit-times (committed N TIME: the commit's time, RFC 3339 with microseconds, as restore --until compares it)."))
     var progress: LoadProgressMode = .auto
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption
@@ -31,8 +32,12 @@ struct Load: ParsableCommand {
             var bar = ProgressBar(label: "load")
             let s = try CLI.withInstance(instance.path) { inst -> LoadGenerator.Summary in
                 if !inst.databaseNames.contains(db) { try inst.createDatabase(db) }
-                return try gen.run(inst, database: db, count: records, batch: batch) { done in
+                return try gen.run(inst, database: db, count: records, batch: batch) { done, time in
                     if progress == .commits { CLI.out("committed \(done)"); try CLI.checkOutput() }
+                    if progress == .commitTimes {
+                        CLI.out("committed \(done) \(time.map(BackupManifest.time) ?? "-")")
+                        try CLI.checkOutput()
+                    }
                     // Run for a client of the owner: stop when that client is interrupted or gone.
                     if Served.current?.command.isInterrupted == true {
                         throw JetError(.termInProgress, "the load was interrupted after \(done) records (all of them committed)")

@@ -7,12 +7,31 @@ struct Restore: ParsableCommand {
     @Argument(help: "Backup directory.") var dir: String?
     @OptionGroup var repo: RepoSetOptions
     @Option(help: "New instance directory (must not exist, or be empty).") var to: String
+    @Option(help: ArgumentHelp("Replay up to the last commit at or before TIME (RFC 3339: 2026-11-25T03:36:00Z, "
+                               + "2026-11-25T04:36:00.5+01:00), from the set's consistent time to its last commit ('show').",
+                               valueName: "TIME"))
+    var until: String?
     @Option(help: ArgumentHelp("Replay the logs only up to generation G (from the full backup's last generation to the set's last).",
                                valueName: "G"))
     var untilGeneration: UInt32?
     @Option(help: ArgumentHelp("Read at most RATE bytes a second from the set (50MiB).", valueName: "RATE")) var maxRate: RateArgument?
     @Option(help: "Progress: auto, bar, json, none.") var progress: ProgressMode = .auto
     @OptionGroup var output: JSONOption
+
+    func validate() throws {
+        if until != nil && untilGeneration != nil { throw ValidationError("give --until or --until-generation, not both") }
+    }
+
+    /// Where replay stops: `--until` (a time) or `--until-generation`.
+    func stop() throws -> Instance.RecoveryStop? {
+        if let g = untilGeneration { return .generation(g) }
+        guard let until else { return nil }
+        guard let t = RFC3339.microseconds(until) else {
+            throw JetError(.invalidParameter, "--until '\(until)' is not an RFC 3339 time: write it as 2026-11-25T03:36:00Z, "
+                + "2026-11-25T03:36:00.250Z or 2026-11-25T04:36:00+01:00 (nothing was touched)")
+        }
+        return .time(t)
+    }
 
     func run() throws {
         try CLI.run(json: output.json) {
@@ -24,7 +43,7 @@ struct Restore: ParsableCommand {
             let s: RestoreInstance.Summary
             do {
                 var ri = RestoreInstance(maxBytesPerSecond: maxRate?.bytesPerSecond)
-                ri.untilGeneration = untilGeneration
+                ri.stopAt = try stop()
                 s = try ri.restore(from: try repo.directory(dir).0, to: Paths.absolute(to), owner: CLI.owner,
                                                   isCancelled: { Signals.wasInterrupted }) { st in
                     switch st {
@@ -51,10 +70,16 @@ struct Restore: ParsableCommand {
                     ("databases", .int(Int64(s.databases))), ("generations", .int(Int64(s.generations))),
                     ("transactionsReplayed", .int(Int64(s.transactionsReplayed))), ("seconds", .double(s.seconds)),
                     ("replaySeconds", .double(s.replaySeconds)), ("logBytesReplayed", .int(s.logBytesReplayed)),
+                    ("lastCommitTime", s.lastCommitMicros.map { .string(BackupManifest.time($0)) } ?? .null),
+                    ("stoppedAt", s.stoppedAt.map { .string($0.description) } ?? .null),
                 ]).serialized())
             } else {
                 CLI.out(String(format: "restored %@ into %@: %d databases, %d log generations, %d transactions replayed, %.2f s",
                                s.setDirectory, s.target, s.databases, s.generations, s.transactionsReplayed, s.seconds))
+                if let p = s.stoppedAt {
+                    let after = s.lastCommitMicros.map { " after the commit at \(BackupManifest.time($0))" } ?? ""
+                    CLI.out("replay stopped at log position \(p)\(after); the log after it was discarded")
+                }
             }
         }
     }

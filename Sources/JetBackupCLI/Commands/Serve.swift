@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JetBackup
 import JetStore
 
 /// `jetbackup serve`: owns the instance and serves other processes of its user on
@@ -20,7 +21,9 @@ struct Serve: ParsableCommand {
             opts.idleTimeout = idleTimeout
             opts.ioTimeout = ioTimeout
             let path = instance.path
-            let inst = try CLI.onInstance(path) { try Instance.open(at: path, mode: .readWrite, owner: CLI.owner, controlOptions: opts) }
+            let inst = try CLI.onInstance(path) {
+                try LockWait.retrying(for: CLI.lockWait) { try Instance.open(at: path, mode: .readWrite, owner: CLI.owner, controlOptions: opts) }
+            }
             guard inst.controlServer != nil else {
                 try? inst.close()
                 throw JetError(.diskIO, "could not listen on \(ControlSocket.path(instance: path)) (see \(FileNames.events)); nothing is served")

@@ -22,7 +22,7 @@ struct Show: ParsableCommand {
                     ("chain", .array(m.chain.indices.map { chainEntry(m, $0) })),
                     ("files", .int(Int64(m.files.count))), ("bytes", .int(stored)), ("rawBytes", .int(raw)),
                     ("logGenerations", .int(Int64(logs.count))),
-                ]).serialized())
+                ] + Self.restorableTimes(m)).serialized())
                 return
             }
             CLI.out("Backup set: \(setDir)")
@@ -32,6 +32,12 @@ struct Show: ParsableCommand {
             CLI.out("  databases:     \(m.databases.map { "\($0.name) (\($0.pages) pages)" }.joined(separator: ", "))")
             CLI.out("  generations:   \(m.chain[0].genLow)-\(m.lastGeneration) (\(logs.count) files)")
             CLI.out("  size:          \(CLI.human(bytes: Int(stored))) stored, \(CLI.human(bytes: Int(raw))) raw")
+            if let from = m.consistentMicros, let to = m.endMicros {
+                CLI.out("  restorable to: \(BackupManifest.time(from)) .. \(BackupManifest.time(to)) (restore --until TIME)")
+            } else {
+                CLI.out("  restorable to: log generations \(m.chain[0].genHigh)-\(m.lastGeneration) (restore --until-generation G; "
+                    + "this set records no commit times)")
+            }
             CLI.out("  chain:")
             for (i, b) in m.chain.enumerated() {
                 let fs = m.files.filter { $0.backup == i }
@@ -41,6 +47,13 @@ struct Show: ParsableCommand {
                                st > 0 ? Double(rw) / Double(st) : 1))
             }
         }
+    }
+
+    /// What `restore --until` accepts: from the set's consistent time to its last commit (null
+    /// for a set that records no commit times).
+    static func restorableTimes(_ m: BackupManifest) -> [(String, JSONValue)] {
+        [("consistentTime", m.consistentMicros.map { .string(BackupManifest.time($0)) } ?? .null),
+         ("lastCommitTime", m.endMicros.map { .string(BackupManifest.time($0)) } ?? .null)]
     }
 
     /// Bytes stored and bytes before compression.
@@ -59,6 +72,7 @@ struct Show: ParsableCommand {
             ("files", .int(Int64(files))), ("bytes", .int(st)), ("rawBytes", .int(rw)),
             ("compression", .string(b.compression)),
             ("compressionRatio", .double(st > 0 ? Double(rw) / Double(st) : 1)),
+            ("lastCommitTime", b.lastCommitMicros.map { .string(BackupManifest.time($0)) } ?? .null),
         ])
     }
 }

@@ -17,8 +17,10 @@ public enum Clock {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
-    /// RFC 3339 in UTC with milliseconds: `2026-11-24T18:33:04.123Z`.
-    public static func rfc3339(microseconds: UInt64) -> String {
+    /// RFC 3339 in UTC with milliseconds: `2026-11-24T18:33:04.123Z` (1 to 6 digits cut, not rounded); with `fractionDigits: 6`,
+    /// microseconds (`2026-11-24T18:33:04.123456Z`: a commit time exactly, as a point-in-time
+    /// restore compares it).
+    public static func rfc3339(microseconds: UInt64, fractionDigits: Int = 3) -> String {
         var t = time_t(microseconds / 1_000_000)
         var tm = tm()
         gmtime_r(&t, &tm)
@@ -26,9 +28,9 @@ public enum Clock {
             let s = String(v)
             return String(repeating: "0", count: max(0, w - s.count)) + s
         }
-        let ms = Int32((microseconds / 1000) % 1000)
+        let fraction = pad(Int32(microseconds % 1_000_000), 6).prefix(min(6, max(1, fractionDigits)))
         return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T" +
-            "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(ms, 3))Z"
+            "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(fraction)Z"
     }
 
     public static func now() -> String { rfc3339(microseconds: microsecondsSinceEpoch()) }

@@ -119,21 +119,13 @@ extension LogReader {
     /// of the chain is left out.
     public static func commits(fs: any FileSystem, paths: [String], from start: LogPosition? = nil) throws -> [Commit] {
         var out: [Commit] = []
-        var assembler = TransactionAssembler()
+        var scanner = CommitScanner()
         for p in paths {
             let bytes = try fs.readAll(p)
             let header = try bytes.withUnsafeBytes { try LogFormat.Header.decode($0, file: p) }
             if let s = start, header.generation < s.generation { continue }
             let from = start.map { $0.generation == header.generation ? Int($0.offset) : LogFormat.headerSize } ?? LogFormat.headerSize
-            let g = try parse(bytes, path: p, from: from)
-            for (k, frag) in g.fragments.enumerated() {
-                if k == 0 && assembler.isOpen && (frag.type == .full || frag.type == .first) { assembler = TransactionAssembler() }
-                if let payload = try assembler.feed(frag, g) {
-                    let time = try payload.withUnsafeBytes { try LogTransaction.commitTime($0, where: "\(p) offset \(frag.offset)") }
-                    out.append(Commit(time: time, end: LogPosition(generation: g.header.generation,
-                                                                   offset: UInt32(frag.offset + LogFormat.recordSize(payload: frag.payload.count)))))
-                }
-            }
+            out += try scanner.feed(try parse(bytes, path: p, from: from))
         }
         return out
     }
