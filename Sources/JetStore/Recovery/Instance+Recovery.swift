@@ -36,11 +36,12 @@ extension Instance {
             }
             guard let first = chain.first else { throw noLog(from: start) }
             if first.gen != start.generation {
-                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(start.generation)) (needed from the checkpoint) is missing in \(path); restore from a backup")
+                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(start.generation)) (needed from the checkpoint) "
+                    + "is missing in \(path); restore from a backup")
             }
             for (i, g) in chain.enumerated() where i > 0 && g.gen != chain[i - 1].gen + 1 {
-                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(chain[i - 1].gen + 1)) is missing in \(path) (found \(FileNames.archivedLog(chain[i - 1].gen)) then \(g.path))"
-                    + "; restore from a backup")
+                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(chain[i - 1].gen + 1)) is missing in \(path) "
+                    + "(found \(FileNames.archivedLog(chain[i - 1].gen)) then \(g.path)); restore from a backup")
             }
         }
 
