@@ -160,17 +160,22 @@ public final class Instance: @unchecked Sendable {
     /// `isCancelled` between records and stops with `JET_errTermInProgress` when it returns
     /// true; nothing is lost by that (the checkpoint has not moved: the next open replays again).
     /// `stopAt` (only with `restoring`) replays the log only up to that point and discards the rest.
+    /// `logs` (only with `restoring`) hands recovery the generations to replay as the restore
+    /// reads them (`LogFeed`), instead of reading them from `path`.
     ///
     /// Opened read-write (on the real file system, not for a restore), the instance serves
     /// other processes of its user on `control.sock` (`ControlServer`: backups, and commands
     /// of the tool that registered a handler) until it is closed; `serveControl: false` opts out.
     public static func open(at path: String, fs: any FileSystem = PosixFileSystem(), mode: AccessMode = .readWrite,
-                            owner: String, restoring: Bool = false, stopAt: RecoveryStop? = nil,
+                            owner: String, restoring: Bool = false, stopAt: RecoveryStop? = nil, logs: LogFeed? = nil,
                             serveControl: Bool = true,
                             controlOptions: ControlServer.Options = ControlServer.Options(),
                             isCancelled: () -> Bool = { false }) throws -> Instance {
         if stopAt != nil && !restoring {
             throw JetError(.invalidParameter, "replaying the log only up to a point discards the commits after it, so it is done only when opening a restored instance")
+        }
+        if logs != nil && !restoring {
+            throw JetError(.invalidParameter, "log generations are handed to recovery only when opening a restored instance")
         }
         try checkIsInstance(path, fs: fs)
         let lock = try fs.lock(FilePaths.join(path, FileNames.lock), owner: owner)
@@ -181,7 +186,7 @@ public final class Instance: @unchecked Sendable {
             }
             let params = try InstanceParameters.load(fs: fs, path: FilePaths.join(path, FileNames.parameters))
             let inst = Instance(path: path, fs: fs, parameters: params, mode: mode, lock: lock)
-            try inst.start(restoring: restoring, stopAt: stopAt, isCancelled: isCancelled)
+            try inst.start(restoring: restoring, stopAt: stopAt, logs: logs, isCancelled: isCancelled)
             if mode == .readWrite && serveControl && !restoring && fs is PosixFileSystem {
                 do {
                     inst.controlServer = try ControlServer(instance: inst, options: controlOptions)
@@ -209,7 +214,7 @@ public final class Instance: @unchecked Sendable {
 
     func file(_ name: String) -> String { FilePaths.join(path, name) }
 
-    private func start(restoring: Bool, stopAt: RecoveryStop?, isCancelled: () -> Bool) throws {
+    private func start(restoring: Bool, stopAt: RecoveryStop?, logs: LogFeed?, isCancelled: () -> Bool) throws {
         try attachDatabases(restoring: restoring)
         let pageSize = parameters.pageSize
         cache = PageCache(capacity: parameters.cacheSize / pageSize, pageSize: pageSize,
@@ -234,7 +239,7 @@ public final class Instance: @unchecked Sendable {
                 repairs.append("one copy of \(FileNames.checkpoint) was damaged and was rewritten from the other")
                 events.log(.recoveryStart, "a damaged copy of the checkpoint was repaired", [("file", .string(FileNames.checkpoint))], level: .warning)
             }
-            try recover(stopAt: stopAt, isCancelled: isCancelled)
+            try recover(stopAt: stopAt, feed: logs, isCancelled: isCancelled)
         } else {
             for db in databases.values where db.header.state == .dirtyShutdown {
                 throw JetError(.databaseDirtyShutdown,

@@ -165,10 +165,11 @@ import Testing
     @Test func restoreStoppedAtAnyPointLeavesTargetAsItWas() throws {
         let s = Scratch()
         let (dir, truth) = try Self.makeSet(s)
-        // Count the polls of a whole restore, and those made before replay.
+        // Count the polls of a whole restore, and those made before replay (which reads the
+        // logs as it replays them: it starts after the last image's progress).
         var polls = 0, pollsBeforeReplay = 0
         _ = try RestoreInstance().restore(from: dir, to: s.path("count"), owner: "test", isCancelled: { polls += 1; return false }) { st in
-            if case .progress = st { pollsBeforeReplay = polls }
+            if case .progress(_, _, let file) = st, file.hasSuffix(".edb") { pollsBeforeReplay = polls }
         }
         #expect(polls - pollsBeforeReplay >= 3, "replay polls too rarely to be tested (\(polls) polls, \(pollsBeforeReplay) before replay)")
         print("restore stopped at each of its \(polls) cancellation polls (\(polls - pollsBeforeReplay) in replay), into a missing and an empty TARGET")

@@ -3,8 +3,9 @@ import JetStore
 
 /// Hard restore of a backup set into a new instance (ESE's JetRestoreInstance, esentutl's
 /// hard recovery): the same pass over the set as verify, writing what it checked — the
-/// database images and the logs decompressed — then replay of the full backup and every
-/// incremental in order, leaving TARGET a clean-shutdown instance with no backup slots.
+/// database images, then each log generation decompressed, replayed as soon as it is
+/// checked (each read once) — through the full backup and every incremental in order,
+/// leaving TARGET a clean-shutdown instance with no backup slots.
 ///
 /// TARGET is claimed before anything is written: created with mkdir when missing, then
 /// marked by creating the restore marker exclusively, so of two restores into one TARGET
@@ -20,6 +21,7 @@ public struct RestoreInstance {
         public var transactionsReplayed = 0
         public var bytes: Int64 = 0
         public var seconds = 0.0
+        /// From the first log generation read to the end of replay (logs are read as they are replayed).
         public var replaySeconds = 0.0
         public var logBytesReplayed: Int64 = 0
         /// The commit time of the last transaction replayed, and where a stop ended replay.
@@ -69,9 +71,10 @@ public struct RestoreInstance {
         s.setDirectory = setDir
         s.target = target
         do {
-            try layOut(m, setDir: setDir, target: target, verifier: verifier, summary: &s, isCancelled: isCancelled, status: status)
+            let (pass, sink) = try layOut(m, setDir: setDir, target: target, verifier: verifier, isCancelled: isCancelled, status: status)
             let tr = Clock.monotonicSeconds()
-            let inst = try Instance.open(at: target, fs: fs, owner: owner, restoring: true, stopAt: stopAt, isCancelled: isCancelled)
+            let inst = try replay(pass, sink: sink, target: target, owner: owner, stopAt: stopAt, summary: &s, isCancelled: isCancelled,
+                                  status: status)
             do {
                 s.transactionsReplayed = inst.recoveryReport.transactionsReplayed
                 s.lastCommitMicros = inst.recoveryReport.lastCommitTime
@@ -256,11 +259,11 @@ public struct RestoreInstance {
 
     // MARK: Writing
 
-    /// The pass verify makes, writing instance.json, the checked database images, the
-    /// checked and decompressed logs (as archived generations), and a checkpoint at the
-    /// set's replay start.
-    private func layOut(_ m: BackupManifest, setDir: String, target: String, verifier: SetVerifier, summary s: inout Summary,
-                        isCancelled: () -> Bool, status: (Status) -> Void) throws {
+    /// The first part of the pass verify makes: the database images, checked and written,
+    /// then instance.json and a checkpoint at the set's replay start. Returns the pass, left
+    /// at the set's first log generation, and the sink that writes into TARGET.
+    private func layOut(_ m: BackupManifest, setDir: String, target: String, verifier: SetVerifier,
+                        isCancelled: () -> Bool, status: (Status) -> Void) throws -> (SetVerifier.Pass, SetVerifier.Sink) {
         let fs = self.fs
         let sink = SetVerifier.Sink(
             image: { f in try SetFileWriter(fs: fs, path: FilePaths.join(target, f.name)) },
@@ -268,30 +271,79 @@ public struct RestoreInstance {
                 var w = try SetFileWriter(fs: fs, path: FilePaths.join(target, FileNames.archivedLog(f.generation!)))
                 do {
                     try raw.withUnsafeBytes { try w.append($0) }
-                    return try w.finish()
+                    // Written back now, made durable together after replay (`syncLogs`).
+                    let sha = w.finishDeferringSync()
+                    w.file.close()
+                    return sha
                 } catch {
                     w.abandon()
                     throw error
                 }
             })
-        let r = try verifier.read(m, setDir: setDir, decodeTransactions: false, sink: sink, isCancelled: isCancelled) { done, total, file in
+        let pass = SetVerifier.Pass(verifier, m, setDir: setDir)
+        try pass.images(sink: sink, isCancelled: isCancelled) { done, total, file in
             status(.progress(done: done, total: total, file: file))
         }
-        s.databases = r.databases
-        s.generations = r.generations
-        s.bytes = r.bytes
-        s.logBytesReplayed = r.logBytesRaw
         let sig = m.logSignature.signature!
         var p = InstanceParameters()
         p.pageSize = m.pageSize
         p.logSignatureRandom = sig.random
         p.logSignatureTime = sig.time
-        if let n = r.logFileSize, (try? InstanceParameters.checkLogFileSize(n)) != nil { p.logFileSize = n }
+        // The newest generation's size, which the restored log continues with: the pass
+        // proves it (stored size, raw size, and the size its header says) before replay ends.
+        if let last = m.files.filter({ $0.kind == .log }).max(by: { $0.generation! < $1.generation! }) {
+            let n = Int(last.rawSize ?? last.size)
+            if (try? InstanceParameters.checkLogFileSize(n)) != nil { p.logFileSize = n }
+        }
         let chk = Checkpoint(sequence: 1, logSignature: sig,
                              position: LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset),
                              time: Clock.microsecondsSinceEpoch())
         try InstanceFiles.writeCheckpoint(fs: fs, directory: target, chk)
         try InstanceFiles.writeParameters(fs: fs, directory: target, p)
         try fs.syncDirectory(target)
+        return (pass, sink)
+    }
+
+    /// fsyncs the log generations in TARGET, written without waiting for each (one fsync
+    /// after each of many small files costs more than replaying them): the restore is
+    /// complete only when they are durable.
+    private func syncLogs(in target: String) throws {
+        for name in try fs.list(target) where FileNames.parseArchivedLog(name) != nil {
+            let f = try fs.open(FilePaths.join(target, name), .readOnly)
+            defer { f.close() }
+            try f.sync()
+        }
+    }
+
+    /// The rest of the pass, and replay: TARGET is opened as a restored instance whose
+    /// recovery takes each log generation from the pass as it is read, checked and written
+    /// (`SetLogFeed`), so each is read once. A failure at any generation fails the restore,
+    /// which then empties TARGET.
+    private func replay(_ pass: SetVerifier.Pass, sink: SetVerifier.Sink, target: String, owner: String, stopAt: Instance.RecoveryStop?,
+                        summary s: inout Summary, isCancelled: () -> Bool, status: (Status) -> Void) throws -> Instance {
+        let fs = self.fs
+        let inst = try withoutActuallyEscaping(status) { status in
+            let feed = SetLogFeed(pass: pass, sink: sink) { done, total, file in status(.progress(done: done, total: total, file: file)) }
+            let inst = try Instance.open(at: target, fs: fs, owner: owner, restoring: true, stopAt: stopAt, logs: feed, isCancelled: isCancelled)
+            do {
+                try feed.finish(isCancelled: isCancelled)
+            } catch {
+                try? inst.close()
+                throw error
+            }
+            return inst
+        }
+        do {
+            try syncLogs(in: target)
+        } catch {
+            try? inst.close()
+            throw error
+        }
+        let r = pass.report
+        s.databases = r.databases
+        s.generations = r.generations
+        s.bytes = r.bytes
+        s.logBytesReplayed = r.logBytesRaw
+        return inst
     }
 }

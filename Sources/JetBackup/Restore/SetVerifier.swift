@@ -5,8 +5,9 @@ import JetStore
 /// fields), SHA256SUMS, every file's size and checksums, one log signature, contiguous
 /// generations linked by creation times, every log record, database images that are
 /// backup images of this log stream taken at the manifest's replay start, and that replay
-/// can start there. `verify` and `restore` go through the same pass (`read`): restore only
-/// adds a sink that writes what was checked, so verify proves exactly what restore relies on.
+/// can start there. `verify` and `restore` go through the same pass (`Pass`): restore adds a
+/// sink that writes what was checked and hands each log generation to the engine's recovery,
+/// whose replay takes the place of the replay check, so verify proves what restore relies on.
 public struct SetVerifier {
     public struct Report: Sendable {
         public var setDirectory = ""
@@ -138,13 +139,18 @@ public struct SetVerifier {
             }
             throw JetError(.readVerifyFailure, "database image \(p) is missing from the set; it cannot be restored: use another backup")
         }
+        // Opened once: the size and the content are of one file.
         let h = try fs.open(p, .readOnly)
+        defer { h.close() }
         let size = try h.size()
-        h.close()
         guard size == f.size else {
             throw JetError(kindError, "\(p) is \(size) bytes, the manifest says \(f.size) (truncated or changed); use another backup")
         }
-        let bytes = try fs.readAll(p)
+        var bytes = [UInt8](repeating: 0, count: Int(size))
+        let got = try bytes.withUnsafeMutableBytes { try h.read(at: 0, into: $0) }
+        guard got == bytes.count else {
+            throw JetError(kindError, "\(p) ended after \(got) of its \(size) bytes while it was read (truncated or changed); use another backup")
+        }
         guard CRC32C.checksum(bytes) == f.crc32c else {
             throw JetError(kindError, "\(p) fails its CRC32C (the manifest's checksum); the file is damaged: use another backup")
         }
@@ -283,92 +289,22 @@ public struct SetVerifier {
         return (setDir, m)
     }
 
-    /// The pass `verify` and `restore` share, after `open`: every database image, then
-    /// every log generation in order (decompressed, checked, linked), and the replay check
-    /// from the manifest's replay start. With a sink, each file is handed over as it is
-    /// checked and its SHA-256 is taken from what the sink wrote (no second hashing);
-    /// without, it is computed here. `decodeTransactions` also decodes every replayed
-    /// transaction (verify; a restore's replay decodes them itself). `isCancelled` is polled
-    /// between chunks and generations.
-    func read(_ m: BackupManifest, setDir: String, decodeTransactions: Bool, sink: Sink? = nil,
-              isCancelled: () -> Bool = { false }, progress report: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Report {
-        let throttle = maxBytesPerSecond.map { Throttle(bytesPerSecond: $0) }
-        var throttled: Int64 = 0
-        func progress(_ done: Int64, _ total: Int64, _ file: String) {
-            if let throttle, done > throttled {
-                throttle.consume(done - throttled, isCancelled: isCancelled)
-                throttled = done
-            }
-            report(done, total, file)
-        }
-        var r = Report()
-        r.setDirectory = setDir
-        let total = m.files.reduce(Int64(0)) { $0 + $1.size }
-        for db in m.databases {
-            guard let f = m.files.first(where: { $0.name == db.file }) else { throw Self.corrupt("the manifest lists no file for database \(db.name)") }
-            let base = r.bytes
-            var done: Int64 = 0
-            let report: (Int) -> Void = { n in
-                done += Int64(n)
-                progress(base + done, total, f.name)
-            }
-            if let sink {
-                var w = try sink.image(f)
-                do {
-                    r.pages += try checkImage(f, db: db, m: m, setDir: setDir, sha: false, copy: &w, isCancelled: isCancelled, progress: report)
-                    guard try w.finish() == f.sha256 else {
-                        throw JetError(.readVerifyFailure, "\(FilePaths.join(setDir, f.name)) fails its SHA-256; the file is damaged: "
-                            + "use another backup")
-                    }
-                } catch {
-                    w.abandon()
-                    throw error
-                }
-            } else {
-                r.pages += try checkImage(f, db: db, m: m, setDir: setDir, sha: true, isCancelled: isCancelled, progress: report)
-            }
-            r.databases += 1; r.files += 1; r.bytes += f.size
-        }
-        var previous: UInt64?
-        let sig = m.logSignature.signature!
+    /// The pass of `verify`, after `open` (`Pass`, with the replay check run on every
+    /// generation and every transaction decoded).
+    func read(_ m: BackupManifest, setDir: String, isCancelled: () -> Bool = { false },
+              progress: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Report {
+        let pass = Pass(self, m, setDir: setDir)
+        try pass.images(sink: nil, isCancelled: isCancelled, progress: progress)
         var replay = ReplayCheck(start: LogPosition(generation: m.replayFrom.generation, offset: m.replayFrom.offset))
-        var commitTimes = CommitTimeCheck()
-        for f in m.files.filter({ $0.kind == .log }).sorted(by: { $0.generation! < $1.generation! }) {
-            if isCancelled() { throw Self.interrupted(setDir) }
-            let path = FilePaths.join(setDir, f.name)
-            // Uncompressed, the sink's hash of what it wrote is the stored file's.
-            let hashHere = sink == nil || f.rawSize != nil
-            let stored = try readChecked(f, setDir: setDir, sha: hashHere)
-            let raw = try rawLog(f, stored, setDir: setDir)
-            let g = try LogReader.parse(raw, path: path)
-            let n = try checkLog(g, file: path, generation: f.generation!, signature: sig, previous: previous)
-            if f.generation == m.replayFrom.generation && !ReplayCheck.isRecordBoundary(g, offset: Int(m.replayFrom.offset)) {
-                let start = "generation \(m.replayFrom.generation), offset \(m.replayFrom.offset)"
-                throw Self.corrupt("the manifest's replay start (\(start)) is not where a record of \(path) begins; the manifest is damaged: "
-                    + "use another backup")
-            }
-            try replay.feed(g, decode: decodeTransactions)
-            try commitTimes.feed(g)
-            if let sink {
-                let written = try sink.log(f, raw)
-                if !hashHere && written != f.sha256 {
-                    throw JetError(.logReadVerifyFailure, "\(path) fails its SHA-256; the file is damaged: use another backup")
-                }
-            }
-            previous = g.header.creationTime
-            r.logFileSize = Int(g.header.fileSize)
-            r.generations += 1; r.files += 1; r.bytes += f.size; r.records += n
-            r.logBytesRaw += Int64(raw.count)
-            progress(r.bytes, total, f.name)
-        }
+        while try pass.nextLog(sink: nil, isCancelled: isCancelled, progress: progress, check: { try replay.feed($0, decode: true) }) != nil {}
+        var r = pass.report
         r.transactions = replay.transactions
-        try commitTimes.check(m, setDir: setDir)
         return r
     }
 
     /// `verify DIR`: the pass restore makes, writing nothing, with every transaction decoded.
     public func verify(_ dir: String, progress: (Int64, Int64, String) -> Void = { _, _, _ in }) throws -> Report {
         let (setDir, m) = try open(dir)
-        return try read(m, setDir: setDir, decodeTransactions: true, progress: progress)
+        return try read(m, setDir: setDir, progress: progress)
     }
 }

@@ -14,29 +14,35 @@ extension Instance {
     /// written or cannot be read. A torn record at the very end of the newest generation is a
     /// crash and is cut off; anything else that is wrong stops recovery with its ESE error.
     /// `isCancelled` is polled at each generation and every `cancelPollInterval` records.
-    func recover(stopAt: RecoveryStop? = nil, isCancelled: () -> Bool = { false }) throws {
+    ///
+    /// With `feed` (a restore), the generations come from the caller as it reads them, checked
+    /// by it (`LogFeed`), instead of from the instance's directory: none is read twice.
+    func recover(stopAt: RecoveryStop? = nil, feed: LogFeed? = nil, isCancelled: () -> Bool = { false }) throws {
         let start = checkpoint.position
         recoveryReport.startPosition = start
-        try finishInterruptedRoll()
-        let archived = try archivedGenerations().filter { $0 >= start.generation }
-        let currentPath = file(FileNames.currentLog)
-        var chain: [(gen: UInt32, path: String)] = archived.map { ($0, file(FileNames.archivedLog($0))) }
+        // The directory's generations, all known before replay starts; a feed's are added as
+        // they come.
+        var chain: [(gen: UInt32, path: String)] = []
         var current: LogReader.Generation?
-        if fs.exists(currentPath) {
-            let g = try LogReader.read(fs: fs, path: currentPath)
-            chain.append((g.header.generation, currentPath))
-            current = g
-        }
-        guard let first = chain.first else {
-            throw JetError(.missingLogFile, "no log generation from \(FileNames.archivedLog(start.generation)) on is in \(path); "
-                + "the log the checkpoint needs is gone: restore from a backup")
-        }
-        if first.gen != start.generation {
-            throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(start.generation)) (needed from the checkpoint) is missing in \(path); restore from a backup")
-        }
-        for (i, g) in chain.enumerated() where i > 0 && g.gen != chain[i - 1].gen + 1 {
-            throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(chain[i - 1].gen + 1)) is missing in \(path) (found \(FileNames.archivedLog(chain[i - 1].gen)) then \(g.path))"
-                + "; restore from a backup")
+        if feed == nil {
+            try finishInterruptedRoll()
+            let archived = try archivedGenerations().filter { $0 >= start.generation }
+            let currentPath = file(FileNames.currentLog)
+            chain = archived.map { ($0, file(FileNames.archivedLog($0))) }
+            if fs.exists(currentPath) {
+                let g = try LogReader.read(fs: fs, path: currentPath)
+                chain.append((g.header.generation, currentPath))
+                current = g
+            }
+            guard let first = chain.first else { throw noLog(from: start) }
+            if first.gen != start.generation {
+                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(start.generation)) (needed from the checkpoint) "
+                    + "is missing in \(path); restore from a backup")
+            }
+            for (i, g) in chain.enumerated() where i > 0 && g.gen != chain[i - 1].gen + 1 {
+                throw JetError(.missingLogFile, "log generation \(FileNames.archivedLog(chain[i - 1].gen + 1)) is missing in \(path) "
+                    + "(found \(FileNames.archivedLog(chain[i - 1].gen)) then \(g.path)); restore from a backup")
+            }
         }
 
         var cursor = ReplayCursor()
@@ -52,28 +58,50 @@ extension Instance {
                     + "the checkpoint has not moved, and the next open replays again")
             }
         }
-        replay: for (i, entry) in chain.enumerated() {
+        var i = 0
+        replay: while true {
+            defer { i += 1 }
+            let entry: (gen: UInt32, path: String)
+            if feed != nil {
+                let g = start.generation + UInt32(i)
+                entry = (g, file(FileNames.archivedLog(g)))
+            } else {
+                guard i < chain.count else { break replay }
+                entry = chain[i]
+            }
             try checkCancelled(entry.path)
-            let isLast = i == chain.count - 1
             if case .generation(let g) = stopAt, entry.gen > g {
                 stopped = lastEnd
                 break replay
             }
             let from = entry.gen == start.generation ? Int(start.offset) : LogFormat.headerSize
-            // A parsed generation's payloads are unmasked in place: never parse it twice.
-            let gen = (isLast && current != nil && from == LogFormat.headerSize) ? current!
-                : try LogReader.read(fs: fs, path: entry.path, from: from)
-            if let fault = LogChainFault.check(gen, expected: entry.gen, signature: parameters.logSignature,
-                                               previousCreation: previous?.creationTime, allowTornTail: isLast) {
-                throw fault.error(file: entry.path, given: false)
+            let gen: LogReader.Generation
+            if let feed {
+                guard let g = try feed.next(isCancelled: isCancelled) else { break replay }
+                guard g.header.generation == entry.gen else {
+                    throw JetError(.missingLogFile, "\(g.path) (generation \(g.header.generation)) was handed to recovery where generation "
+                        + "\(entry.gen) is next; the log handed over is not a chain from the checkpoint")
+                }
+                chain.append(entry)
+                gen = g
+            } else {
+                let isLast = i == chain.count - 1
+                // A parsed generation's payloads are unmasked in place: never parse it twice.
+                gen = (isLast && current != nil && from == LogFormat.headerSize) ? current!
+                    : try LogReader.read(fs: fs, path: entry.path, from: from)
+                if let fault = LogChainFault.check(gen, expected: entry.gen, signature: parameters.logSignature,
+                                                   previousCreation: previous?.creationTime, allowTornTail: isLast) {
+                    throw fault.error(file: entry.path, given: false)
+                }
             }
             previous = gen.header
             headers[entry.gen] = gen.header
             recoveryReport.generationsRead += 1
-            for (k, frag) in gen.fragments.enumerated() {
-                if k % Self.cancelPollInterval == Self.cancelPollInterval - 1 { try checkCancelled("\(entry.path) offset \(frag.offset)") }
+            // A fed generation is parsed whole; replay starts at the checkpoint all the same.
+            for (k, frag) in gen.fragments.drop(while: { $0.offset < from }).enumerated() {
+                if k % Self.cancelPollInterval == Self.cancelPollInterval - 1 { try checkCancelled("\(gen.path) offset \(frag.offset)") }
                 if let payload = try cursor.feed(frag, gen, firstInGeneration: k == 0) {
-                    let place = "\(entry.path) offset \(frag.offset)"
+                    let place = "\(gen.path) offset \(frag.offset)"
                     let txn = try payload.withUnsafeBytes { try LogTransaction.decode($0, where: place) }
                     if case .time(let t) = stopAt, txn.commitTime > t {
                         stopped = lastEnd
@@ -105,6 +133,7 @@ extension Instance {
             recoveryReport.tornTailCut = false
             recoveryReport.stoppedAt = stop
         }
+        if feed != nil && chain.isEmpty { throw noLog(from: start) }
         guard let last = chain.last, let header = headers[last.gen] else { return }
         // Open the newest generation for appending at the end of what is valid: zero the
         // torn tail so no later reader mistakes it for records.
@@ -156,6 +185,11 @@ extension Instance {
             ("tornTail", .bool(recoveryReport.tornTailCut)),
             ("pagesRepaired", .int(Int64(recoveryReport.pagesRepaired))),
         ])
+    }
+
+    private func noLog(from start: LogPosition) -> JetError {
+        JetError(.missingLogFile, "no log generation from \(FileNames.archivedLog(start.generation)) on is in \(path); "
+            + "the log the checkpoint needs is gone: restore from a backup")
     }
 
     /// Records replayed between two polls of recovery's `isCancelled`.
