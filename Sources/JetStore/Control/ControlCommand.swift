@@ -77,7 +77,7 @@ public final class ControlCommand: @unchecked Sendable {
         while !state.withLock({ done }) {
             var pfds = [pollfd(fd: connection.socket.fd, events: Int16(POLLIN), revents: 0),
                         pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0)]
-            // Without the pipe (pipe2 failed: out of descriptors), a short poll bounds the wait.
+            // Without the pipe (pipe failed: out of descriptors), a short poll bounds the wait.
             let r = poll(&pfds, wake[0] >= 0 ? 2 : 1, wake[0] >= 0 ? -1 : 100)
             if r <= 0 || pfds[0].revents == 0 { continue }
             do {

@@ -122,6 +122,9 @@ public final class ControlSocket: @unchecked Sendable {
     /// Sends a `.data` frame of `bytes` from where they are: no frame is built around them, so
     /// a database chunk is copied once, by the kernel, on its way to the peer.
     public func sendData(_ bytes: UnsafeRawBufferPointer, timeout: Double = 60) throws {
+        guard bytes.count <= ControlMessage.maximumChunk else {
+            throw JetError(.invalidParameter, "a control data frame of \(bytes.count) bytes is over the \(ControlMessage.maximumChunk)-byte limit")
+        }
         var head = WireWriter()
         head.u32(UInt32(5 + bytes.count)); head.tag(ControlMessage.dataTag); head.u32(UInt32(bytes.count))
         try head.bytes.withUnsafeBytes { try sendAll($0, timeout: timeout) }
