@@ -329,8 +329,9 @@ import Testing
         let owner = try Served(i, extra: ["--io-timeout", "1"])
         let client = try #require(try ControlClient.connect(instance: i))
         _ = try RemoteBackupSession.begin(.full, client: client)
-        // Ask for chunks and read none: the owner's sends stall, then it gives up.
-        for k in 0..<8 { try? client.socket.send(.readDatabase(name: "app", offset: Int64(k) << 22, length: 4 << 20), timeout: 1) }
+        // Ask for the first 4 MiB again and again and read none: more than the socket queues
+        // (ControlServer.sendBuffer), so the owner's sends stall, then it gives up.
+        for _ in 0..<16 { try? client.socket.send(.readDatabase(name: "app", offset: 0, length: 4 << 20), timeout: 1) }
         let dir = t.path("set")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
         var r = try Binary.run(["backup", dir, "-i", i])

@@ -122,3 +122,181 @@ import Testing
         try inst.close()
     }
 }
+
+/// The client's side of a database read through the owner, against a scripted owner: the
+/// next chunks are asked for before the current one's answer is read, every answer lands in
+/// the read it belongs to (also when another request or another offset comes between), and an
+/// answer larger than asked for is refused, never written past the buffer.
+@Suite struct RemoteReadAheadTests {
+    static let pageSize = 8192
+    static let chunk = 1 << 20
+
+    /// An owner that answers in order: a database chunk is its offset's pattern (clipped at
+    /// `size`), `rollLog` is 7. It records the requests, and holds the first answer until
+    /// `8` requests arrived or a second passed.
+    final class ScriptedOwner: @unchecked Sendable {
+        let dir: String
+        let size: Int64
+        let oversize: Bool
+        private let state = Condition()
+        private var requests: [ControlMessage] = []
+        private(set) var queuedBeforeFirstAnswer = 0
+        private var listener: ControlSocket?
+
+        init(size: Int64, oversize: Bool = false) throws {
+            var t = Array("/tmp/jrah-XXXXXX".utf8CString)
+            dir = t.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+            self.size = size
+            self.oversize = oversize
+            let l = try ControlSocket.listen(ControlSocket.path(instance: dir))
+            listener = l
+            Thread { [self] in serve(l) }.start()
+        }
+
+        var seen: [ControlMessage] { state.withLock { requests } }
+
+        /// Pages (offset is page-aligned) that each start with their page number and are filled
+        /// with a byte of it: every chunk differs from every other.
+        static func pattern(_ offset: Int64, _ count: Int) -> [UInt8] {
+            var out = [UInt8]()
+            out.reserveCapacity(count)
+            var pgno = UInt64(offset) / 8192
+            while out.count < count {
+                var page = [UInt8](repeating: UInt8(truncatingIfNeeded: pgno &* 31 &+ 7), count: 8192)
+                withUnsafeBytes(of: pgno.littleEndian) { for k in 0..<8 { page[k] = $0[k] } }
+                out += page.prefix(count - out.count)
+                pgno += 1
+            }
+            return out
+        }
+
+        private func serve(_ l: ControlSocket) {
+            guard let c = l.accept() else { return }
+            defer { c.close() }
+            do {
+                guard case .hello = try c.receive(timeout: 10) else { return }
+                try c.send(.welcome(version: ControlMessage.version, pid: 1, instance: dir))
+                guard case .backupBegin = try c.receive(timeout: 10) else { return }
+                let db = BackupSession.Database(name: "app", fileName: "app.edb", dbid: 1, signature: Signature(random: 1, time: 2),
+                                                pageSize: RemoteReadAheadTests.pageSize, size: size, lastFull: nil, lastIncremental: nil)
+                try c.send(.sessionStarted(.init(kind: .full, start: LogPosition(generation: 1, offset: 0), startTime: 0,
+                                                 logSignature: Signature(random: 1, time: 2), previousEnd: nil, pageSize: 8192,
+                                                 logFileSize: 1 << 20, databases: [db])))
+                var first = true
+                while true {
+                    let m = try c.receive(timeout: 10)
+                    state.withLock { requests.append(m) }
+                    if first, case .readDatabase = m {
+                        first = false
+                        // The requests the client sent before it read anything.
+                        let deadline = Clock.monotonicSeconds() + 1
+                        var pending: [ControlMessage] = []
+                        while pending.count + 1 < RemoteBackupSession.readAhead && Clock.monotonicSeconds() < deadline {
+                            var pfd = pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)
+                            if poll(&pfd, 1, 50) > 0 { pending.append(try c.receive(timeout: 10)) }
+                        }
+                        state.withLock { requests += pending; queuedBeforeFirstAnswer = 1 + pending.count }
+                        try answer(m, c)
+                        for p in pending { try answer(p, c) }
+                        continue
+                    }
+                    if case .abort = m { try c.send(.ok); return }
+                    try answer(m, c)
+                }
+            } catch {}
+        }
+
+        private func answer(_ m: ControlMessage, _ c: ControlSocket) throws {
+            switch m {
+            case .readDatabase(_, let offset, let length):
+                let n = max(0, min(Int64(length), size - offset))
+                try c.send(.data(Self.pattern(offset, Int(n) + (oversize ? 8192 : 0))))
+            case .rollLog: try c.send(.number(7))
+            default: try c.send(.error(code: JetError.Code.invalidParameter.rawValue, message: "not scripted"))
+            }
+        }
+
+        func stop() {
+            listener?.shutdown()
+            listener?.close()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+
+    @Test func nextChunksAreAskedForBeforeTheCurrentAnswerIsRead() throws {
+        let size = Int64(12 * Self.chunk + 5 * Self.pageSize)
+        let owner = try ScriptedOwner(size: size)
+        defer { owner.stop() }
+        let client = try #require(try ControlClient.connect(instance: owner.dir))
+        defer { client.close() }
+        let remote = try RemoteBackupSession.begin(.full, client: client)
+        var buf = [UInt8](repeating: 0, count: Self.chunk)
+        var offset: Int64 = 0
+        var reads = 0
+        while true {
+            let n = try buf.withUnsafeMutableBytes { try remote.readDatabase("app", at: offset, into: $0) }
+            #expect(Array(buf[0..<n]) == ScriptedOwner.pattern(offset, n), "chunk at \(offset)")
+            offset += Int64(n)
+            reads += 1
+            if reads == 3 {
+                // Another request between two chunks: the unused answers are dropped first.
+                #expect(try remote.rollLog() == 7)
+            }
+            if n < Self.chunk { break }
+        }
+        #expect(offset == size)
+        #expect(owner.queuedBeforeFirstAnswer == RemoteBackupSession.readAhead)
+        // Reading again from another offset starts over there.
+        let n = try buf.withUnsafeMutableBytes { try remote.readDatabase("app", at: Int64(Self.chunk * 5), into: $0) }
+        #expect(n == Self.chunk && Array(buf[0..<n]) == ScriptedOwner.pattern(Int64(Self.chunk * 5), n))
+        #expect(try remote.rollLog() == 7)
+        remote.abort()
+        // No request past the database's size was sent ahead.
+        for case .readDatabase(_, let o, _) in owner.seen { #expect(o < size) }
+    }
+
+    @Test func anAnswerLargerThanAskedForIsRefused() throws {
+        let owner = try ScriptedOwner(size: Int64(4 * Self.chunk), oversize: true)
+        defer { owner.stop() }
+        let client = try #require(try ControlClient.connect(instance: owner.dir))
+        defer { client.close() }
+        let remote = try RemoteBackupSession.begin(.full, client: client)
+        // A guard page after the buffer: what the owner sent too much must not land there.
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunk + 4096, alignment: 4096)
+        defer { buf.deallocate() }
+        buf.initializeMemory(as: UInt8.self, repeating: 0xEE)
+        #expect(throws: JetError.self) { _ = try remote.readDatabase("app", at: 0, into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<Self.chunk])) }
+        #expect(buf[Self.chunk...].allSatisfy { $0 == 0xEE })
+        #expect(remote.isInstanceTerminating)
+    }
+}
+
+/// A command run by the owner ends as soon as its handler returns: the exit status reaches
+/// the client without waiting for the watcher's poll to time out (it used to, up to 100 ms).
+@Suite struct ControlCommandLatencyTests {
+    @Test func commandExitReachesTheClientAtOnce() throws {
+        let dir = try ControlTests.instance()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let i = dir + "/i"
+        let inst = try Instance.open(at: i, owner: "t")
+        defer { try? inst.close() }
+        // A command that takes a moment (as a real one does): the watcher is in its wait by then.
+        ControlServer.setCommandHandler { cmd in
+            usleep(5000)
+            _ = cmd.write(1, Array("ran \(cmd.argv.joined(separator: " "))\n".utf8))
+            return 3
+        }
+        defer { ControlServer.setCommandHandler(nil) }
+        let t0 = Clock.monotonicSeconds()
+        for k in 0..<20 {
+            let client = try #require(try ControlClient.connect(instance: i))
+            defer { client.close() }
+            try client.socket.send(.command(argv: ["x", "\(k)"], cwd: "/", environment: [], stderrIsTerminal: false))
+            #expect(try client.socket.receive(timeout: 10) == .stdout(Array("ran x \(k)\n".utf8)))
+            #expect(try client.socket.receive(timeout: 10) == .exit(3))
+        }
+        // 20 commands of 5 ms: with a 100 ms poll in the way they took about two seconds.
+        let elapsed = Clock.monotonicSeconds() - t0
+        #expect(elapsed < 0.6, "20 commands took \(elapsed) s")
+    }
+}

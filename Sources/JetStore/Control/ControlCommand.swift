@@ -22,6 +22,9 @@ public final class ControlCommand: @unchecked Sendable {
     private var done = false
     private var watcherDone = false
     private var stdin: [UInt8]?
+    /// `finish` writes to this pipe to wake the watcher at once: the command's end (and the
+    /// client's exit status) never waits for a poll to time out.
+    private var wake: [Int32] = [-1, -1]
 
     init(connection: Connection, argv: [String], cwd: String, environment: [String], stderrIsTerminal: Bool) {
         self.connection = connection
@@ -29,6 +32,7 @@ public final class ControlCommand: @unchecked Sendable {
         self.cwd = cwd
         self.environment = environment
         self.stderrIsTerminal = stderrIsTerminal
+        if pipe(&wake) == 0 { for fd in wake { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) } } else { wake = [-1, -1] }
         let t = Thread { [self] in watch() }
         t.name = "jetstore-control-watch"
         t.start()
@@ -71,9 +75,11 @@ public final class ControlCommand: @unchecked Sendable {
     private func watch() {
         defer { state.withLock { watcherDone = true; state.broadcast() } }
         while !state.withLock({ done }) {
-            var pfd = pollfd(fd: connection.socket.fd, events: Int16(POLLIN), revents: 0)
-            let r = poll(&pfd, 1, 100)
-            if r <= 0 { continue }
+            var pfds = [pollfd(fd: connection.socket.fd, events: Int16(POLLIN), revents: 0),
+                        pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0)]
+            // Without the pipe (pipe failed: out of descriptors), a short poll bounds the wait.
+            let r = poll(&pfds, wake[0] >= 0 ? 2 : 1, wake[0] >= 0 ? -1 : 100)
+            if r <= 0 || pfds[0].revents == 0 { continue }
             do {
                 switch try connection.socket.receive(timeout: 1, frameTimeout: connection.timeout) {
                 case .interrupt: state.withLock { interrupted = true }
@@ -91,7 +97,12 @@ public final class ControlCommand: @unchecked Sendable {
     func finish() {
         state.lock()
         done = true
+        state.unlock()
+        if wake[1] >= 0 { var b: UInt8 = 1; _ = Glibc.write(wake[1], &b, 1) }
+        state.lock()
         while !watcherDone { state.wait() }
         state.unlock()
     }
+
+    deinit { for fd in wake where fd >= 0 { _ = Glibc.close(fd) } }
 }

@@ -61,6 +61,9 @@ public enum ControlMessage: Sendable, Equatable {
     public static let maximumFrame = 5 << 20
     public static let maximumChunk = 4 << 20
 
+    /// The type byte of `.data`, which `ControlSocket.sendData`/`receiveData` frame themselves.
+    static let dataTag = Tag.data.rawValue
+
     private enum Tag: UInt8 {
         case hello = 1, backupBegin = 10, readDatabase, rollLog, generations, readLog, currentGeneration, complete, abort, event
         case command = 20, stdinData, interrupt

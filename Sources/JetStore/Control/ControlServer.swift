@@ -16,7 +16,8 @@ import Glibc
 /// - a command of the tool above the engine, run by the handler that tool registered
 ///   (`setCommandHandler`); the engine does not know what commands are.
 ///
-/// Memory is bounded: one chunk buffer and one frame per connection, at most one backup
+/// Memory is bounded: one chunk buffer and one frame per connection (and the kernel's send
+/// queue of at most `sendBuffer` bytes, whatever the client's speed), at most one backup
 /// session (the engine refuses a second with `JET_errBackupInProgress`), `maximumConnections`.
 public final class ControlServer: @unchecked Sendable {
     public struct Options: Sendable {
@@ -27,6 +28,10 @@ public final class ControlServer: @unchecked Sendable {
         public var maximumConnections = 8
         public init() {}
     }
+
+    /// The kernel's queue of a connection's frames not yet read by the client (SO_SNDBUF):
+    /// a few database chunks, so the owner reads ahead of a client that writes.
+    static let sendBuffer = 4 << 20
 
     public let instance: Instance
     public let path: String
@@ -130,6 +135,7 @@ public final class ControlServer: @unchecked Sendable {
         } catch {
             return
         }
+        c.setSendBuffer(Int32(ControlServer.sendBuffer))
         let conn = Connection(server: self, socket: c, peerPID: peer.pid)
         conn.run()
     }
@@ -210,7 +216,12 @@ final class Connection {
             }
             let b = UnsafeMutableRawBufferPointer(rebasing: buffer![0..<want])
             let n = try s.readDatabase(name, at: offset, into: b)
-            return .data(Array(UnsafeRawBufferPointer(rebasing: b[0..<n])))
+            // Sent from the buffer the pages were verified in. The client asks for the next
+            // chunks before it has this one (RemoteBackupSession.readAhead): they wait in the
+            // socket, and a send that does not fit waits for the client, which bounds this
+            // side to the one buffer whatever the client's speed.
+            try socket.sendData(UnsafeRawBufferPointer(rebasing: b[0..<n]), timeout: timeout)
+            return nil
         case .rollLog:
             return .number(try active().rollLog())
         case .generations(let from, let through):
@@ -223,7 +234,7 @@ final class Connection {
             var o = 0
             while o < log.bytes.count {
                 let e = min(log.bytes.count, o + ControlMessage.maximumChunk)
-                try socket.send(.data(Array(log.bytes[o..<e])), timeout: timeout)
+                try log.bytes.withUnsafeBytes { try socket.sendData(UnsafeRawBufferPointer(rebasing: $0[o..<e]), timeout: timeout) }
                 o = e
             }
             return nil

@@ -116,49 +116,108 @@ public final class ControlSocket: @unchecked Sendable {
     /// Sends one message; a peer that does not take it within `timeout` seconds is gone.
     public func send(_ m: ControlMessage, timeout: Double = 60) throws {
         let frame = m.encode()
-        try frame.withUnsafeBytes { p in
-            var done = 0
-            while done < p.count {
-                let n = Glibc.send(fd, p.baseAddress! + done, p.count - done, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
-                if n > 0 { done += n; continue }
-                let e = errno
-                if n < 0 && e == EINTR { continue }
-                if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) {
-                    try wait(POLLOUT, timeout: timeout, what: "sending")
-                    continue
-                }
-                throw Self.lost(e)
-            }
+        try frame.withUnsafeBytes { try sendAll($0, timeout: timeout) }
+    }
+
+    /// Sends a `.data` frame of `bytes` from where they are: no frame is built around them, so
+    /// a database chunk is copied once, by the kernel, on its way to the peer.
+    public func sendData(_ bytes: UnsafeRawBufferPointer, timeout: Double = 60) throws {
+        guard bytes.count <= ControlMessage.maximumChunk else {
+            throw JetError(.invalidParameter, "a control data frame of \(bytes.count) bytes is over the \(ControlMessage.maximumChunk)-byte limit")
         }
+        var head = WireWriter()
+        head.u32(UInt32(5 + bytes.count)); head.tag(ControlMessage.dataTag); head.u32(UInt32(bytes.count))
+        try head.bytes.withUnsafeBytes { try sendAll($0, timeout: timeout) }
+        try sendAll(bytes, timeout: timeout)
+    }
+
+    private func sendAll(_ p: UnsafeRawBufferPointer, timeout: Double) throws {
+        var done = 0
+        while done < p.count {
+            let n = Glibc.send(fd, p.baseAddress! + done, p.count - done, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            if n > 0 { done += n; continue }
+            let e = errno
+            if n < 0 && e == EINTR { continue }
+            if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) {
+                try wait(POLLOUT, timeout: timeout, what: "sending")
+                continue
+            }
+            throw Self.lost(e)
+        }
+    }
+
+    /// Lets the kernel queue up to `bytes` this side sent and the peer has not read yet (as far
+    /// as net.core.wmem_max allows): fewer wake-ups per chunk. Kernel memory, bounded by it.
+    func setSendBuffer(_ bytes: Int32) {
+        var v = bytes
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Receives one message. `timeout` bounds the wait for its first byte (nil: no bound);
     /// the rest of a frame must follow within `frameTimeout`.
     public func receive(timeout: Double?, frameTimeout: Double = 60) throws -> ControlMessage {
-        var head = [UInt8](repeating: 0, count: 4)
-        try read(into: &head, firstTimeout: timeout, restTimeout: frameTimeout)
-        let n = Int(UInt32(head[0]) | UInt32(head[1]) << 8 | UInt32(head[2]) << 16 | UInt32(head[3]) << 24)
-        guard n >= 1, n <= ControlMessage.maximumFrame else {
-            throw JetError(.invalidParameter, "a control message of \(n) bytes is refused (the limit is \(ControlMessage.maximumFrame))")
-        }
+        let n = try receiveLength(timeout: timeout, frameTimeout: frameTimeout)
         var body = [UInt8](repeating: 0, count: n)
-        try read(into: &body, firstTimeout: frameTimeout, restTimeout: frameTimeout)
+        try body.withUnsafeMutableBytes { try read(into: $0, firstTimeout: frameTimeout, restTimeout: frameTimeout) }
         return try ControlMessage.decode(body)
     }
 
-    private func read(into buffer: inout [UInt8], firstTimeout: Double?, restTimeout: Double) throws {
+    /// What `receiveData` got: a `.data` frame, whose bytes (this many) are in the buffer, or
+    /// another message.
+    public enum Received: Sendable {
+        case data(Int)
+        case message(ControlMessage)
+    }
+
+    /// Receives one message; a `.data` frame's bytes go straight into `buffer` (no frame is
+    /// buffered and decoded first). A `.data` frame larger than `buffer` is
+    /// `JET_errInvalidParameter` (the peer sent more than was asked for).
+    public func receiveData(into buffer: UnsafeMutableRawBufferPointer, timeout: Double?, frameTimeout: Double = 60) throws -> Received {
+        let n = try receiveLength(timeout: timeout, frameTimeout: frameTimeout)
+        var head: (UInt8, UInt32) = (0, 0)
+        try withUnsafeMutableBytes(of: &head.0) { try read(into: $0, firstTimeout: frameTimeout, restTimeout: frameTimeout) }
+        guard head.0 == ControlMessage.dataTag, n >= 5 else {
+            var body = [UInt8](repeating: 0, count: n)
+            body[0] = head.0
+            try body.withUnsafeMutableBytes { try read(into: UnsafeMutableRawBufferPointer(rebasing: $0[1...]), firstTimeout: frameTimeout, restTimeout: frameTimeout) }
+            return .message(try ControlMessage.decode(body))
+        }
+        try withUnsafeMutableBytes(of: &head.1) { try read(into: $0, firstTimeout: frameTimeout, restTimeout: frameTimeout) }
+        let count = Int(UInt32(littleEndian: head.1))
+        guard count == n - 5 else { throw JetError(.invalidParameter, "a control data frame of \(n) bytes says it holds \(count)") }
+        guard count <= buffer.count else {
+            throw JetError(.invalidParameter, "a control data frame holds \(count) bytes where at most \(buffer.count) were asked for")
+        }
+        try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]), firstTimeout: frameTimeout, restTimeout: frameTimeout)
+        return .data(count)
+    }
+
+    /// A frame's length prefix, checked against `maximumFrame`.
+    private func receiveLength(timeout: Double?, frameTimeout: Double) throws -> Int {
+        var raw: UInt32 = 0
+        try withUnsafeMutableBytes(of: &raw) { try read(into: $0, firstTimeout: timeout, restTimeout: frameTimeout) }
+        let n = Int(UInt32(littleEndian: raw))
+        guard n >= 1, n <= ControlMessage.maximumFrame else {
+            throw JetError(.invalidParameter, "a control message of \(n) bytes is refused (the limit is \(ControlMessage.maximumFrame))")
+        }
+        return n
+    }
+
+    private func read(into p: UnsafeMutableRawBufferPointer, firstTimeout: Double?, restTimeout: Double) throws {
         var done = 0
-        let count = buffer.count
-        try buffer.withUnsafeMutableBytes { p in
-            while done < count {
+        let count = p.count
+        while done < count {
+            // Data already queued is read without a poll first (one system call per piece).
+            let n = Glibc.recv(fd, p.baseAddress! + done, count - done, Int32(MSG_DONTWAIT))
+            if n > 0 { done += n; continue }
+            if n == 0 { throw ControlLost(message: "the other side closed the connection") }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK {
                 try wait(POLLIN, timeout: done == 0 ? firstTimeout : restTimeout, what: "waiting for a message")
-                let n = Glibc.recv(fd, p.baseAddress! + done, count - done, Int32(MSG_DONTWAIT))
-                if n > 0 { done += n; continue }
-                if n == 0 { throw ControlLost(message: "the other side closed the connection") }
-                let e = errno
-                if e == EINTR || e == EAGAIN || e == EWOULDBLOCK { continue }
-                throw Self.lost(e)
+                continue
             }
+            throw Self.lost(e)
         }
     }
 

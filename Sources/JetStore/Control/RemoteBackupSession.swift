@@ -7,9 +7,14 @@ import Glibc
 /// files and verified, logs chain-checked, the roll, recording the backup, truncation — runs
 /// in the owner; this process writes the set from what it hands over.
 ///
-/// Requests go one at a time (a lock serializes threads that share the session). If the
-/// owner goes away, every call throws `JET_errBackupAbortByServer`; the owner, for its part,
-/// aborts the session (nothing recorded, nothing truncated) when this process goes away.
+/// Requests go in order (a lock serializes threads that share the session), each answered in
+/// turn. A database is read ahead: the requests for the next `readAhead` chunks are sent
+/// before the answer to the current one is read, so the owner reads and verifies the next
+/// chunks while this process hashes and writes the last ones, with no round trip per chunk.
+/// Answers asked for but not used (the database ended, a read failed, another request comes)
+/// are read and dropped first, so every answer still matches its request. If the owner goes
+/// away, every call throws `JET_errBackupAbortByServer`; the owner, for its part, aborts the
+/// session (nothing recorded, nothing truncated) when this process goes away.
 public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
     public let kind: BackupSession.Kind
     public let start: LogPosition
@@ -26,10 +31,16 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
     /// backup): an owner that stops (SIGSTOP, a hung disk) ends the backup, not this process.
     static let answerTimeout: Double = 600
 
+    /// Database chunks asked for ahead of the one being read (each up to `maximumChunk`; the
+    /// owner holds one, the rest wait as requests in its socket).
+    static let readAhead = 8
+
     private let client: ControlClient
     private let lock = SpinLock()
     private var ended = false
     private var terminating = false
+    /// Database reads sent whose answers are not read yet, oldest first.
+    private var ahead: [(name: String, offset: Int64, length: Int)] = []
 
     /// Starts a session in the owner that `client` is connected to.
     public static func begin(_ kind: BackupSession.Kind, client: ControlClient) throws -> RemoteBackupSession {
@@ -71,14 +82,80 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
     public var isInstanceTerminating: Bool { lock.withLock { terminating } }
 
     public func readDatabase(_ name: String, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        let want = min(buffer.count, ControlMessage.maximumChunk)
-        switch try request(.readDatabase(name: name, offset: offset, length: UInt32(want)), doing: "reading database \(name)") {
-        case .data(let bytes):
-            guard bytes.count <= want else { throw Self.unexpected(.data([])) }
-            if !bytes.isEmpty { bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
-            return bytes.count
-        case let other:
-            throw Self.unexpected(other)
+        try lock.withLock {
+            try checkOpenLocked()
+            let what = "reading database \(name)"
+            let length = min(buffer.count, ControlMessage.maximumChunk)
+            if let first = ahead.first, first.name != name || first.offset != offset || first.length != length {
+                try dropAheadLocked(doing: what)
+            }
+            if ahead.isEmpty { try askLocked(name, at: offset, length: length, doing: what) }
+            // Keep the window full up to the database's size when the session began; a chunk
+            // past it (the database grew) is asked for when it is read.
+            let size = databases.first { $0.name == name }?.size ?? 0
+            while ahead.count < Self.readAhead, let last = ahead.last, last.offset + Int64(length) < size {
+                try askLocked(name, at: last.offset + Int64(length), length: length, doing: what)
+            }
+            let got: ControlSocket.Received
+            do {
+                got = try client.socket.receiveData(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), timeout: Self.answerTimeout)
+            } catch let e as ControlLost {
+                terminating = true
+                ahead = []
+                throw client.lostError(e, doing: what)
+            } catch {
+                // More bytes than asked for: the connection cannot be trusted to stay in step.
+                terminating = true
+                ahead = []
+                client.socket.shutdown()
+                throw error
+            }
+            ahead.removeFirst()
+            switch got {
+            case .data(let n):
+                // The database ends here: answers for chunks past it are not used.
+                if n < length { try dropAheadLocked(doing: what) }
+                return n
+            case .message(let m):
+                try dropAheadLocked(doing: what)
+                if case .error(let code, let message) = m {
+                    let c = JetError.Code(rawValue: code) ?? .instanceUnavailable
+                    if c == .termInProgress { terminating = true }
+                    throw JetError(c, message)
+                }
+                throw Self.unexpected(m)
+            }
+        }
+    }
+
+    private func askLocked(_ name: String, at offset: Int64, length: Int, doing what: String) throws {
+        do {
+            try client.socket.send(.readDatabase(name: name, offset: offset, length: UInt32(length)))
+        } catch let e as ControlLost {
+            terminating = true
+            ahead = []
+            throw client.lostError(e, doing: what)
+        }
+        ahead.append((name, offset, length))
+    }
+
+    /// Reads and drops the answers to database reads sent ahead and not used, so that the
+    /// next answer is the next request's.
+    private func dropAheadLocked(doing what: String) throws {
+        while !ahead.isEmpty {
+            do {
+                _ = try client.socket.receive(timeout: Self.answerTimeout)
+            } catch let e as ControlLost {
+                terminating = true
+                ahead = []
+                throw client.lostError(e, doing: what)
+            } catch {
+                terminating = true
+                ahead = []
+                client.socket.shutdown()
+                throw error
+            }
+            ahead.removeFirst()
         }
     }
 
@@ -102,17 +179,19 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
         try lock.withLock {
             try checkOpenLocked()
             let what = "reading log generation \(g)"
+            try dropAheadLocked(doing: what)
             guard case .logFile(let gen, let name, let records, let size) = try exchangeLocked(.readLog(generation: g, previousCreation: previousCreation),
                                                                                               doing: what) else {
                 throw JetError(.instanceUnavailable, "the owner answered a log read with something else")
             }
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(Int(size))
-            while bytes.count < Int(size) {
-                switch try receiveLocked(doing: what) {
-                case .data(let slice) where bytes.count + slice.count <= Int(size): bytes += slice
-                case let other: throw Self.unexpected(other)
+            var bytes = [UInt8](repeating: 0, count: Int(size))
+            var have = 0
+            while have < bytes.count {
+                let got = try bytes.withUnsafeMutableBytes { p in
+                    try receiveDataLocked(into: UnsafeMutableRawBufferPointer(rebasing: p[have...]), doing: what)
                 }
+                guard got > 0 else { throw Self.unexpected(.data([])) }
+                have += got
             }
             let header = try bytes.withUnsafeBytes { p -> LogFormat.Header in
                 guard p.count >= LogFormat.headerSize else { throw JetError(.logReadVerifyFailure, "log generation \(name) from the owner is truncated") }
@@ -140,6 +219,7 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
         let first = lock.withLock { () -> Bool in defer { ended = true }; return !ended }
         guard first else { return }
         // The owner aborts on a closed connection too; asking first just makes it prompt.
+        lock.withLock { try? dropAheadLocked(doing: "ending the backup") }
         _ = try? client.socket.send(.abort, timeout: 5)
         _ = try? client.socket.receive(timeout: 5)
     }
@@ -149,7 +229,31 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
     private func request(_ m: ControlMessage, doing what: String) throws -> ControlMessage {
         try lock.withLock {
             try checkOpenLocked()
+            try dropAheadLocked(doing: what)
             return try exchangeLocked(m, doing: what)
+        }
+    }
+
+    /// A `.data` answer into `buffer` (its byte count); an error answer is thrown.
+    private func receiveDataLocked(into buffer: UnsafeMutableRawBufferPointer, doing what: String) throws -> Int {
+        let got: ControlSocket.Received
+        do {
+            got = try client.socket.receiveData(into: buffer, timeout: Self.answerTimeout)
+        } catch let e as ControlLost {
+            terminating = true
+            throw client.lostError(e, doing: what)
+        } catch {
+            terminating = true
+            client.socket.shutdown()
+            throw error
+        }
+        switch got {
+        case .data(let n): return n
+        case .message(.error(let code, let message)):
+            let c = JetError.Code(rawValue: code) ?? .instanceUnavailable
+            if c == .termInProgress { terminating = true }
+            throw JetError(c, message)
+        case .message(let other): throw Self.unexpected(other)
         }
     }
 
