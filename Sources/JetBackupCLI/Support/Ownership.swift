@@ -84,6 +84,14 @@ enum Owner {
             }
             client = cl
         } catch let e as JetError {
+            if e.code == .backupAbortByServer {
+                // The owner went away during the greeting: once its lock is free (the kernel
+                // releases it as the process ends) the command runs here, as with a stale socket.
+                for _ in 0..<20 {
+                    if removeStale(sock, instance: path) { return false }
+                    usleep(50_000)
+                }
+            }
             // A peer the owner refuses: its uid is not the owner's (README: exit 77).
             try? CLI.run(json: jsonRequested(argv)) {
                 throw StatusError(error: e, status: e.code == .fileAccessDenied || e.code == .permissionDenied ? 77 : nil)
@@ -110,10 +118,13 @@ enum Owner {
     }
 
     /// The socket of an owner that is gone (nobody listens and the lock is free) goes.
-    static func removeStale(_ sock: String, instance: String) {
-        guard let lock = try? PosixFileSystem().lock(FilePaths.join(instance, FileNames.lock), owner: CLI.owner) else { return }
+    /// Returns whether the lock was free (then the socket is gone too).
+    @discardableResult
+    static func removeStale(_ sock: String, instance: String) -> Bool {
+        guard let lock = try? PosixFileSystem().lock(FilePaths.join(instance, FileNames.lock), owner: CLI.owner) else { return false }
         defer { lock.release() }
         _ = unlink(sock)
+        return true
     }
 
     static func jsonRequested(_ argv: [String]) -> Bool { argv.contains("--json") }

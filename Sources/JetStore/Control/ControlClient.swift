@@ -42,7 +42,10 @@ public final class ControlClient: @unchecked Sendable {
                     + "it is not an owner this program can talk to")
             }
         } catch let e as ControlLost {
-            throw JetError(.instanceUnavailable, "the owner of \(instance) did not complete the greeting on \(path): \(e.message)")
+            // The owner stopped (killed, shutting down) between accepting and answering: as for
+            // a request it stopped serving (README "Exit status and errors").
+            throw JetError(.backupAbortByServer, "the process that owns \(instance) stopped serving during the greeting on \(path) "
+                + "(\(e.message)); nothing was done")
         }
     }
 
