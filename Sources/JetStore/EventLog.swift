@@ -69,15 +69,8 @@ public final class EventLog: @unchecked Sendable {
         ]).serialized()
         let line = String(head.dropLast()) + ",\"data\":" + validData + "}\n"
         lock.withLock {
-            do {
-                let f: any StorageFile = fs.exists(path) ? try fs.open(path, .readWrite) : try fs.open(path, .createNew)
-                defer { f.close() }
-                let end = try f.size()
-                try Array(line.utf8).withUnsafeBytes { try f.write(at: end, $0) }
-                try f.sync()
-            } catch {
-                // The event log is a report; the work it reports has its own errors.
-            }
+            // The event log is a report; the work it reports has its own errors.
+            try? Self.append(line, to: path, fs: fs)
         }
     }
 
@@ -88,5 +81,14 @@ public final class EventLog: @unchecked Sendable {
         var lines = bytes.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
         if lines.count > limit { lines.removeFirst(lines.count - limit) }
         return lines
+    }
+
+    /// Appends one line to a JSON-lines log file (created if missing) and syncs it.
+    public static func append(_ line: String, to path: String, fs: any FileSystem) throws {
+        let f: any StorageFile = fs.exists(path) ? try fs.open(path, .readWrite) : try fs.open(path, .createNew)
+        defer { f.close() }
+        let end = try f.size()
+        try Array(line.utf8).withUnsafeBytes { try f.write(at: end, $0) }
+        try f.sync()
     }
 }

@@ -317,15 +317,8 @@ public struct RepositoryEvents: Sendable {
             ("time", .string(Clock.rfc3339(microseconds: clock.now()))), ("event", .string(event)),
             ("message", .string(message)), ("data", .object(data)),
         ]).serialized() + "\n"
-        do {
-            let f: any StorageFile = fs.exists(path) ? try fs.open(path, .readWrite) : try fs.open(path, .createNew)
-            defer { f.close() }
-            let end = try f.size()
-            try Array(line.utf8).withUnsafeBytes { try f.write(at: end, $0) }
-            try f.sync()
-        } catch {
-            // A report only.
-        }
+        // A report only.
+        try? EventLog.append(line, to: path, fs: fs)
     }
 
     public func lines() -> [String] {

@@ -99,16 +99,8 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
             let got: ControlSocket.Received
             do {
                 got = try client.socket.receiveData(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), timeout: Self.answerTimeout)
-            } catch let e as ControlLost {
-                terminating = true
-                ahead = []
-                throw client.lostError(e, doing: what)
             } catch {
-                // More bytes than asked for: the connection cannot be trusted to stay in step.
-                terminating = true
-                ahead = []
-                client.socket.shutdown()
-                throw error
+                throw brokenLocked(error, doing: what)
             }
             ahead.removeFirst()
             switch got {
@@ -139,21 +131,25 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
         ahead.append((name, offset, length))
     }
 
+    /// A receive failed: the owner is gone (its error says so), or it sent more bytes than
+    /// asked for, after which the connection cannot be trusted to stay in step. Either way
+    /// the session ends.
+    private func brokenLocked(_ error: any Error, doing what: String) -> any Error {
+        terminating = true
+        ahead = []
+        if let e = error as? ControlLost { return client.lostError(e, doing: what) }
+        client.socket.shutdown()
+        return error
+    }
+
     /// Reads and drops the answers to database reads sent ahead and not used, so that the
     /// next answer is the next request's.
     private func dropAheadLocked(doing what: String) throws {
         while !ahead.isEmpty {
             do {
                 _ = try client.socket.receive(timeout: Self.answerTimeout)
-            } catch let e as ControlLost {
-                terminating = true
-                ahead = []
-                throw client.lostError(e, doing: what)
             } catch {
-                terminating = true
-                ahead = []
-                client.socket.shutdown()
-                throw error
+                throw brokenLocked(error, doing: what)
             }
             ahead.removeFirst()
         }
