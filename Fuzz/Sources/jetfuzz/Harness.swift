@@ -36,13 +36,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case "tree":
         // A database whose root page is the input (sealed, so it passes its checksum): the
         // B+tree must walk it, or refuse it with JET_errDatabaseCorrupted, never trap.
-        let fs = MemoryFileSystem()
-        fs.makeDirectories("/i")
-        var p = InstanceParameters()
-        p.pageSize = 4096
-        p.logFileSize = 64 * 1024
-        guard (try? Instance.create(at: "/i", parameters: p, fs: fs)) != nil,
-              let inst = try? Instance.open(at: "/i", fs: fs, owner: "fuzz") else { return 0 }
+        guard let (fs, inst) = scratchInstance() else { return 0 }
         _ = try? inst.createDatabase("d")
         try? inst.close()
         var file = fs.contents("/i/d.edb") ?? []
@@ -76,13 +70,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
                 _ = DoublewriteFormat.Header.decode(p, pageSize: ps)
             }
         }
-        let fs = MemoryFileSystem()
-        fs.makeDirectories("/i")
-        var p = InstanceParameters()
-        p.pageSize = 4096
-        p.logFileSize = 64 * 1024
-        guard (try? Instance.create(at: "/i", parameters: p, fs: fs)) != nil,
-              let inst = try? Instance.open(at: "/i", fs: fs, owner: "fuzz") else { return 0 }
+        guard let (fs, inst) = scratchInstance() else { return 0 }
         _ = try? inst.createDatabase("d")
         _ = try? inst.commit([.put(database: "d", key: Array("k".utf8), value: Array("v".utf8))])
         try? inst.close()
@@ -122,4 +110,16 @@ func jetfuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointe
     var c = argc
     var v: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
     return LLVMFuzzerRunDriver(&c, &v, { data, size in fuzz(data, size) })
+}
+
+/// A fresh instance of 4 KiB pages in memory, open, for the targets that feed it a file.
+func scratchInstance() -> (MemoryFileSystem, Instance)? {
+    let fs = MemoryFileSystem()
+    fs.makeDirectories("/i")
+    var p = InstanceParameters()
+    p.pageSize = 4096
+    p.logFileSize = 64 * 1024
+    guard (try? Instance.create(at: "/i", parameters: p, fs: fs)) != nil,
+          let inst = try? Instance.open(at: "/i", fs: fs, owner: "fuzz") else { return nil }
+    return (fs, inst)
 }

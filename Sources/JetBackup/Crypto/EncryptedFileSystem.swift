@@ -116,7 +116,7 @@ final class EncryptedWriteFile: StorageFile, @unchecked Sendable {
 /// authenticated when the file is opened (so a file cut at a chunk boundary, or bytes
 /// appended, fail at once and `size` is trustworthy); other chunks are authenticated as they
 /// are read, one kept decrypted.
-final class EncryptedReadFile: StorageFile, @unchecked Sendable {
+final class EncryptedReadFile: ReadOnlyStorageFile, @unchecked Sendable {
     let path: String
     private let inner: any StorageFile
     private let gcm: AESGCM
@@ -203,12 +203,7 @@ final class EncryptedReadFile: StorageFile, @unchecked Sendable {
         }
     }
 
-    func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {
-        throw JetError(.invalidParameter, "\(path) was opened for reading")
-    }
-    func sync() throws {}
     func size() throws -> Int64 { plainSize }
-    func truncate(to size: Int64) throws { throw JetError(.invalidParameter, "\(path) was opened for reading") }
     func close() { inner.close() }
     func willNeed(offset: Int64, length: Int) {}
 }

@@ -203,7 +203,7 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
 /// An object read by ranges, a window at a time, so a reader of small pieces makes one request
 /// per window: the window starts small (a reader of two header pages fetches little) and doubles
 /// up to 8 MiB while the reads go on front to back.
-final class S3ReadFile: StorageFile, @unchecked Sendable {
+final class S3ReadFile: ReadOnlyStorageFile, @unchecked Sendable {
     static let firstWindow = 256 << 10
     static let window = 8 << 20
     private var nextWindow = S3ReadFile.firstWindow
@@ -248,12 +248,7 @@ final class S3ReadFile: StorageFile, @unchecked Sendable {
         }
     }
 
-    func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws {
-        throw JetError(.invalidParameter, "\(path) was opened for reading")
-    }
-    func sync() throws {}
     func size() throws -> Int64 { length }
-    func truncate(to size: Int64) throws { throw JetError(.invalidParameter, "\(path) was opened for reading") }
     func close() { lock.withLock { cached = [] } }
 }
 
