@@ -56,7 +56,7 @@ import Testing
     // MARK: The file as recovery scans it
 
     static func frame(_ dbid: UInt16, _ pgno: UInt32, dbtime: UInt64) -> PageFrame {
-        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: 4096)
+        let f = PageFrame(dbid: dbid, pgno: pgno, buffers: PageBuffers(pageSize: 4096))
         var g = SplitMix64(seed: UInt64(pgno) ^ dbtime)
         for i in 32..<4096 { f.buffer[i] = UInt8(truncatingIfNeeded: g.next()) }
         f.buffer.setU64(PageFormat.dbtimeOffset, dbtime)

@@ -190,7 +190,7 @@ import Testing
     /// was before, gives the same bytes: the property redo rests on.
     @Test func changesReplayedOnThePageVersionTheyWereMadeFromGiveTheSameBytes() throws {
         let size = 4096
-        let f = PageFrame(dbid: 1, pgno: 9, pageSize: size)
+        let f = PageFrame(dbid: 1, pgno: 9, buffers: PageBuffers(pageSize: size))
         try f.log(.format(type: .leaf, cells: (0..<5).map { Self.leafCell("k\($0)", [UInt8](repeating: UInt8($0), count: 300)) }))
         let before = [UInt8](f.bytes)
         f.redo = ByteWriter(); f.redoCount = 0

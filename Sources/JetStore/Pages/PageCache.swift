@@ -19,6 +19,8 @@ final class PageCache {
     /// Dirty frames written together when an eviction meets one: each batch costs an fsync
     /// of the doublewrite file, so they are written many at a time (InnoDB flushes in batches too).
     let batchSize: Int
+    /// Frame memory by page size (an instance's databases share one).
+    private var buffers: [Int: PageBuffers] = [:]
 
     init(capacity: Int, pageSize: Int, database: @escaping (UInt16) throws -> DatabaseFile,
          writeBack: @escaping ([PageFrame]) throws -> Void) {
@@ -38,6 +40,9 @@ final class PageCache {
 
     var count: Int { frames.count }
 
+    /// Bytes of frame memory the cache holds (what its bound costs in memory).
+    var bytesHeld: Int { buffers.values.reduce(0) { $0 + $1.bytesHeld } }
+
     /// The frame of a page, read from disk (and verified) if not cached. Pinned until
     /// `endOperation`.
     func fetch(_ dbid: UInt16, _ pgno: UInt32) throws -> PageFrame {
@@ -49,7 +54,7 @@ final class PageCache {
             return f
         }
         let db = try database(dbid)
-        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize, zeroed: false)
+        let f = try frame(dbid, pgno, db, zeroed: false)
         try db.readPage(pgno, into: f.buffer)
         try insert(f)
         pin(f)
@@ -65,7 +70,7 @@ final class PageCache {
             return f
         }
         let db = try database(dbid)
-        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize)
+        let f = try frame(dbid, pgno, db, zeroed: true)
         try insert(f)
         pin(f)
         return f
@@ -86,7 +91,7 @@ final class PageCache {
             return (f, false)
         }
         let db = try database(dbid)
-        let f = PageFrame(dbid: dbid, pgno: pgno, pageSize: db.pageSize, zeroed: false)
+        let f = try frame(dbid, pgno, db, zeroed: false)
         var blank = false
         do {
             try db.readPage(pgno, into: f.buffer)
@@ -99,15 +104,24 @@ final class PageCache {
         return (f, blank)
     }
 
+    /// A new frame for a page of `db`, its buffer from the pool of its page size.
+    private func frame(_ dbid: UInt16, _ pgno: UInt32, _ db: DatabaseFile, zeroed: Bool) throws -> PageFrame {
+        if buffers[db.pageSize] == nil { buffers[db.pageSize] = PageBuffers(pageSize: db.pageSize) }
+        return PageFrame(dbid: dbid, pgno: pgno, buffers: buffers[db.pageSize]!, zeroed: zeroed)
+    }
+
     private func pin(_ f: PageFrame) {
         f.pins += 1
         operationPins.append(f)
     }
 
-    /// Unpins what the operation fetched.
+    /// Unpins what the operation fetched. A read that pinned more pages than the cache holds
+    /// (a scan's batch) made it grow: outside a transaction it shrinks back to its bound here,
+    /// or every read after it would keep the grown size.
     func endOperation() {
         for f in operationPins { f.pins -= 1 }
         operationPins.removeAll(keepingCapacity: true)
+        if transactionFrames.isEmpty && frames.count > capacity { try? shrink() }
     }
 
     /// Marks a frame as changed by the open transaction (pinned until commit or abort).
@@ -123,7 +137,7 @@ final class PageCache {
     func endTransaction(loggedEnd: UInt64?) {
         for f in transactionFrames {
             f.inTransaction = false
-            f.redo.bytes.removeAll(keepingCapacity: true)
+            f.redo.bytes = []
             f.redoCount = 0
             f.pins -= 1
             f.dirty = true

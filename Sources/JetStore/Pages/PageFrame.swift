@@ -1,9 +1,10 @@
 /// One cached page. Owned by the `PageCache`; touched only under the engine lock.
-/// Its buffer lives exactly as long as the frame.
+/// Its buffer, from the cache's `PageBuffers`, lives exactly as long as the frame.
 final class PageFrame {
     let dbid: UInt16
     let pgno: UInt32
     let buffer: UnsafeMutableRawBufferPointer
+    private let buffers: PageBuffers
     /// Changed in memory since last written to the database file.
     var dirty = false
     /// Log end position of the last record that logged this page: the log must be durable
@@ -20,15 +21,16 @@ final class PageFrame {
     var referenced = true
 
     /// `zeroed: false` for a frame about to be read from disk (the read fills it).
-    init(dbid: UInt16, pgno: UInt32, pageSize: Int, zeroed: Bool = true) {
+    init(dbid: UInt16, pgno: UInt32, buffers: PageBuffers, zeroed: Bool = true) {
         self.dbid = dbid
         self.pgno = pgno
+        self.buffers = buffers
         // Page-aligned: the doublewrite file takes frames as they are, with direct writes.
-        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: pageSize, alignment: 4096)
+        buffer = buffers.take()
         if zeroed { buffer.initializeMemory(as: UInt8.self, repeating: 0) }
     }
 
-    deinit { buffer.deallocate() }
+    deinit { buffers.give(buffer) }
 
     var key: UInt64 { PageFrame.key(dbid, pgno) }
     static func key(_ dbid: UInt16, _ pgno: UInt32) -> UInt64 { UInt64(dbid) << 32 | UInt64(pgno) }
