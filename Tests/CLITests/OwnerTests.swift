@@ -169,6 +169,7 @@ import Testing
         // The set the final incremental extends: a kill that lands after a backup completed
         // (its set whole, the headers recording it) leaves that backup the instance's last.
         var lastSet = set
+        var earlierDirs: [String] = []
         for k in 0..<n {
             let before = try Self.backupState(i)
             let atomic = k % 2 == 0
@@ -184,14 +185,19 @@ import Testing
                 usleep(50_000)
                 let after = try Self.backupState(i)
                 if after != before {
-                    // Only a backup that completed may have changed the instance: its set verifies.
-                    let v = try Binary.run(["verify", dir])
-                    #expect(v.status == 0, "round \(k): the killed backup changed the instance but left no whole set: \(v.stderr)")
-                    lastSet = dir
+                    // Only a backup that completed may have changed the instance: its set
+                    // verifies. That may be an earlier round's: a client killed while the owner
+                    // was recording its (whole) set, which the owner finished after that round
+                    // looked.
+                    let whole = ([dir] + earlierDirs.reversed()).first { (try? Binary.run(["verify", $0]).status) == 0 }
+                    #expect(whole != nil, "round \(k): the killed backup changed the instance but left no whole set")
+                    if let whole { lastSet = whole }
                 }
             } else if p.terminationStatus == 0 {
                 lastSet = dir  // finished before the kill
             }
+            earlierDirs.removeAll { $0 == dir }
+            earlierDirs.append(dir)
             #expect(owner.process.isRunning)
         }
         // The next backups work: no session was left behind.

@@ -32,6 +32,49 @@ import Testing
         }
     }
 
+    /// Two threads send large frames on one socket at once (a backup's events and its abort):
+    /// the peer receives every frame whole. The socket's send buffer is small, so each frame
+    /// goes out in many partial sends; without a lock held per frame they interleave.
+    @Test func framesFromTwoThreadsNeverInterleave() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        let a = ControlSocket(fd: fds[0]), b = ControlSocket(fd: fds[1])
+        a.setSendBuffer(4096)
+        let perThread = 40
+        @Sendable func message(_ thread: Int, _ i: Int) -> ControlMessage {
+            .event(id: Int32(thread * 1000 + i), level: "info", message: String(repeating: Character(thread == 0 ? "a" : "b"), count: 300_000 + i),
+                   data: "{}")
+        }
+        let group = DispatchGroup()
+        for t in 0..<2 {
+            group.enter()
+            Thread {
+                for i in 0..<perThread {
+                    // A peer that fell out of step stops reading: give up quickly.
+                    do { try a.send(message(t, i), timeout: 3) } catch { break }
+                }
+                group.leave()
+            }.start()
+        }
+        var got: [Int32: ControlMessage] = [:]
+        var bad = 0
+        for _ in 0..<(2 * perThread) {
+            do {
+                let m = try b.receive(timeout: 3, frameTimeout: 3)
+                if case .event(let id, _, _, _) = m { got[id] = m } else { bad += 1 }
+            } catch {
+                bad += 1
+                break
+            }
+        }
+        b.shutdown()
+        group.wait()
+        #expect(bad == 0, "\(bad) frames arrived damaged or out of step")
+        let whole = (0..<2).flatMap { t in (0..<perThread).map { i in got[Int32(t * 1000 + i)] == message(t, i) } }.filter { $0 }.count
+        #expect(whole == 2 * perThread, "\(2 * perThread - whole) frames missing or damaged")
+        a.close(); b.close()
+    }
+
     /// Truncated, extended and bit-flipped frames of every message, and random bytes: an
     /// error or a message, never a trap (the fuzz target `control` goes further).
     @Test func damagedMessagesAreErrorsNotTraps() {

@@ -29,24 +29,26 @@ struct LogCopier {
         // Commit times for the manifest (a point-in-time restore checks a time against them).
         var scanner = LogReader.CommitScanner()
         var lastCommit: UInt64?
-        // Work in groups of two (two cores): read, verify and compress concurrently, then write in order.
+        // Work in groups of two (two cores): read, verify, parse for commit times and compress
+        // concurrently, then write in order.
         var i = 0
         while i < generations.count {
             if isCancelled() { throw JetError(.termInProgress, "the backup was interrupted (signal or shutdown); nothing of it was kept") }
-            let group = Array(generations[i..<min(generations.count, i + (compressionLevel == nil ? 1 : 2))])
-            let prepared = Slots<(BackupSession.LogFile, [UInt8]?)>(count: group.count)
+            let group = Array(generations[i..<min(generations.count, i + 2)])
+            let prepared = Slots<(BackupSession.LogFile, LogReader.Generation, [UInt8]?)>(count: group.count)
             let me = self
             let link = i == 0 ? previousCreation : nil
             DispatchQueue.concurrentPerform(iterations: group.count) { k in
                 prepared.set(k, Result {
                     let log = try me.session.readLog(group[k], previousCreation: k == 0 ? link : nil)
+                    let parsed = try LogReader.parse(log.bytes, path: log.fileName)
                     let packed = try me.compressionLevel.map { level in try log.bytes.withUnsafeBytes { try Zstd.compress($0, level: level) } }
-                    return (log, packed)
+                    return (log, parsed, packed)
                 })
             }
             for k in group.indices {
-                let (log, packed) = try prepared.get(k)
-                let commits = try scanner.feed(try LogReader.parse(log.bytes, path: log.fileName))
+                let (log, parsed, packed) = try prepared.get(k)
+                let commits = try scanner.feed(parsed)
                 lastCommit = ([lastCommit] + commits.map(\.time)).compactMap { $0 }.max()
                 let name = packed == nil ? log.fileName : log.fileName + ".zst"
                 var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name))

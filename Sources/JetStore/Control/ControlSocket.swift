@@ -9,6 +9,9 @@ public final class ControlSocket: @unchecked Sendable {
     public let fd: Int32
     private var closed = false
     private let lock = SpinLock()
+    /// Held for a whole frame: frames sent from two threads (a backup's events and its abort,
+    /// the owner's answers and its shutdown notice) never interleave on the stream.
+    private let sendLock = SpinLock()
 
     init(fd: Int32) { self.fd = fd }
 
@@ -116,7 +119,7 @@ public final class ControlSocket: @unchecked Sendable {
     /// Sends one message; a peer that does not take it within `timeout` seconds is gone.
     public func send(_ m: ControlMessage, timeout: Double = 60) throws {
         let frame = m.encode()
-        try frame.withUnsafeBytes { try sendAll($0, timeout: timeout) }
+        try sendLock.withLock { try frame.withUnsafeBytes { try sendAll($0, timeout: timeout) } }
     }
 
     /// Sends a `.data` frame of `bytes` from where they are: no frame is built around them, so
@@ -127,8 +130,10 @@ public final class ControlSocket: @unchecked Sendable {
         }
         var head = WireWriter()
         head.u32(UInt32(5 + bytes.count)); head.tag(ControlMessage.dataTag); head.u32(UInt32(bytes.count))
-        try head.bytes.withUnsafeBytes { try sendAll($0, timeout: timeout) }
-        try sendAll(bytes, timeout: timeout)
+        try sendLock.withLock {
+            try head.bytes.withUnsafeBytes { try sendAll($0, timeout: timeout) }
+            try sendAll(bytes, timeout: timeout)
+        }
     }
 
     private func sendAll(_ p: UnsafeRawBufferPointer, timeout: Double) throws {
