@@ -133,6 +133,74 @@ import Testing
         print("signals during restore: \(n) rounds, \(interrupted) interrupted")
     }
 
+    /// kill -9 of a restore at a random moment: TARGET is left marked (refused as an instance,
+    /// -506) or whole; the next restore into it removes what the dead one wrote and restores
+    /// the set's digest, saying so. A marker a live process holds is still refused, and one
+    /// that names no owner yet (a claim between create and lock) too.
+    @Test func aRestoreKilledOutrightIsCleanedUpByTheNextOne() throws {
+        let t = Temp()
+        let i = t.path("inst")
+        try Binary.run(["init", i])
+        try Binary.run(["load", "app", "--records", "6000", "--value-size", "4000", "--batch", "2000", "-i", i])
+        let set = t.path("set")
+        try FileManager.default.createDirectory(atPath: set, withIntermediateDirectories: false)
+        #expect(try Binary.run(["backup", set, "-i", i]).status == 0)
+        try Binary.run(["load", "app", "--records", "2000", "--seed", "2", "--value-size", "4000", "-i", i])
+        #expect(try Binary.run(["backup", set, "--incremental", "-i", i]).status == 0)
+        let truth = try Self.digest(i)
+        let marker = FileNames.restoreMarker
+        let n = rounds(short: 4, long: 40)
+        var rng = SystemRandomNumberGenerator()
+        var reclaimed = 0
+        for round in 0..<n {
+            let target = t.path("k\(round)")
+            let p = try Binary.start(["restore", set, "--to", target])
+            usleep(UInt32.random(in: 20_000...700_000, using: &rng))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []
+            if left.contains(marker) {
+                #expect(try Binary.run(["digest", "-i", target]).status == 75, "round \(round): a half restore opened as an instance")
+                reclaimed += 1
+            }
+            let again = try Binary.run(["restore", set, "--to", target, "--json"])
+            if left.isEmpty || left.contains(marker) {
+                #expect(again.status == 0, "round \(round): the next restore failed (TARGET held \(left)): \(again.stderr)")
+                #expect(again.stdout.contains("\"removedInterruptedRestore\":\(left.contains(marker))"), "round \(round): \(again.stdout)")
+                #expect(try Self.digest(target) == truth, "round \(round)")
+                let after = (try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []
+                #expect(!after.contains(marker), "round \(round): the marker was left: \(after)")
+            } else {
+                // The killed restore had finished: TARGET is whole and not empty.
+                #expect(again.status == 73, "round \(round): \(again.stderr)")
+                #expect(try Self.digest(target) == truth, "round \(round)")
+            }
+        }
+        #expect(reclaimed > 0, "no round was killed mid-restore: the restore is too fast for this test")
+
+        // A marker held by a live process (its lock taken) is a running restore: refused.
+        let live = t.path("live")
+        try FileManager.default.createDirectory(atPath: live, withIntermediateDirectories: false)
+        let lock = try PosixFileSystem().lock(live + "/" + marker, owner: "a restore that runs")
+        FileManager.default.createFile(atPath: live + "/app.edb", contents: Data("half".utf8))
+        let refused = try Binary.run(["restore", set, "--to", live])
+        #expect(refused.status == 75 && refused.stderr.contains("JET_errRestoreInProgress"), "\(refused.stderr)")
+        #expect(FileManager.default.contents(atPath: live + "/app.edb") == Data("half".utf8), "a running restore's file was touched")
+        lock.release()
+        // Once its holder is gone the same TARGET is taken over.
+        let taken = try Binary.run(["restore", set, "--to", live])
+        #expect(taken.status == 0 && taken.stdout.contains("interrupted restore"), "\(taken.stderr)")
+        #expect(try Self.digest(live) == truth)
+
+        // A marker without an owner record: a restore between creating and locking it.
+        let claiming = t.path("claiming")
+        try FileManager.default.createDirectory(atPath: claiming, withIntermediateDirectories: false)
+        FileManager.default.createFile(atPath: claiming + "/" + marker, contents: Data())
+        let busy = try Binary.run(["restore", set, "--to", claiming])
+        #expect(busy.status == 75 && busy.stderr.contains("JET_errRestoreInProgress"), "\(busy.stderr)")
+        print("kill -9 during restore: \(n) rounds, \(reclaimed) left TARGET marked and were cleaned up by the next restore")
+    }
+
     /// A TARGET this user cannot write (or whose parent it cannot write) is a bad
     /// destination, 73, naming TARGET and "permission denied" — not an I/O error. Runs the
     /// binary as nobody (root ignores permission bits).

@@ -11,7 +11,9 @@ import JetStore
 /// marked by creating the restore marker exclusively, so of two restores into one TARGET
 /// exactly one proceeds; the marker stays (locked) for the whole run and is removed last.
 /// On any failure or interruption TARGET holds nothing of the restore (and is removed if
-/// the restore created it).
+/// the restore created it). A restore killed outright (kill -9, a crash) cannot clean up:
+/// its TARGET keeps the marker, whose lock went with the process, and the next restore into
+/// that TARGET removes what it left before it starts.
 public struct RestoreInstance {
     public struct Summary: Sendable {
         public var setDirectory = ""
@@ -27,6 +29,8 @@ public struct RestoreInstance {
         /// The commit time of the last transaction replayed, and where a stop ended replay.
         public var lastCommitMicros: UInt64?
         public var stoppedAt: LogPosition?
+        /// TARGET held what a restore killed earlier left (marked, its lock gone): removed first.
+        public var removedInterruptedRestore = false
     }
 
     /// What a restore reports as it runs (as backup's status callback).
@@ -66,8 +70,9 @@ public struct RestoreInstance {
         let m = stopAt.map { whole.needed(for: $0) } ?? whole
         if isCancelled() { throw JetError(.termInProgress, "the restore into \(target) was interrupted before it wrote anything") }
         status(.begin(totalBytes: m.files.reduce(Int64(0)) { $0 + $1.size }))
-        let (created, lock) = try claim(target, owner: "restore from \(setDir) by \(owner)")
+        let (created, lock, reclaimed) = try claim(target, owner: "restore from \(setDir) by \(owner)")
         var s = Summary()
+        s.removedInterruptedRestore = reclaimed
         s.setDirectory = setDir
         s.target = target
         do {
@@ -125,7 +130,7 @@ public struct RestoreInstance {
             }
             let entries: [String]
             do { entries = try fs.list(target) } catch { throw targetError(error, target, checking: target) }
-            guard entries.isEmpty else {
+            guard entries.isEmpty || isLeftOfKilledRestore(target, entries) else {
                 if entries.contains(FileNames.restoreMarker) { throw inProgress(target) }
                 throw JetError(.invalidPath, "restore target \(target) is not empty; restore into a new or empty directory (nothing was touched)")
             }
@@ -142,8 +147,9 @@ public struct RestoreInstance {
     /// Makes TARGET this restore's: mkdir when it is missing (another process that gets
     /// there first makes ours fail, and the marker decides), then the restore marker created
     /// exclusively (only one process can) and locked for the run, then TARGET checked empty
-    /// again. Returns whether TARGET was created here, and the marker's lock.
-    func claim(_ target: String, owner: String) throws -> (created: Bool, lock: any FileLock) {
+    /// again. A marker left by a restore that was killed is taken over instead (`reclaim`).
+    /// Returns whether TARGET was created here, the marker's lock, and whether it was taken over.
+    func claim(_ target: String, owner: String) throws -> (created: Bool, lock: any FileLock, reclaimed: Bool) {
         let parent = FilePaths.directory(of: target)
         var created = false
         if !fs.exists(target) && !fs.isSymlink(target) {
@@ -162,7 +168,10 @@ public struct RestoreInstance {
             if created { try fs.syncDirectory(parent) }
             try fs.open(marker, .createNew).close()
         } catch {
-            if fs.exists(marker) { throw inProgress(target) }
+            if fs.exists(marker) {
+                if let lock = try reclaim(target, owner: owner) { return (false, lock, true) }
+                throw inProgress(target)
+            }
             if created { try? fs.removeDirectory(target) }
             throw targetError(error, target, checking: target)
         }
@@ -180,7 +189,7 @@ public struct RestoreInstance {
                 lock.release()
                 throw error
             }
-            return (created, lock)
+            return (created, lock, false)
         } catch {
             // Only the marker is ours; anything another process put in TARGET stays.
             removeMarkerOnce(marker)
@@ -190,13 +199,49 @@ public struct RestoreInstance {
         }
     }
 
+    /// True when TARGET holds only a marker with its owner's record and what the restore wrote
+    /// (no write: `reclaim` decides, under the lock). A marker without a record is one being
+    /// claimed right now.
+    func isLeftOfKilledRestore(_ target: String, _ entries: [String]) -> Bool {
+        entries.contains(FileNames.restoreMarker) && !((try? fs.readAll(FilePaths.join(target, FileNames.restoreMarker))) ?? []).isEmpty
+    }
+
+    /// Takes over the marker of a restore that no longer runs: its lock is free (a lock goes
+    /// with its process), and it names its owner (a marker without a record is being claimed
+    /// by a restore between creating and locking it: that one is left alone). Under the lock,
+    /// everything else in TARGET — half a restore — is removed. Returns nil when a live restore
+    /// holds the marker.
+    func reclaim(_ target: String, owner: String) throws -> (any FileLock)? {
+        let marker = FilePaths.join(target, FileNames.restoreMarker)
+        guard !((try? fs.readAll(marker)) ?? []).isEmpty else { return nil }
+        let lock: any FileLock
+        do {
+            lock = try fs.lock(marker, owner: owner)
+        } catch let e as JetError where e.code == .fileAccessDenied {
+            return nil
+        }
+        let rest = removeAllButMarker(target)
+        do {
+            guard rest.isEmpty else {
+                throw JetError(.restoreInProgress, "\(target) holds what an interrupted restore left, and \(rest.prefix(3).joined(separator: ", ")) "
+                    + "could not be removed; remove \(target) by hand and restore again")
+            }
+            try fs.syncDirectory(target)
+        } catch {
+            lock.release()
+            throw error
+        }
+        return lock
+    }
+
     func inProgress(_ target: String) -> JetError {
         let marker = FilePaths.join(target, FileNames.restoreMarker)
         let holder = ((try? fs.readAll(marker)) ?? []).prefix(300)
         let who = String(decoding: holder, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            .split(separator: "\n").dropFirst().joined(separator: " ")  // the owner record's first line is its pid, named again after it
         return JetError(.restoreInProgress,
-                        "a restore into \(target) is running or was interrupted\(who.isEmpty ? "" : " (\(who))"); "
-                            + "wait for it, or remove \(target) and restore again")
+                        "a restore into \(target) is running\(who.isEmpty ? "" : " (\(who))"); "
+                            + "wait for it to finish, or restore into another directory")
     }
 
     func permissionDenied(_ target: String, in dir: String) -> JetError {
@@ -226,14 +271,10 @@ public struct RestoreInstance {
         return false
     }
 
-    /// Removes everything the restore put in TARGET; the marker goes last, so until it is
-    /// gone whatever is left is refused as an interrupted restore, never opened. Deletes
-    /// are retried: a transient I/O error must not leave a half restore. Returns false if
-    /// something could not be deleted: then the marker stays and every command refuses
-    /// TARGET (JET_errRestoreInProgress) rather than open a half restore.
-    func undo(_ target: String, created: Bool) -> Bool {
-        let marker = FilePaths.join(target, FileNames.restoreMarker)
-        var rest: [String] = []
+    /// Removes everything in TARGET but the marker, retrying failed deletes (an I/O error may
+    /// be transient). Returns what stayed (TARGET itself when it could not even be listed).
+    func removeAllButMarker(_ target: String) -> [String] {
+        var rest = [target]
         for _ in 0..<Self.cleanupAttempts {
             for name in (try? fs.list(target)) ?? [] where name != FileNames.restoreMarker {
                 try? fs.removeTree(FilePaths.join(target, name))
@@ -242,6 +283,17 @@ public struct RestoreInstance {
             rest = now.filter { $0 != FileNames.restoreMarker }
             if rest.isEmpty { break }
         }
+        return rest
+    }
+
+    /// Removes everything the restore put in TARGET; the marker goes last, so until it is
+    /// gone whatever is left is refused as an interrupted restore, never opened. Deletes
+    /// are retried: a transient I/O error must not leave a half restore. Returns false if
+    /// something could not be deleted: then the marker stays and every command refuses
+    /// TARGET (JET_errRestoreInProgress) rather than open a half restore.
+    func undo(_ target: String, created: Bool) -> Bool {
+        let marker = FilePaths.join(target, FileNames.restoreMarker)
+        let rest = removeAllButMarker(target)
         guard rest.isEmpty else {
             try? fs.syncDirectory(target)
             return false

@@ -75,8 +75,12 @@ struct Restore: ParsableCommand {
                     ("replaySeconds", .double(s.replaySeconds)), ("logBytesReplayed", .int(s.logBytesReplayed)),
                     ("lastCommitTime", s.lastCommitMicros.map { .string(BackupManifest.time($0)) } ?? .null),
                     ("stoppedAt", s.stoppedAt.map { .string($0.description) } ?? .null),
+                    ("removedInterruptedRestore", .bool(s.removedInterruptedRestore)),
                 ]).serialized())
             } else {
+                if s.removedInterruptedRestore {
+                    CLI.out("removed what an interrupted restore had left in \(s.target) first")
+                }
                 CLI.out(String(format: "restored %@ into %@: %d databases, %d log generations, %d transactions replayed, %.2f s",
                                s.setDirectory, s.target, s.databases, s.generations, s.transactionsReplayed, s.seconds))
                 if let p = s.stoppedAt {
