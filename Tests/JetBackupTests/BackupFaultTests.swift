@@ -86,7 +86,7 @@ import Testing
         }
         var options = Self.options(kind)
         let points = try Self.ioPoints(base, options)
-        var failures = 0
+        var failures = 0, extendedThenFailed = 0
         for n in 1...points {
             let fs = base.clone()
             let inst = try Instance.open(at: "/i", fs: fs, owner: "t")
@@ -103,11 +103,28 @@ import Testing
             try? inst.close()
             // Reopen (recovery if the failure stopped the instance) and look at what is left.
             let again = try Instance.open(at: "/i", fs: fs, owner: "t")
+            let manifest = "/b/" + BackupSetLayout.manifest
+            if kind == .incremental && fs.contents(manifest) != dirBefore[manifest] {
+                // Failed while recording, after the extended manifest was committed: the set
+                // stays extended (what a run killed there leaves) and verifies; no log was
+                // truncated; the next incremental continues from the set's end.
+                _ = try SetVerifier(fs: fs).verify("/b")
+                #expect(gensBefore.isSubset(of: Self.gens(fs)), "\(kind) I/O \(n): a log was truncated")
+                #expect(!fs.exists("/b/" + BackupSetLayout.marker), "\(kind) I/O \(n): the marker was left")
+                var o = options
+                o.fs = fs
+                _ = try JetBackupInstance.run(again, o)
+                try again.close()
+                _ = try SetVerifier(fs: fs).verify("/b")
+                extendedThenFailed += 1
+                continue
+            }
             #expect(Self.tree(fs, "/b") == dirBefore, "\(kind) I/O \(n): the destination changed")
             try Self.expectUntouchedThenNextRunWorks(fs, again, options, slotsBefore, gensBefore, "\(kind) I/O \(n)")
         }
         #expect(failures > 10)
-        print("backup \(kind.rawValue): \(points) I/O points, \(failures) failed runs checked")
+        if kind == .incremental { #expect(extendedThenFailed > 0, "no failure hit the recording of an incremental") }
+        print("backup \(kind.rawValue): \(points) I/O points, \(failures) failed runs checked, \(extendedThenFailed) failed after extending the set")
     }
 
     /// A disk that fails from some I/O on and keeps failing, so the run's own undo steps fail

@@ -74,7 +74,24 @@ public enum JetBackupInstance {
             }
             // The set is complete and durable: record it, then truncate.
             try run.checkCancelled()
-            run.summary.generationsTruncated = try session.complete(generations: copied)
+            if options.incremental {
+                // From here an extended set stands whatever recording does. A record that
+                // fails may still reach the disk (its log write landed, the fsync reported an
+                // error) and be replayed at the next open: a set rolled back under it would no
+                // longer hold what the instance says it backed up. A set that goes further than
+                // the headers is what a run killed here leaves; the next incremental continues
+                // from its end.
+                run.undo.discard()
+                do {
+                    run.summary.generationsTruncated = try session.complete(generations: copied)
+                } catch let e as JetError {
+                    try? BackupSetLayout.removeMarker(setDir, fs: options.fs)
+                    throw JetError(e.code, e.message + "; the set in \(setDir) keeps this backup's generations "
+                        + "\(copied.lowerBound)-\(copied.upperBound), and the next incremental into it continues from there")
+                }
+            } else {
+                run.summary.generationsTruncated = try session.complete(generations: copied)
+            }
             run.undo.discard()
             // The backup stands; a marker or a previous atomic set that cannot be removed
             // now is harmless (a set with a manifest wins) and the next run removes it.
