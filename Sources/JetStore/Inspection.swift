@@ -165,6 +165,10 @@ public enum Inspection {
             }
         }
         for g in try generations(path, fs: fs, parameters: parameters) {
+            // A gap left by an interrupted truncation (generations deleted two at a time):
+            // below the checkpoint and inside a recorded backup, so nothing needs them and the
+            // next truncation removes what is left around them. `logs` still shows the gap.
+            if g.missing && !g.neededForRecovery && g.coveredByBackup { continue }
             if g.missing {
                 let last = g.missingThrough ?? g.generation
                 r.generationsMissing += Int(last - g.generation + 1)

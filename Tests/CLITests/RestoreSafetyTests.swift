@@ -152,10 +152,15 @@ import Testing
         let n = rounds(short: 4, long: 40)
         var rng = SystemRandomNumberGenerator()
         var reclaimed = 0
+        // Kill moments spread over how long a whole restore takes here (a fixed range missed
+        // the restore on a fast machine: every kill came after it had finished).
+        let began = Date()
+        #expect(try Binary.run(["restore", set, "--to", t.path("timed")]).status == 0)
+        let whole = max(0.05, Date().timeIntervalSince(began))
         for round in 0..<n {
             let target = t.path("k\(round)")
             let p = try Binary.start(["restore", set, "--to", target])
-            usleep(UInt32.random(in: 20_000...700_000, using: &rng))
+            usleep(UInt32(whole * 1e6 * Double.random(in: 0.3...0.9, using: &rng)))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             let left = (try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []

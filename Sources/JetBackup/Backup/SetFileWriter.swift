@@ -60,10 +60,17 @@ struct SetFileWriter {
         return sha.finalizeHex()
     }
 
-    /// fsyncs and closes files finished with `finishDeferringSync`.
+    /// fsyncs and closes files finished with `finishDeferringSync`, two at a time (the file
+    /// system commits the fsyncs that overlap together); throws the first failure.
     static func syncAll(_ files: [any StorageFile]) throws {
         defer { for f in files { f.close() } }
-        for f in files { try f.sync() }
+        guard files.count > 1 else { try files.first?.sync(); return }
+        let outcomes = Slots<Void>(count: files.count)
+        let lanes = 2
+        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+            for k in Swift.stride(from: lane, to: files.count, by: lanes) { outcomes.set(k, Result { try files[k].sync() }) }
+        }
+        for k in files.indices { try outcomes.get(k) }
     }
 
     func abandon() {
@@ -139,3 +146,6 @@ final class ChunkPipeline: @unchecked Sendable {
 
 /// A buffer handed to the hashing queue; the slot semaphore keeps it alive and unchanged.
 struct SendableBuffer: @unchecked Sendable { let bytes: UnsafeRawBufferPointer }
+
+/// A buffer that one worker at a time writes into (its slot's owner).
+struct SendableMutableBuffer: @unchecked Sendable { let bytes: UnsafeMutableRawBufferPointer }

@@ -42,6 +42,20 @@ public final class BackupSession: @unchecked Sendable {
         /// The file's bytes exactly as stored (payloads masked).
         public var bytes: [UInt8]
         public var records: Int
+        /// The parse the check was made from, in the process that read the file (a caller
+        /// that needs the records uses it instead of parsing again); nil where the file came
+        /// over a connection.
+        public var parsed: LogReader.Generation?
+
+        public init(generation: UInt32, fileName: String, header: LogFormat.Header, bytes: [UInt8], records: Int,
+                    parsed: LogReader.Generation? = nil) {
+            self.generation = generation
+            self.fileName = fileName
+            self.header = header
+            self.bytes = bytes
+            self.records = records
+            self.parsed = parsed
+        }
     }
 
     /// How often a page that fails its checks is read again before the backup gives up: a
@@ -220,7 +234,7 @@ public final class BackupSession: @unchecked Sendable {
             throw fault.error(file: path, given: false)
         }
         return LogFile(generation: g, fileName: FileNames.archivedLog(g), header: parsed.header, bytes: bytes,
-                       records: parsed.fragments.count)
+                       records: parsed.fragments.count, parsed: parsed)
     }
 
     // MARK: End

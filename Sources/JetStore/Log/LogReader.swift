@@ -2,14 +2,14 @@
 /// record's checksum, and reassembles transactions that span generations.
 public struct LogReader {
     /// One record as read.
-    public struct Fragment {
+    public struct Fragment: Sendable {
         public var offset: Int
         public var type: LogFormat.RecordType
         public var payload: Range<Int>
     }
 
     /// How a generation's records end.
-    public enum End: Equatable {
+    public enum End: Sendable, Equatable {
         /// A zero header, or the end of the file: everything before it is whole.
         case clean(offset: Int)
         /// A record that fails its checksum or is cut short, at `offset`. `torn` when its
@@ -19,7 +19,7 @@ public struct LogReader {
     }
 
     /// A generation read whole into memory (payloads already unmasked).
-    public struct Generation {
+    public struct Generation: Sendable {
         public let path: String
         public let header: LogFormat.Header
         public let bytes: [UInt8]
