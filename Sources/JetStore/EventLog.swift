@@ -1,6 +1,9 @@
 /// The instance's event log, `events.log`: one JSON object a line with `time` (UTC,
 /// RFC 3339), `id` (ESE's event ids), `level`, `message`, `data`. Appends are whole lines
-/// written in one call and fsynced; a failure to log never fails the operation it reports.
+/// written in one call, not fsynced one by one: the log is a report, which a killed process
+/// keeps whole (only a power loss may drop its last lines, as with syslog), and an fsync per
+/// event cost a backup more than its own small files. A failure to log never fails the
+/// operation it reports.
 public final class EventLog: @unchecked Sendable {
     public enum Level: String, Sendable { case info, warning, error }
 
@@ -70,7 +73,7 @@ public final class EventLog: @unchecked Sendable {
         let line = String(head.dropLast()) + ",\"data\":" + validData + "}\n"
         lock.withLock {
             // The event log is a report; the work it reports has its own errors.
-            try? Self.append(line, to: path, fs: fs)
+            try? Self.append(line, to: path, fs: fs, sync: false)
         }
     }
 
@@ -83,12 +86,12 @@ public final class EventLog: @unchecked Sendable {
         return lines
     }
 
-    /// Appends one line to a JSON-lines log file (created if missing) and syncs it.
-    public static func append(_ line: String, to path: String, fs: any FileSystem) throws {
+    /// Appends one line to a JSON-lines log file (created if missing); `sync`: fsynced too.
+    public static func append(_ line: String, to path: String, fs: any FileSystem, sync: Bool = true) throws {
         let f: any StorageFile = fs.exists(path) ? try fs.open(path, .readWrite) : try fs.open(path, .createNew)
         defer { f.close() }
         let end = try f.size()
         try Array(line.utf8).withUnsafeBytes { try f.write(at: end, $0) }
-        try f.sync()
+        if sync { try f.sync() }
     }
 }

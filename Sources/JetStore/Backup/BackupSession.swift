@@ -45,17 +45,7 @@ public final class BackupSession: @unchecked Sendable {
         /// The parse the check was made from, in the process that read the file (a caller
         /// that needs the records uses it instead of parsing again); nil where the file came
         /// over a connection.
-        public var parsed: LogReader.Generation?
-
-        public init(generation: UInt32, fileName: String, header: LogFormat.Header, bytes: [UInt8], records: Int,
-                    parsed: LogReader.Generation? = nil) {
-            self.generation = generation
-            self.fileName = fileName
-            self.header = header
-            self.bytes = bytes
-            self.records = records
-            self.parsed = parsed
-        }
+        public var parsed: LogReader.Generation? = nil
     }
 
     /// How often a page that fails its checks is read again before the backup gives up: a
