@@ -54,6 +54,33 @@ import Testing
         #expect(p.terminationStatus == 0)
     }
 
+    /// SIGTERM (or SIGINT) while a command waits for a lock with `--wait` ends the wait at
+    /// once: JET_errTermInProgress (75), nothing done. `serve --wait` used to sleep through it
+    /// until the lock came free, then serve.
+    @Test func aSignalEndsTheWaitForALock() throws {
+        let t = Temp()
+        let i = t.path("db"), d = t.path("set")
+        _ = try Self.run(["init", i], expect: 0)
+        _ = try Self.run(["load", "app", "--records", "2000", "-i", i], expect: 0)
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: false)
+        let held = try PosixFileSystem().lock(i + "/" + FileNames.lock, owner: "test holder")
+        defer { held.release() }
+        for (args, sig) in [(["serve", "-i", i, "--wait", "60s"], SIGTERM), (["backup", d, "--wait", "60s", "-i", i], SIGINT)] {
+            let err = Pipe()
+            let p = try Binary.start(args, stderr: err)
+            usleep(400_000) // inside the wait: the lock is refused at once, the first pause is 50 ms
+            let t0 = Date()
+            kill(p.processIdentifier, sig)
+            p.waitUntilExit()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(p.terminationStatus == 75, "\(args[0]): \(text)")
+            #expect(text.contains("JET_errTermInProgress") && text.contains("waiting"), "\(args[0]): \(text)")
+            #expect(Date().timeIntervalSince(t0) < 5, "\(args[0]) took \(Date().timeIntervalSince(t0)) s to stop")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: d).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: ControlSocket.path(instance: i)))
+    }
+
     /// Cron runs overlapping under a `serve` owner: a backup while the owner serves another
     /// one, and an incremental into the directory a running full writes, wait with `--wait`
     /// (75 at once without it, nothing written) and then succeed.

@@ -39,12 +39,12 @@ public enum JetBackupInstance {
         guard let dir = options.directory else { throw JetError(.invalidParameter, "no backup directory") }
         try prepareDirectory(dir, instancePath: instancePath, createPath: createPath, options: options)
         // Claimed before anything in it is looked at: see DestinationLock.
-        let claim = try LockWait.retrying(for: options.wait) {
+        let claim = try LockWait.retrying(for: options.wait, isCancelled: options.isCancelled) {
             try DestinationLock.acquire(dir, owner: "\(options.owner), instance \(instancePath)", fs: options.fs)
         }
         defer { claim.release() }
         // Refused with nothing begun while the instance's owner serves another backup.
-        let session = try LockWait.retrying(for: options.wait) { try begin(options.incremental ? .incremental : .full) }
+        let session = try LockWait.retrying(for: options.wait, isCancelled: options.isCancelled) { try begin(options.incremental ? .incremental : .full) }
         defer { session.abort() }
         let run = BackupRun(session: session, options: options, events: session.events, status: status)
         let t0 = Clock.monotonicSeconds()

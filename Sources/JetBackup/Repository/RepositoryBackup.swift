@@ -49,7 +49,7 @@ public enum RepositoryBackup {
         var bo = options.backup
         bo.clock = repo.clock
         bo.fs = repo.fs
-        let lock = try RepositoryLock.acquire(repo, owner: bo.owner, wait: options.wait)
+        let lock = try RepositoryLock.acquire(repo, owner: bo.owner, wait: options.wait, isCancelled: bo.isCancelled)
         defer { lock.release() }
         // Uploads a killed run left unfinished hold parts (and storage) but no object: no run of
         // this repository can be writing them while we hold its lock. Best effort: a key

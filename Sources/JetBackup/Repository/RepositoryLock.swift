@@ -10,9 +10,10 @@ import JetStore
 public struct RepositoryLock: Sendable {
     let handle: any FileLock
 
-    public static func acquire(_ repo: Repository, owner: String, wait: Double? = nil) throws -> RepositoryLock {
+    public static func acquire(_ repo: Repository, owner: String, wait: Double? = nil,
+                               isCancelled: () -> Bool = { false }) throws -> RepositoryLock {
         let p = FilePaths.join(repo.path, Repository.lockName)
-        return try LockWait.retrying(for: wait) {
+        return try LockWait.retrying(for: wait, isCancelled: isCancelled) {
             do {
                 return RepositoryLock(handle: try repo.fs.lock(p, owner: owner))
             } catch let e as JetError where e.code == .fileAccessDenied {
@@ -33,7 +34,9 @@ public struct RepositoryLock: Sendable {
 public enum LockWait {
     public static let busy: Set<JetError.Code> = [.fileAccessDenied, .backupInProgress]
 
-    public static func retrying<T>(for seconds: Double?, _ attempt: () throws -> T) throws -> T {
+    /// `isCancelled` is asked at least every 50 ms while waiting (a signal): the wait then
+    /// ends with `JET_errTermInProgress`, nothing done.
+    public static func retrying<T>(for seconds: Double?, isCancelled: () -> Bool = { false }, _ attempt: () throws -> T) throws -> T {
         guard let seconds, seconds > 0 else { return try attempt() }
         let deadline = Clock.monotonicSeconds() + seconds
         var pause = 0.05
@@ -45,8 +48,13 @@ public enum LockWait {
                 guard left > 0 else {
                     throw JetError(e.code, e.message + " (waited \(format(seconds)))")
                 }
-                let nap = min(pause, left)
-                usleep(UInt32(nap * 1_000_000))
+                let wake = Clock.monotonicSeconds() + min(pause, left)
+                while Clock.monotonicSeconds() < wake {
+                    if isCancelled() {
+                        throw JetError(.termInProgress, "interrupted (signal) while waiting: \(e.message); nothing was done")
+                    }
+                    usleep(UInt32(max(1_000, min(50_000, (wake - Clock.monotonicSeconds()) * 1_000_000))))
+                }
                 pause = min(pause * 2, 2)
             }
         }
