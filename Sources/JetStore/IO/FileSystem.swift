@@ -98,10 +98,13 @@ extension FileSystem {
         let f = try open(path, .readOnly)
         defer { f.close() }
         let n = Int(try f.size())
-        var out = [UInt8](repeating: 0, count: n)
-        let got = try out.withUnsafeMutableBytes { try f.read(at: 0, into: $0) }
-        if got < n { out.removeLast(n - got) }
-        return out
+        // Read straight into the array's storage: no zero fill first (a log generation is
+        // read whole for every backup and restore).
+        return try [UInt8](unsafeUninitializedCapacity: n) { buffer, count in
+            count = 0
+            guard n > 0 else { return }
+            count = try f.read(at: 0, into: UnsafeMutableRawBufferPointer(buffer))
+        }
     }
 
     /// Writes a small file durably and atomically: temp file, fsync, rename, fsync directory
