@@ -64,13 +64,7 @@ struct SetFileWriter {
     /// system commits the fsyncs that overlap together); throws the first failure.
     static func syncAll(_ files: [any StorageFile]) throws {
         defer { for f in files { f.close() } }
-        guard files.count > 1 else { try files.first?.sync(); return }
-        let outcomes = Slots<Void>(count: files.count)
-        let lanes = 2
-        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-            for k in Swift.stride(from: lane, to: files.count, by: lanes) { outcomes.set(k, Result { try files[k].sync() }) }
-        }
-        for k in files.indices { try outcomes.get(k) }
+        try Slots.run(files.count, lanes: 2) { try files[$0].sync() }
     }
 
     func abandon() {

@@ -17,7 +17,7 @@ struct Config: ParsableCommand {
             let p: InstanceParameters
             p = try CLI.onInstance(instance.path) {
                 if let key, let value {
-                    return try LockWait.retrying(for: CLI.lockWait, isCancelled: { Signals.wasInterrupted }) {
+                    return try CLI.waitingForLock {
                         try Instance.configure(at: instance.path, owner: CLI.owner) { try $0.set(key, value) }
                     }
                 }

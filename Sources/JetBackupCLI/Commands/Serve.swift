@@ -22,7 +22,7 @@ struct Serve: ParsableCommand {
             opts.ioTimeout = ioTimeout
             let path = instance.path
             let inst = try CLI.onInstance(path) {
-                try LockWait.retrying(for: CLI.lockWait, isCancelled: { Signals.wasInterrupted }) { try Instance.open(at: path, mode: .readWrite, owner: CLI.owner, controlOptions: opts) }
+                try CLI.waitingForLock { try Instance.open(at: path, mode: .readWrite, owner: CLI.owner, controlOptions: opts) }
             }
             guard inst.controlServer != nil else {
                 try? inst.close()

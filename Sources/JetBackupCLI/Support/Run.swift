@@ -191,7 +191,7 @@ enum CLI {
         // Served: this process holds the lock already (it owns the instance).
         if let s = Served.current, s.owns(path) { return try body(s.command.instance.parameters) }
         return try onInstance(path) {
-            try LockWait.retrying(for: lockWait, isCancelled: { Signals.wasInterrupted }) { try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: owner, body) }
+            try waitingForLock { try Inspection.withLockedInstance(path, fs: PosixFileSystem(), owner: owner, body) }
         }
     }
 
@@ -199,7 +199,7 @@ enum CLI {
     static func withInstance<T>(_ path: String, mode: Instance.AccessMode = .readWrite, _ body: (Instance) throws -> T) throws -> T {
         // Served: the instance this process owns, as it is open (its owner closes it).
         if let s = Served.current, s.owns(path) { return try body(s.command.instance) }
-        let inst = try onInstance(path) { try LockWait.retrying(for: lockWait, isCancelled: { Signals.wasInterrupted }) { try Instance.open(at: path, mode: mode, owner: owner) } }
+        let inst = try onInstance(path) { try waitingForLock { try Instance.open(at: path, mode: mode, owner: owner) } }
         let r: T
         do {
             r = try body(inst)
@@ -234,6 +234,12 @@ enum CLI {
     }
 
     /// `--wait`: seconds to wait for the instance's or the repository's lock (nil: fail at once).
+    /// `attempt`, repeated for `--wait` while another process holds the lock; a signal ends
+    /// the wait (JET_errTermInProgress).
+    static func waitingForLock<T>(_ attempt: () throws -> T) throws -> T {
+        try LockWait.retrying(for: lockWait, isCancelled: { Signals.wasInterrupted }, attempt)
+    }
+
     static var lockWait: Double? { LockWaitSetting.seconds.withLock { $0 } }
 
     static func human(bytes: Int) -> String {

@@ -1,5 +1,3 @@
-import Dispatch
-
 extension Instance {
     /// Advances the checkpoint to the current end of the log. Called with the engine lock.
     ///
@@ -62,14 +60,8 @@ extension Instance {
         // (`Inspection` tells them from a gap that matters), and the next truncation takes them.
         let fs = self.fs
         let paths = victims.map { file(FileNames.archivedLog($0)) }
-        let outcomes = Slots<Void>(count: paths.count)
-        let lanes = min(2, paths.count)
-        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-            for k in Swift.stride(from: lane, to: paths.count, by: lanes) { outcomes.set(k, Result { try fs.remove(paths[k]) }) }
-        }
-        for k in paths.indices { try outcomes.get(k) }
+        try Slots.run(paths.count, lanes: 2) { try fs.remove(paths[$0]) }
         try fs.syncDirectory(path)
         return lo...hi
     }
 }
-
