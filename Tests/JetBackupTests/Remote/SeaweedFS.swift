@@ -73,7 +73,15 @@ final class SeaweedFS: @unchecked Sendable {
         _ = dir.mkdir("data")
         try start()
         try client().createBucket()
+        try client().put(Self.probeKey, Array("probe".utf8))
+        bucketReady = true
     }
+
+    /// An object written once the bucket exists: after a restart the S3 gateway answers before
+    /// the volume server is back (GETs fail with 500 for a while), so `start()` waits until this
+    /// object reads back.
+    static let probeKey = "jbtest-ready-probe"
+    private var bucketReady = false
 
     deinit { kill() }
 
@@ -111,7 +119,9 @@ final class SeaweedFS: @unchecked Sendable {
         while Date() < deadline {
             if let r = try? CurlTransport.perform(method: "GET", url: endpoint + "/", headers: [], body: [], timeouts: .init()),
                r.status > 0 {
-                return
+                if !bucketReady { return }
+                let probe = client { $0.attempts = 1; $0.timeouts.connectMillis = 500 }
+                if (try? probe.get(Self.probeKey)) != nil { return }
             }
             usleep(50_000)
         }
