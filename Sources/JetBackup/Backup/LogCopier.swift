@@ -2,10 +2,10 @@ import Foundation
 import JetStore
 
 /// Writes log generations into a backup set from what the engine's backup session hands
-/// out (read whole and chain-checked there). Generations are handled a group at a time, one
-/// worker per core: each reads its generation, parses it for commit times, compresses it
-/// when asked and, on a local destination, writes it with its CRC32C and SHA-256; the
-/// results are then taken in order. All copies are fsynced together at the end.
+/// out (read whole and chain-checked there). Several workers each take the next generation
+/// as soon as they are free: each reads it, parses it for commit times, compresses it when
+/// asked and, on a local destination, writes it with its CRC32C and SHA-256; the results are
+/// taken in order. All copies are fsynced together at the end.
 struct LogCopier {
     /// The destination's file system.
     let fs: any FileSystem
@@ -21,9 +21,12 @@ struct LogCopier {
         var lastCommit: UInt64?
     }
 
-    /// Generations handled at once: at least two (two cores), more while small (a group
-    /// holds its generations, stored and parsed, in memory: about 8 MiB of 1 MiB ones).
-    var groupSize: Int { max(2, min(4, (4 << 20) / max(1, session.logFileSize))) }
+    /// Workers: at least two (two cores), four while generations are small (a worker spends
+    /// much of its time waiting for its write).
+    var lanes: Int { max(2, min(4, (4 << 20) / max(1, session.logFileSize))) }
+    /// Generations held (stored and parsed) from the one taken in order on: up to twice the
+    /// workers while that stays within about 16 MiB of raw log, never fewer than the workers.
+    var window: Int { max(lanes, min(2 * lanes, (16 << 20) / max(1, session.logFileSize))) }
 
     /// One generation read, parsed and (on a local destination) written by a worker.
     private struct Prepared {
@@ -55,63 +58,46 @@ struct LogCopier {
         // Commit times for the manifest (a point-in-time restore checks a time against them).
         var scanner = LogReader.CommitScanner()
         var lastCommit: UInt64?
-        // Page-aligned buffers, one per worker, reused group after group: a generation of
+        // Page-aligned buffers, one per worker, reused generation after generation: a generation of
         // whole pages is written from one straight to the device (no copy into the page
         // cache, whose fresh pages cost more than the copy on a virtual machine).
-        let aligned = local ? (0..<groupSize).map { _ in
+        let aligned = local ? (0..<lanes).map { _ in
             UnsafeMutableRawBufferPointer.allocate(byteCount: session.logFileSize, alignment: 4096)
         } : []
         defer { for b in aligned { b.deallocate() } }
         let staging = aligned.map { SendableMutableBuffer(bytes: $0) }
-        var i = 0
-        while i < generations.count {
-            if isCancelled() { throw JetError(.termInProgress, "the backup was interrupted (signal or shutdown); nothing of it was kept") }
-            let group = Array(generations[i..<min(generations.count, i + groupSize)])
-            let prepared = Slots<Prepared>(count: group.count)
-            let me = self
-            let link = i == 0 ? previousCreation : nil
-            Self.perform(group.count) { k in
-                prepared.set(k, Result {
-                    let log = try me.session.readLog(group[k], previousCreation: k == 0 ? link : nil)
-                    let parsed = try log.parsed ?? LogReader.parse(log.bytes, path: log.fileName)
-                    let packed = try me.compressionLevel.map { level in try log.bytes.withUnsafeBytes { try Zstd.compress($0, level: level) } }
-                    var p = Prepared(log: log, parsed: parsed, packed: packed)
-                    if local {
-                        p.written = try me.write(packed ?? log.bytes, name: me.storedName(log, packed), in: dir,
-                                                 staging: staging[k].bytes, unsynced: unsynced)
-                    }
-                    return p
-                })
+        let me = self
+        let work = OrderedWorkers<Prepared>(count: generations.count, lanes: lanes, window: window) { k, lane in
+            let log = try me.session.readLog(generations[k], previousCreation: k == 0 ? previousCreation : nil)
+            let parsed = try log.parsed ?? LogReader.parse(log.bytes, path: log.fileName)
+            let packed = try me.compressionLevel.map { level in try log.bytes.withUnsafeBytes { try Zstd.compress($0, level: level) } }
+            var p = Prepared(log: log, parsed: parsed, packed: packed)
+            if local {
+                p.written = try me.write(packed ?? log.bytes, name: me.storedName(log, packed), in: dir,
+                                         staging: staging[lane].bytes, unsynced: unsynced)
             }
-            for k in group.indices {
-                let p = try prepared.get(k)
-                let commits = try scanner.feed(p.parsed)
-                lastCommit = ([lastCommit] + commits.map(\.time)).compactMap { $0 }.max()
-                let name = storedName(p.log, p.packed)
-                let w = try p.written ?? upload(p.packed ?? p.log.bytes, name: name, in: dir)
-                let rawCRC = p.packed == nil ? nil : CRC32C.checksum(p.log.bytes)
-                results.append(Copied(file: BackupManifest.File(name: name, kind: .log, generation: p.log.generation, backup: backupIndex,
-                                                                size: w.size, crc32c: w.crc, sha256: w.sha,
-                                                                rawSize: p.packed == nil ? nil : Int64(p.log.bytes.count), rawCrc32c: rawCRC),
-                                      header: p.log.header, rawSize: Int64(p.log.bytes.count), lastCommit: lastCommit))
-                try progress(name, p.log.bytes.count)
-            }
-            i += group.count
+            return p
         }
+        defer { work.stop() }
+        for k in generations.indices {
+            if isCancelled() { throw JetError(.termInProgress, "the backup was interrupted (signal or shutdown); nothing of it was kept") }
+            let p = try work.take(k)
+            let commits = try scanner.feed(p.parsed)
+            lastCommit = ([lastCommit] + commits.map(\.time)).compactMap { $0 }.max()
+            let name = storedName(p.log, p.packed)
+            let w = try p.written ?? upload(p.packed ?? p.log.bytes, name: name, in: dir)
+            let rawCRC = p.packed == nil ? nil : CRC32C.checksum(p.log.bytes)
+            results.append(Copied(file: BackupManifest.File(name: name, kind: .log, generation: p.log.generation, backup: backupIndex,
+                                                            size: w.size, crc32c: w.crc, sha256: w.sha,
+                                                            rawSize: p.packed == nil ? nil : Int64(p.log.bytes.count), rawCrc32c: rawCRC),
+                                  header: p.log.header, rawSize: Int64(p.log.bytes.count), lastCommit: lastCommit))
+            try progress(name, p.log.bytes.count)
+        }
+        work.stop()
         // Every copied generation durable before the manifest may name it.
         try SetFileWriter.syncAll(unsynced.takeAll())
         return results
     }
-
-    /// Runs `body(0..<n)` on `n` threads at once and waits for all: a worker spends much of
-    /// its time waiting for its write, so there are more of them than cores.
-    private static func perform(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
-        let done = DispatchGroup()
-        for k in 0..<n { workers.async(group: done) { body(k) } }
-        done.wait()
-    }
-
-    private static let workers = DispatchQueue(label: "jetbackup.logcopy", attributes: .concurrent)
 
     private func storedName(_ log: BackupSession.LogFile, _ packed: [UInt8]?) -> String {
         packed == nil ? log.fileName : log.fileName + ".zst"
