@@ -1,4 +1,5 @@
-/// A bounded buffer cache shared by all databases of an instance (CLOCK replacement).
+/// A bounded buffer cache shared by all databases of an instance (CLOCK replacement, with
+/// more chances for branch pages: `PageFrame.touch`).
 /// Used only under the engine lock. Pinned frames (in use by the running operation, or
 /// changed by the open transaction) are never evicted; when all frames are pinned the
 /// cache grows past its bound until the transaction ends, then shrinks back.
@@ -49,13 +50,14 @@ final class PageCache {
         let key = PageFrame.key(dbid, pgno)
         if let i = index[key] {
             let f = frames[i]
-            f.referenced = true
+            f.touch()
             pin(f)
             return f
         }
         let db = try database(dbid)
         let f = try frame(dbid, pgno, db, zeroed: false)
         try db.readPage(pgno, into: f.buffer)
+        f.touch()
         try insert(f)
         pin(f)
         return f
@@ -86,7 +88,7 @@ final class PageCache {
     func fetchForRedo(_ dbid: UInt16, _ pgno: UInt32, blankIfUnreadable: Bool) throws -> (frame: PageFrame, blank: Bool) {
         if let i = index[PageFrame.key(dbid, pgno)] {
             let f = frames[i]
-            f.referenced = true
+            f.touch()
             pin(f)
             return (f, false)
         }
@@ -95,6 +97,7 @@ final class PageCache {
         var blank = false
         do {
             try db.readPage(pgno, into: f.buffer)
+            f.touch()
         } catch let e as JetError where blankIfUnreadable && e.code == .readVerifyFailure {
             f.buffer.initializeMemory(as: UInt8.self, repeating: 0)
             blank = true
@@ -153,26 +156,26 @@ final class PageCache {
         frames.append(f)
     }
 
-    /// Evicts one unpinned frame. A dirty one is written back first, with up to a batch of
-    /// the other dirty frames the hand would evict on this sweep (unpinned, not referenced since
-    /// it last passed): they stay cached, clean. Frames used since are left out, since they are
+    /// Evicts one unpinned frame that has no chance left (each pass of the hand takes one).
+    /// A dirty one is written back first, with up to a batch of the other dirty frames the
+    /// hand would evict on this sweep (unpinned, no chance left): they stay cached, clean. Frames used since are left out, since they are
     /// likely to change again before their turn. With every frame pinned it evicts nothing and
     /// the cache grows.
     private func evictOne() throws {
         let n = frames.count
         guard n > 0 else { return }
-        for _ in 0..<(2 * n + 1) {
+        for _ in 0..<(Int(PageFrame.branchChances + 1) * n + 1) {
             if hand >= frames.count { hand = 0 }
             let f = frames[hand]
             if f.pins > 0 { hand += 1; continue }
-            if f.referenced { f.referenced = false; hand += 1; continue }
+            if f.chances > 0 { f.chances -= 1; hand += 1; continue }
             if f.dirty {
                 var batch = [f]
                 var k = hand + 1
                 for _ in 1..<n where batch.count < batchSize {
                     if k >= n { k = 0 }
                     let g = frames[k]
-                    if g.dirty && g.pins == 0 && !g.referenced { batch.append(g) }
+                    if g.dirty && g.pins == 0 && g.chances == 0 { batch.append(g) }
                     k += 1
                 }
                 try writeBack(batch)

@@ -18,7 +18,18 @@ final class PageFrame {
     var baseDbtime: UInt64 = 0
     var redo = ByteWriter()
     var redoCount = 0
-    var referenced = true
+    /// Sweeps of the cache's clock hand the frame survives without being used again: one for
+    /// a leaf or any other page, `branchChances` for a branch page (see `touch`).
+    var chances: UInt8 = 1
+
+    static let branchChances: UInt8 = 3
+
+    /// Marks the frame used. Every lookup passes through a branch page, but in a database
+    /// many times the cache a given one is used only every few thousand random operations,
+    /// about as often as the hand comes round: with one chance, the leaves those operations
+    /// read pushed the branch level out and each lookup read a branch page again as well as
+    /// its leaf. A branch page that goes unused for several sweeps is evicted all the same.
+    func touch() { chances = type == .branch ? PageFrame.branchChances : 1 }
 
     /// `zeroed: false` for a frame about to be read from disk (the read fills it).
     init(dbid: UInt16, pgno: UInt32, buffers: PageBuffers, zeroed: Bool = true) {
