@@ -29,7 +29,7 @@ final class PageFrame {
     /// about as often as the hand comes round: with one chance, the leaves those operations
     /// read pushed the branch level out and each lookup read a branch page again as well as
     /// its leaf. A branch page that goes unused for several sweeps is evicted all the same.
-    func touch() { chances = type == .branch ? PageFrame.branchChances : 1 }
+    func touch() { chances = buffer[PageFormat.typeOffset] == PageFormat.PageType.branch.rawValue ? PageFrame.branchChances : 1 }
 
     /// `zeroed: false` for a frame about to be read from disk (the read fills it).
     init(dbid: UInt16, pgno: UInt32, buffers: PageBuffers, zeroed: Bool = true) {
