@@ -34,7 +34,8 @@ struct SetFileWriter {
         crc = CRC32C.checksum(bytes, extending: crc)
         size += Int64(bytes.count)
         // Keep the device busy while we read and hash: the final fsync then waits for little.
-        if size - writebackStart >= 8 << 20 {
+        // (A pipeline keeps it busy by itself.)
+        if pipeline == nil, size - writebackStart >= 8 << 20 {
             file.startWriteback(offset: writebackStart, length: Int(size - writebackStart))
             writebackStart = size
         }
@@ -76,10 +77,10 @@ struct SetFileWriter {
 /// The write-behind pipeline of a large file (a database image): each chunk, already
 /// verified by the caller in its own buffer, is hashed on one serial queue (SHA-256 is
 /// sequential) and written at its offset by one of up to `writers` concurrent writes, so
-/// several writes are in flight while the caller reads and verifies the next chunks. A
-/// virtual disk that is slow for one outstanding direct write is fast with several; buffered
-/// writes gain nothing and lose nothing. The caller must not touch a chunk's buffer until
-/// `wait(slot:)` for it returns; the first write error is kept and thrown from there.
+/// several writes are in flight while the caller reads and verifies the next chunks. With
+/// `flushEvery`, a `Flusher` makes the file durable in steps while it is written. The caller
+/// must not touch a chunk's buffer until `wait(slot:)` for it returns; the first write (or
+/// step fsync) error is kept and thrown from there.
 final class ChunkPipeline: @unchecked Sendable {
     private let sha = SHA256Hasher()
     private let hashQueue = DispatchQueue(label: "jetbackup.sha256")
@@ -90,16 +91,19 @@ final class ChunkPipeline: @unchecked Sendable {
     private let errorLock = NSLock()
     private var firstError: Error?
 
-    init(file: any StorageFile, slots n: Int, writers: Int) {
+    private let flusher: Flusher?
+
+    init(file: any StorageFile, slots n: Int, writers: Int, flushEvery: Int? = nil) {
         self.file = file
         slots = (0..<n).map { _ in DispatchGroup() }
         inFlight = DispatchSemaphore(value: writers)
+        flusher = flushEvery.map { Flusher(file: file, every: Int64($0)) }
     }
 
     /// Waits until the buffer of `slot` is hashed and written; throws the first write error.
     func wait(slot: Int) throws {
         slots[slot].wait()
-        if let e = errorLock.withLock({ firstError }) { throw e }
+        if let e = errorLock.withLock({ firstError }) ?? flusher?.failure { throw e }
     }
 
     /// Hands a chunk over: it is hashed in order and written at `offset`.
@@ -119,6 +123,7 @@ final class ChunkPipeline: @unchecked Sendable {
             if errorLock.withLock({ firstError }) != nil { return }
             do {
                 try file.write(at: offset, b.bytes)
+                flusher?.wrote(b.bytes.count)
             } catch {
                 errorLock.withLock { if firstError == nil { firstError = error } }
             }
@@ -132,9 +137,78 @@ final class ChunkPipeline: @unchecked Sendable {
         return hashQueue.sync { sha.finalizeHex() }
     }
 
-    /// Waits for every chunk handed over, whatever happened to it (before buffers are freed).
+    /// Waits for every chunk handed over, whatever happened to it (before buffers are freed),
+    /// and for the flusher; a flush that failed is thrown by `finish` (as a write error).
     func drain() {
         for g in slots { g.wait() }
+        if let e = flusher?.stop() {
+            errorLock.withLock { if firstError == nil { firstError = e } }
+        }
+    }
+}
+
+/// Makes a file durable in steps while it is still being written: each time `every` more
+/// bytes have been written, a thread of its own fsyncs the file (the device writes while the
+/// copy goes on, so the final fsync has only the tail left) and then lets the kernel drop
+/// the flushed pages (a backup's output need not stay cached). The first failed fsync is
+/// kept: after it the kernel may report the next one as a success with the data lost.
+final class Flusher: @unchecked Sendable {
+    private let cond = NSCondition()
+    private let file: any StorageFile
+    private let every: Int64
+    private var written: Int64 = 0
+    private var stopped = false
+    private var error: Error?
+    private let done = DispatchGroup()
+
+    init(file: any StorageFile, every: Int64) {
+        self.file = file
+        self.every = every
+        done.enter()
+        let t = Thread { [self] in run() }
+        t.stackSize = 1 << 20
+        t.start()
+    }
+
+    func wrote(_ n: Int) {
+        cond.withLock {
+            written += Int64(n)
+            cond.signal()
+        }
+    }
+
+    private func run() {
+        defer { done.leave() }
+        var flushed: Int64 = 0
+        while true {
+            cond.lock()
+            while !stopped && written - flushed < every { cond.wait() }
+            let upTo = written
+            let stop = stopped
+            cond.unlock()
+            if stop { return }
+            do {
+                try file.sync()
+            } catch {
+                cond.withLock { self.error = error }
+                return
+            }
+            file.startWriteback(offset: flushed, length: Int(upTo - flushed))
+            flushed = upTo
+        }
+    }
+
+    /// The fsync that failed, if one did (the thread has ended then).
+    var failure: Error? { cond.withLock { error } }
+
+    /// Ends the thread (after a flush in progress); returns the first fsync error. Idempotent.
+    func stop() -> Error? {
+        cond.withLock {
+            stopped = true
+            cond.signal()
+        }
+        done.wait()
+        return cond.withLock { error }
     }
 }
 
