@@ -25,9 +25,16 @@ struct DatabaseCopier {
         var pages: Int
     }
 
+    /// Reads, verifies and writes the whole image and waits until it is hashed and durable.
     func copy(to path: String, backupIndex: Int, progress: (Int) throws -> Void) throws -> Result {
+        try start(to: path, backupIndex: backupIndex, progress: progress).finish()
+    }
+
+    /// Reads and verifies every page and hands the last chunk to the writers; what is left
+    /// (the hash's and the writes' tail, the final fsync) is `finish()`, so the caller can
+    /// roll and copy the log meanwhile. The returned image must be finished or abandoned.
+    func start(to path: String, backupIndex: Int, progress: (Int) throws -> Void) throws -> PendingImage {
         let ps = database.pageSize
-        var out = try SetFileWriter(fs: fs, path: path)
         // Each chunk is read into a private buffer and verified there by the engine, then
         // written and hashed from there: what is verified is exactly what is written and
         // hashed, even while the engine writes the same pages. SHA-256 of one buffer runs on
@@ -36,37 +43,83 @@ struct DatabaseCopier {
         // pages dropped from the cache: on the virtual disks measured (README "Benchmarks") a
         // direct write only reaches the host's cache, so its fsync at the end still waited for
         // the whole image, and one day it was slower than buffered writes as well.
-        let pipeline = ChunkPipeline(file: out.file, slots: Self.buffers, writers: Self.writers, flushEvery: flushBytes)
-        out.pipeline = pipeline
-        let pagesPerChunk = max(1, Self.chunkBytes / ps)
-        let buffers = (0..<Self.buffers).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: pagesPerChunk * ps, alignment: 4096) }
-        defer {
-            pipeline.drain()
-            for b in buffers { b.deallocate() }
-        }
-        var offset: Int64 = 0
-        var chunk = 0
+        let image = try PendingImage(fs: fs, path: path, backupIndex: backupIndex, pageSize: ps,
+                                     buffers: Self.buffers, bufferBytes: max(1, Self.chunkBytes / ps) * ps,
+                                     writers: Self.writers, flushBytes: flushBytes)
         do {
+            var offset: Int64 = 0
+            var chunk = 0
             while true {
-                let slot = chunk % buffers.count
+                let slot = chunk % image.buffers.count
                 chunk += 1
-                let buffer = buffers[slot]
-                try pipeline.wait(slot: slot)
+                let buffer = image.buffers[slot]
+                try image.pipeline.wait(slot: slot)
                 let got = try session.readDatabase(database.name, at: offset, into: buffer)
                 if got == 0 { break }
-                try out.append(UnsafeRawBufferPointer(rebasing: buffer[0..<got]), slot: slot)
+                try image.out.append(UnsafeRawBufferPointer(rebasing: buffer[0..<got]), slot: slot)
                 offset += Int64(got)
                 try progress(got)
                 if got < buffer.count { break }
             }
+            image.pages = Int(offset / Int64(ps))
+            return image
+        } catch {
+            image.abandon()
+            throw error
+        }
+    }
+}
+
+/// A database image whose pages are all read and handed to its pipeline: `finish()` waits
+/// for the hash and the writes, fsyncs and closes it; `abandon()` stops and closes it (the
+/// file stays for the run's undo to remove). Either frees the buffers; both are idempotent.
+final class PendingImage {
+    fileprivate var out: SetFileWriter
+    fileprivate let pipeline: ChunkPipeline
+    fileprivate let buffers: [UnsafeMutableRawBufferPointer]
+    fileprivate(set) var pages = 0
+    private let path: String
+    private let backupIndex: Int
+    private var ended = false
+
+    fileprivate init(fs: any FileSystem, path: String, backupIndex: Int, pageSize: Int, buffers n: Int, bufferBytes: Int,
+                     writers: Int, flushBytes: Int) throws {
+        self.path = path
+        self.backupIndex = backupIndex
+        out = try SetFileWriter(fs: fs, path: path)
+        pipeline = ChunkPipeline(file: out.file, slots: n, writers: writers, flushEvery: flushBytes)
+        out.pipeline = pipeline
+        buffers = (0..<n).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: bufferBytes, alignment: 4096) }
+    }
+
+    func finish() throws -> DatabaseCopier.Result {
+        precondition(!ended, "image finished twice")
+        defer { end() }
+        do {
             let sha = try out.finish()
-            return Result(file: BackupManifest.File(name: FilePaths.lastComponent(path), kind: .database, generation: nil,
-                                                    backup: backupIndex, size: out.size, crc32c: out.crc, sha256: sha,
-                                                    rawSize: nil, rawCrc32c: nil),
-                          pages: Int(offset / Int64(ps)))
+            return DatabaseCopier.Result(
+                file: BackupManifest.File(name: FilePaths.lastComponent(path), kind: .database, generation: nil,
+                                          backup: backupIndex, size: out.size, crc32c: out.crc, sha256: sha,
+                                          rawSize: nil, rawCrc32c: nil),
+                pages: pages)
         } catch {
             out.abandon()
             throw error
         }
     }
+
+    func abandon() {
+        guard !ended else { return }
+        out.abandon()
+        end()
+    }
+
+    private func end() {
+        guard !ended else { return }
+        ended = true
+        pipeline.drain() // no buffer may still be in use by the pipeline
+        for b in buffers { b.deallocate() }
+    }
+
+    deinit { abandon() }
 }

@@ -25,11 +25,15 @@ struct FullBackup {
         }
         var files: [BackupManifest.File] = []
         var manifestDbs: [BackupManifest.Database] = []
-        for db in dbs {
-            try run.checkCancelled()
-            run.events.log(.fileStart, "copying \(db.fileName)", [("file", .string(db.fileName))])
-            let r = try DatabaseCopier(fs: fs, session: session, database: db)
-                .copy(to: FilePaths.join(dir, db.fileName), backupIndex: 0) { n in try run.advance(n, file: db.fileName) }
+        // Each image is finished before the next one starts (its buffers are freed), but the
+        // last one's tail — the hash and the writes catching up, the final fsync — runs while
+        // the log is rolled and copied.
+        var pending: (BackupSession.Database, PendingImage)?
+        defer { pending?.1.abandon() }
+        func finishPending() throws {
+            guard let (db, image) = pending else { return }
+            pending = nil
+            let r = try image.finish()
             files.append(r.file)
             manifestDbs.append(BackupManifest.Database(name: db.name, file: db.fileName, dbid: db.dbid,
                                                        signature: .init(db.signature), pageSize: db.pageSize, pages: r.pages))
@@ -39,14 +43,24 @@ struct FullBackup {
             run.events.log(.fileEnd, "copied \(db.fileName)",
                            [("file", .string(db.fileName)), ("pages", .int(Int64(r.pages))), ("bytes", .int(r.file.size))])
         }
+        for db in dbs {
+            try finishPending()
+            try run.checkCancelled()
+            run.events.log(.fileStart, "copying \(db.fileName)", [("file", .string(db.fileName))])
+            let image = try DatabaseCopier(fs: fs, session: session, database: db)
+                .start(to: FilePaths.join(dir, db.fileName), backupIndex: 0) { n in try run.advance(n, file: db.fileName) }
+            pending = (db, image)
+        }
         run.summary.databases = dbs.count
-        // The log, from the checkpoint at the start through a roll after the pages: every
-        // change in a copied page is in it (pages reach disk only after their log does).
+        // The log, from the checkpoint at the start through a roll after the pages were read:
+        // every change in a copied page is in it (pages reach disk only after their log does).
         let last = try session.rollLog()
         let gens = try session.generations(through: last)
         names += gens.map { FileNames.archivedLog($0) + run.logSuffix }
         if marker { try BackupSetLayout.writeMarker(dir, names: names, fs: fs) }
-        files += try run.copyLogs(gens, into: dir, backupIndex: 0, previousCreation: nil)
+        let logs = try run.copyLogs(gens, into: dir, backupIndex: 0, previousCreation: nil)
+        try finishPending()
+        files += logs
         let manifest = BackupManifest(
             logSignature: .init(session.logSignature),
             replayFrom: .init(generation: start.generation, offset: start.offset),
