@@ -5,7 +5,8 @@ import JetStore
 /// out (read whole and chain-checked there). Several workers each take the next generation
 /// as soon as they are free: each reads it, parses it for commit times, compresses it when
 /// asked and, on a local destination, writes it with its CRC32C and SHA-256; the results are
-/// taken in order. All copies are fsynced together at the end.
+/// taken in order. Each copy is fsynced in the background as soon as it is written
+/// (`SyncBehind`); all are durable when `copy` returns.
 struct LogCopier {
     /// The destination's file system.
     let fs: any FileSystem
@@ -49,8 +50,8 @@ struct LogCopier {
     func copy(_ generations: [UInt32], into dir: String, backupIndex: Int, previousCreation: UInt64?,
               isCancelled: () -> Bool, progress: (String, Int) throws -> Void) throws -> [Copied] {
         var results: [Copied] = []
-        let unsynced = FileList()
-        defer { unsynced.closeAll() }
+        let syncing = SyncBehind(lanes: 2)
+        defer { syncing.abandon() }
         // An upload holds its bytes until it is completed: one at a time, in this thread, so
         // memory stays one generation whatever the run copies. Local files are written by
         // the workers, several at once.
@@ -58,23 +59,14 @@ struct LogCopier {
         // Commit times for the manifest (a point-in-time restore checks a time against them).
         var scanner = LogReader.CommitScanner()
         var lastCommit: UInt64?
-        // Page-aligned buffers, one per worker, reused generation after generation: a generation of
-        // whole pages is written from one straight to the device (no copy into the page
-        // cache, whose fresh pages cost more than the copy on a virtual machine).
-        let aligned = local ? (0..<lanes).map { _ in
-            UnsafeMutableRawBufferPointer.allocate(byteCount: session.logFileSize, alignment: 4096)
-        } : []
-        defer { for b in aligned { b.deallocate() } }
-        let staging = aligned.map { SendableMutableBuffer(bytes: $0) }
         let me = self
-        let work = OrderedWorkers<Prepared>(count: generations.count, lanes: lanes, window: window) { k, lane in
+        let work = OrderedWorkers<Prepared>(count: generations.count, lanes: lanes, window: window) { k, _ in
             let log = try me.session.readLog(generations[k], previousCreation: k == 0 ? previousCreation : nil)
             let parsed = try log.parsed ?? LogReader.parse(log.bytes, path: log.fileName)
             let packed = try me.compressionLevel.map { level in try log.bytes.withUnsafeBytes { try Zstd.compress($0, level: level) } }
             var p = Prepared(log: log, parsed: parsed, packed: packed)
             if local {
-                p.written = try me.write(packed ?? log.bytes, name: me.storedName(log, packed), in: dir,
-                                         staging: staging[lane].bytes, unsynced: unsynced)
+                p.written = try me.write(packed ?? log.bytes, name: me.storedName(log, packed), in: dir, syncing: syncing)
             }
             return p
         }
@@ -82,6 +74,7 @@ struct LogCopier {
         for k in generations.indices {
             if isCancelled() { throw JetError(.termInProgress, "the backup was interrupted (signal or shutdown); nothing of it was kept") }
             let p = try work.take(k)
+            if let e = syncing.failure { throw e }
             let commits = try scanner.feed(p.parsed)
             lastCommit = ([lastCommit] + commits.map(\.time)).compactMap { $0 }.max()
             let name = storedName(p.log, p.packed)
@@ -95,7 +88,7 @@ struct LogCopier {
         }
         work.stop()
         // Every copied generation durable before the manifest may name it.
-        try SetFileWriter.syncAll(unsynced.takeAll())
+        try syncing.finish()
         return results
     }
 
@@ -103,27 +96,20 @@ struct LogCopier {
         packed == nil ? log.fileName : log.fileName + ".zst"
     }
 
-    /// Writes one generation's stored bytes and starts their writeback; the fsync is left to
-    /// the end of the copy (the file joins `unsynced` once written). Whole pages go through
-    /// `staging` (page-aligned) as a direct write; other sizes (compressed) are buffered.
-    private func write(_ bytes: [UInt8], name: String, in dir: String, staging: UnsafeMutableRawBufferPointer,
-                       unsynced: FileList) throws -> Stored {
-        let direct = bytes.count % 4096 == 0 && bytes.count <= staging.count
-        var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name), direct: direct)
+    /// Writes one generation's stored bytes and hands the file to `syncing`, which fsyncs
+    /// and closes it in the background. Buffered: on the virtual disks measured (README
+    /// "Benchmarks") a direct write reaches only the host's cache, and the fsyncs that
+    /// follow the writes while the next generations are copied made the incremental faster.
+    private func write(_ bytes: [UInt8], name: String, in dir: String, syncing: SyncBehind) throws -> Stored {
+        var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name))
         do {
-            if direct {
-                let chunk = UnsafeMutableRawBufferPointer(rebasing: staging[0..<bytes.count])
-                bytes.withUnsafeBytes { chunk.copyMemory(from: $0) }
-                try w.append(UnsafeRawBufferPointer(chunk))
-            } else {
-                try bytes.withUnsafeBytes { try w.append($0) }
-            }
+            try bytes.withUnsafeBytes { try w.append($0) }
         } catch {
             w.abandon()
             throw error
         }
         let sha = w.finishDeferringSync()
-        unsynced.append(w.file)
+        syncing.add(w.file)
         return Stored(size: w.size, crc: w.crc, sha: sha)
     }
 
@@ -139,13 +125,4 @@ struct LogCopier {
             throw error
         }
     }
-}
-
-/// Files written by concurrent workers and not yet fsynced; whatever is left is closed.
-final class FileList: @unchecked Sendable {
-    private var files: [any StorageFile] = []
-    private let lock = NSLock()
-    func append(_ f: any StorageFile) { lock.withLock { files.append(f) } }
-    func takeAll() -> [any StorageFile] { lock.withLock { defer { files = [] }; return files } }
-    func closeAll() { for f in takeAll() { f.close() } }
 }

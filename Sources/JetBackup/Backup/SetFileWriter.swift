@@ -54,18 +54,12 @@ struct SetFileWriter {
         return sha.finalizeHex()
     }
 
-    /// Like `finish`, but leaves the fsync to `SetFileWriter.syncAll`, so many small files are
-    /// written back together instead of one fsync after each.
+    /// Like `finish`, but leaves the fsync and the close to the caller (`SyncBehind`, or a
+    /// restore's fsync of all its logs after replay), so many small files are written back
+    /// together instead of one fsync after each.
     mutating func finishDeferringSync() -> String {
         file.startWriteback(offset: 0, length: Int(size))
         return sha.finalizeHex()
-    }
-
-    /// fsyncs and closes files finished with `finishDeferringSync`, two at a time (the file
-    /// system commits the fsyncs that overlap together); throws the first failure.
-    static func syncAll(_ files: [any StorageFile]) throws {
-        defer { for f in files { f.close() } }
-        try Slots.run(files.count, lanes: 2) { try files[$0].sync() }
     }
 
     func abandon() {
