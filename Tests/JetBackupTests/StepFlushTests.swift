@@ -81,4 +81,32 @@ import Testing
         #expect(BackupSetLayout.locate("/b", fs: fs) == nil)
         try BackupFaultTests.expectUntouchedThenNextRunWorks(fs, inst, o, slotsBefore, gensBefore, "fsync EIO")
     }
+
+    /// An encrypted stream (and an upload) becomes durable only at its end: the steps leave
+    /// it alone (a step fsync there sealed the stream, and the next write failed).
+    @Test func anEncryptedImageCopiedInStepsReadsBackWhole() throws {
+        let fs = try BackupFaultTests.base()
+        let efs = EncryptedFileSystem(base: fs, key: DataKey.generate(), chunkSize: 4096)
+        // The contract itself: a step in the middle, more writes, the end.
+        let f = try efs.open("/b/stream", .createNew)
+        try [UInt8](repeating: 1, count: 5000).withUnsafeBytes { try f.write(at: 0, $0) }
+        try f.syncWritten()
+        try [UInt8](repeating: 2, count: 3000).withUnsafeBytes { try f.write(at: 5000, $0) }
+        try f.sync()
+        f.close()
+        #expect(try efs.readAll("/b/stream") == [UInt8](repeating: 1, count: 5000) + [UInt8](repeating: 2, count: 3000))
+        // A whole image of several chunks, in steps of one page.
+        let inst = try Instance.open(at: "/i", fs: fs, owner: "t")
+        defer { try? inst.close() }
+        try load(inst, "big", count: 800, size: 4000)
+        let session = try inst.beginBackup(.full)
+        defer { session.abort() }
+        let db = try #require(session.databases.first { $0.name == "big" })
+        let r = try DatabaseCopier(fs: efs, session: session, database: db, flushBytes: 4096)
+            .copy(to: "/b/" + db.fileName, backupIndex: 0) { _ in }
+        #expect(r.file.size > 2 * Int64(DatabaseCopier.chunkBytes))
+        let back = try efs.readAll("/b/" + db.fileName)
+        #expect(back.count == Int(r.file.size))
+        #expect(CRC32C.checksum(back) == r.file.crc32c)
+    }
 }

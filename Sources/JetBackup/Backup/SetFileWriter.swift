@@ -142,7 +142,8 @@ final class ChunkPipeline: @unchecked Sendable {
 }
 
 /// Makes a file durable in steps while it is still being written: each time `every` more
-/// bytes have been written, a thread of its own fsyncs the file (the device writes while the
+/// bytes have been written, a thread of its own fsyncs the file (`syncWritten`: nothing for
+/// an upload or an encrypted stream, which become durable only at their end) (the device writes while the
 /// copy goes on, so the final fsync has only the tail left) and then lets the kernel drop
 /// the flushed pages (a backup's output need not stay cached). The first failed fsync is
 /// kept: after it the kernel may report the next one as a success with the data lost.
@@ -182,7 +183,7 @@ final class Flusher: @unchecked Sendable {
             cond.unlock()
             if stop { return }
             do {
-                try file.sync()
+                try file.syncWritten()
             } catch {
                 cond.withLock { self.error = error }
                 return

@@ -9,8 +9,13 @@ public protocol StorageFile: AnyObject, Sendable {
     func write(at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws
     /// Writes `parts` one after the other from `offset`, as one write (pwritev).
     func write(at offset: Int64, gathering parts: [UnsafeRawBufferPointer]) throws
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable. For a file that can be made durable only
+    /// once, at its end (an upload, an encrypted stream), this also ends it.
     func sync() throws
+    /// Makes what was written so far durable while the file stays open for more writes (a
+    /// large file made durable in steps). Does nothing where a file can be made durable only
+    /// at its end: `sync` then does it all.
+    func syncWritten() throws
     func size() throws -> Int64
     func truncate(to size: Int64) throws
     func close()
@@ -35,6 +40,8 @@ extension StorageFile {
     /// Starts writing `length` bytes at `offset` back to the device without waiting, so a
     /// later `sync` has less left to do. A hint: no effect where unsupported.
     public func startWriteback(offset: Int64, length: Int) {}
+
+    public func syncWritten() throws {}
 
     /// Starts reading `length` bytes at `offset` into the page cache without waiting, so a
     /// later read finds them there. A hint: no effect where unsupported.

@@ -422,6 +422,9 @@ final class MemoryFile: StorageFile, @unchecked Sendable {
         }
     }
 
+    /// An fsync: a local file can be made durable any number of times.
+    func syncWritten() throws { try sync() }
+
     func sync() throws {
         try fs.tick(path, .sync)
         fs.countSync()

@@ -121,6 +121,9 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
         }
     }
 
+    /// An fsync: a local file can be made durable any number of times.
+    public func syncWritten() throws { try sync() }
+
     public func sync() throws {
         _ = try valueOrErrno("fsync", path) { fsync(fd.rawValue) }
     }
