@@ -12,7 +12,6 @@ import JetStore
 final class SyncBehind: @unchecked Sendable {
     private let cond = NSCondition()
     private var queue: [any StorageFile] = []
-    private var busy = 0
     private var closing = false
     private var abandoned = false
     private var error: Error?
@@ -35,8 +34,6 @@ final class SyncBehind: @unchecked Sendable {
                     f.close()
                     cond.withLock {
                         if let e, error == nil { error = e }
-                        busy -= 1
-                        cond.broadcast()
                     }
                 }
             }
@@ -51,7 +48,6 @@ final class SyncBehind: @unchecked Sendable {
         defer { cond.unlock() }
         while queue.isEmpty && !closing { cond.wait() }
         guard !queue.isEmpty else { return nil }
-        busy += 1
         return queue.removeFirst()
     }
 
