@@ -122,6 +122,57 @@ import Testing
         #expect(Array(g.bytes[g.fragments[0].payload]) == zeros)
     }
 
+    /// A parse that only checks (`unmask: false`, what a backup copies from) finds the same
+    /// records and end as one that unmasks, and leaves the bytes exactly as the file holds them.
+    @Test func checkOnlyParseLeavesTheFileBytesAndFindsTheSameRecords() throws {
+        var bytes = Self.generation([(.full, Self.payload(300, seed: 1)), (.first, Self.payload(5, seed: 2)), (.last, Self.payload(900, seed: 3))])
+        bytes[LogFormat.headerSize + 2 * LogFormat.recordSize(payload: 300) + 40] ^= 0x10 // after the records: zeros no more
+        let checked = try LogReader.parse(bytes, path: "edb.log", unmask: false)
+        let unmasked = try LogReader.parse(bytes, path: "edb.log")
+        #expect(checked.masked && !unmasked.masked)
+        #expect(checked.bytes == bytes)
+        #expect(checked.fragments.map(\.offset) == unmasked.fragments.map(\.offset))
+        #expect(checked.fragments.map(\.payload) == unmasked.fragments.map(\.payload))
+        #expect(checked.end == unmasked.end)
+        #expect(Array(unmasked.bytes[unmasked.fragments[0].payload]) == Self.payload(300, seed: 1))
+    }
+
+    /// The commit scanner reads each transaction's time from its first eight payload bytes,
+    /// also when they are split over fragments, and gets the same from a check-only parse as
+    /// from an unmasked one.
+    @Test func commitScannerReadsTimesFromMaskedAndUnmaskedParsesAlike() throws {
+        let a = Self.payload(8, seed: 11) + Self.payload(50, seed: 12)
+        let b = Self.payload(30, seed: 13)
+        // b's eight time bytes come in fragments of 3, 2 and 3+.
+        let records: [(LogFormat.RecordType, [UInt8])] = [
+            (.full, a), (.first, Array(b[0..<3])), (.middle, Array(b[3..<5])), (.last, Array(b[5...])),
+        ]
+        let bytes = Self.generation(records)
+        let timeA = try a.withUnsafeBytes { try LogTransaction.commitTime($0, where: "a") }
+        let timeB = try b.withUnsafeBytes { try LogTransaction.commitTime($0, where: "b") }
+        for unmask in [true, false] {
+            var scanner = LogReader.CommitScanner()
+            let commits = try scanner.feed(try LogReader.parse(bytes, path: "edb.log", unmask: unmask))
+            #expect(commits.map(\.time) == [timeA, timeB], "unmask: \(unmask)")
+            #expect(commits.last?.end.offset == UInt32(LogFormat.headerSize + records.map { LogFormat.recordSize(payload: $0.1.count) }.reduce(0, +)))
+        }
+    }
+
+    /// Fragments out of order (a last with none open, a first inside an open transaction) are
+    /// damage to the scanner as to replay; a transaction shorter than its time is malformed.
+    @Test(arguments: [[LogFormat.RecordType.full, .last], [.first, .full], [.first, .first]])
+    func commitScannerRefusesFragmentsOutOfOrder(types: [LogFormat.RecordType]) throws {
+        let bytes = Self.generation(types.map { ($0, Self.payload(20, seed: 7)) })
+        for unmask in [true, false] {
+            var scanner = LogReader.CommitScanner()
+            let g = try LogReader.parse(bytes, path: "edb.log", unmask: unmask)
+            let e = #expect(throws: JetError.self) { _ = try scanner.feed(g) }
+            #expect(e?.code == .logReadVerifyFailure)
+        }
+        var scanner = LogReader.CommitScanner()
+        #expect(throws: JetError.self) { _ = try scanner.feed(try LogReader.parse(Self.generation([(.full, [1, 2, 3])]), path: "edb.log")) }
+    }
+
     @Test func emptyGenerationEndsCleanlyAfterItsHeader() throws {
         let g = try LogReader.parse(Self.generation([]), path: "edb.log")
         #expect(g.fragments.isEmpty)

@@ -62,7 +62,7 @@ struct LogCopier {
         let me = self
         let work = OrderedWorkers<Prepared>(count: generations.count, lanes: lanes, window: window) { k, _ in
             let log = try me.session.readLog(generations[k], previousCreation: k == 0 ? previousCreation : nil)
-            let parsed = try log.parsed ?? LogReader.parse(log.bytes, path: log.fileName)
+            let parsed = try log.parsed ?? LogReader.parse(log.bytes, path: log.fileName, unmask: false)
             let packed = try me.compressionLevel.map { level in try log.bytes.withUnsafeBytes { try Zstd.compress($0, level: level) } }
             var p = Prepared(log: log, parsed: parsed, packed: packed)
             if local {

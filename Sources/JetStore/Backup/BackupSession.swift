@@ -210,7 +210,9 @@ public final class BackupSession: @unchecked Sendable {
         try checkOpen()
         let path = instance.generationPath(g)
         let bytes = try instance.fs.readAll(path)
-        let parsed = try LogReader.parse(bytes, path: path)
+        // Checked, not unmasked: the copy is of the file's bytes, and the backup reads only
+        // commit times from the payloads (`LogReader.CommitScanner`).
+        let parsed = try LogReader.parse(bytes, path: path, unmask: false)
         var link = previousCreation
         if link == nil && g > firstGeneration {
             let prevPath = instance.generationPath(g - 1)

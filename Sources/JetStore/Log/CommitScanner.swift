@@ -5,12 +5,17 @@ extension LogReader {
     /// replay abandons it. A transaction already under way at the first fragment fed is left
     /// out: its commit time is in its first record, which came before.
     public struct CommitScanner {
-        private var assembler = TransactionAssembler()
+        private var open = false
         private var started = false
+        /// The open transaction's first payload bytes, up to its commit time's eight.
+        private var head: [UInt8] = []
 
         public init() {}
 
-        /// The commits that end in `g`, oldest first.
+        /// The commits that end in `g`, oldest first. Only each transaction's first eight
+        /// payload bytes (its commit time) are read; nothing is reassembled, and a generation
+        /// parsed without unmasking (`LogReader.parse(unmask: false)`) is read as well as one
+        /// unmasked. The fragments' order is checked as replay checks it.
         public mutating func feed(_ g: Generation) throws -> [Commit] {
             var out: [Commit] = []
             for (k, frag) in g.fragments.enumerated() {
@@ -18,11 +23,24 @@ extension LogReader {
                 if !started {
                     guard opens else { continue }
                     started = true
-                } else if k == 0 && assembler.isOpen && opens {
-                    assembler = TransactionAssembler()
+                } else if k == 0 && open && opens {
+                    open = false
                 }
-                guard let payload = try assembler.feed(frag, g) else { continue }
-                let time = try payload.withUnsafeBytes { try LogTransaction.commitTime($0, where: "\(g.path) offset \(frag.offset)") }
+                let place = "\(g.path) offset \(frag.offset)"
+                if opens {
+                    guard !open else { throw TransactionAssembler.outOfOrder(place) }
+                    head.removeAll(keepingCapacity: true)
+                } else {
+                    guard open else { throw TransactionAssembler.outOfOrder(place) }
+                }
+                let want = 8 - head.count
+                if want > 0 {
+                    let take = frag.payload.lowerBound..<min(frag.payload.upperBound, frag.payload.lowerBound + want)
+                    head.append(contentsOf: g.masked ? g.bytes[take].map { $0 ^ LogFormat.mask } : Array(g.bytes[take]))
+                }
+                open = frag.type == .first || frag.type == .middle
+                guard !open else { continue }
+                let time = try head.withUnsafeBytes { try LogTransaction.commitTime($0, where: place) }
                 out.append(Commit(time: time, end: LogPosition(generation: g.header.generation,
                                                                offset: UInt32(frag.offset + LogFormat.recordSize(payload: frag.payload.count)))))
             }

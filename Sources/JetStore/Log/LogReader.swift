@@ -16,15 +16,25 @@ public struct LogReader {
         /// extent holds a sector that was never written (a crash cut the write); otherwise
         /// it was damaged after being written.
         case bad(offset: Int, reason: String, torn: Bool)
+
+        /// Where the records read end.
+        public var offset: Int {
+            switch self {
+            case .clean(let o), .bad(let o, _, _): o
+            }
+        }
     }
 
-    /// A generation read whole into memory (payloads already unmasked).
+    /// A generation read whole into memory: its payloads unmasked in place, unless it was
+    /// parsed to be checked and copied as it is (`masked`: the bytes are the file's).
     public struct Generation: Sendable {
         public let path: String
         public let header: LogFormat.Header
         public let bytes: [UInt8]
         public let fragments: [Fragment]
         public let end: End
+        /// True if the payloads are still masked as the file holds them (`parse(unmask: false)`).
+        public var masked = false
 
         /// True if any record with a valid checksum lies after `offset`: then a bad record
         /// at `offset` is damage, not a torn tail of an interrupted write.
@@ -53,7 +63,12 @@ public struct LogReader {
         return try parse(bytes, path: path, from: from)
     }
 
-    public static func parse(_ input: [UInt8], path: String, from: Int = LogFormat.headerSize) throws -> Generation {
+    /// `unmask: false` checks every record but leaves the bytes as they are (no copy of them
+    /// is made): for a caller that copies the file and needs of its payloads only what
+    /// `CommitScanner` reads. A caller that hands over its last reference to `input` lets the
+    /// payloads be unmasked without a copy too.
+    public static func parse(_ input: consuming [UInt8], path: String, from: Int = LogFormat.headerSize,
+                             unmask: Bool = true) throws -> Generation {
         var bytes = input
         let header = try bytes.withUnsafeBytes { try LogFormat.Header.decode($0, file: path) }
         guard Int(header.fileSize) == bytes.count, bytes.count >= LogFormat.headerSize else {
@@ -63,8 +78,7 @@ public struct LogReader {
         }
         var fragments: [Fragment] = []
         var end = End.clean(offset: bytes.count)
-        bytes.withUnsafeMutableBytes { m in
-            let p = UnsafeRawBufferPointer(m)
+        func walk(_ p: UnsafeRawBufferPointer, unmasking m: UnsafeMutableRawBufferPointer?) {
             var o = max(from, LogFormat.headerSize)
             while true {
                 if o + LogFormat.recordHeaderSize > p.count { end = .clean(offset: o); break }
@@ -82,12 +96,17 @@ public struct LogReader {
                     end = .bad(offset: o, reason: reason, torn: torn)
                     break
                 }
-                LogFormat.applyMask(UnsafeMutableRawBufferPointer(rebasing: m[payload]))
+                if let m { LogFormat.applyMask(UnsafeMutableRawBufferPointer(rebasing: m[payload])) }
                 fragments.append(Fragment(offset: o, type: type, payload: payload))
                 o += LogFormat.recordSize(payload: payload.count)
             }
         }
-        return Generation(path: path, header: header, bytes: bytes, fragments: fragments, end: end)
+        if unmask {
+            bytes.withUnsafeMutableBytes { walk(UnsafeRawBufferPointer($0), unmasking: $0) }
+        } else {
+            bytes.withUnsafeBytes { walk($0, unmasking: nil) }
+        }
+        return Generation(path: path, header: header, bytes: bytes, fragments: fragments, end: end, masked: !unmask)
     }
 
     /// The record at `o` if its header is sane and its checksum matches.
@@ -166,7 +185,9 @@ struct TransactionAssembler {
 
     var isOpen: Bool { open }
 
-    private func broken(_ place: String) -> JetError {
+    private func broken(_ place: String) -> JetError { Self.outOfOrder(place) }
+
+    static func outOfOrder(_ place: String) -> JetError {
         JetError(.logReadVerifyFailure, "the log's transaction fragments are out of order at \(place); the log is damaged: restore from a backup")
     }
 }

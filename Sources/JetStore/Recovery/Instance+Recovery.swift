@@ -86,9 +86,15 @@ extension Instance {
                 gen = g
             } else {
                 let isLast = i == chain.count - 1
-                // A parsed generation's payloads are unmasked in place: never parse it twice.
-                gen = (isLast && current != nil && from == LogFormat.headerSize) ? current!
-                    : try LogReader.read(fs: fs, path: entry.path, from: from)
+                // The current generation was read whole above: its records from `from` on are
+                // the same as a read from there if that read got as far (replay skips those
+                // before `from`). A parsed generation's payloads are unmasked in place: never
+                // parse it twice.
+                if isLast, let c = current, from == LogFormat.headerSize || c.end.offset >= from {
+                    gen = c
+                } else {
+                    gen = try LogReader.read(fs: fs, path: entry.path, from: from)
+                }
                 if let fault = LogChainFault.check(gen, expected: entry.gen, signature: parameters.logSignature,
                                                    previousCreation: previous?.creationTime, allowTornTail: isLast) {
                     throw fault.error(file: entry.path, given: false)
