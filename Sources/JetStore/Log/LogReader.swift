@@ -161,20 +161,20 @@ struct TransactionAssembler {
         let place = "\(g.path) offset \(f.offset)"
         switch f.type {
         case .full:
-            guard !open else { throw broken(place) }
+            guard !open else { throw Self.outOfOrder(place) }
             return [UInt8](g.bytes[f.payload])
         case .first:
-            guard !open else { throw broken(place) }
+            guard !open else { throw Self.outOfOrder(place) }
             open = true
             openStart = LogPosition(generation: g.header.generation, offset: UInt32(f.offset))
             parts = [UInt8](g.bytes[f.payload])
             return nil
         case .middle:
-            guard open else { throw broken(place) }
+            guard open else { throw Self.outOfOrder(place) }
             parts.append(contentsOf: g.bytes[f.payload])
             return nil
         case .last:
-            guard open else { throw broken(place) }
+            guard open else { throw Self.outOfOrder(place) }
             parts.append(contentsOf: g.bytes[f.payload])
             open = false
             openStart = nil
@@ -185,8 +185,7 @@ struct TransactionAssembler {
 
     var isOpen: Bool { open }
 
-    private func broken(_ place: String) -> JetError { Self.outOfOrder(place) }
-
+    /// The error for fragments out of order (also `LogReader.CommitScanner`'s).
     static func outOfOrder(_ place: String) -> JetError {
         JetError(.logReadVerifyFailure, "the log's transaction fragments are out of order at \(place); the log is damaged: restore from a backup")
     }

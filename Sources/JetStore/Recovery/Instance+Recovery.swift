@@ -90,7 +90,7 @@ extension Instance {
                 // the same as a read from there if that read got as far (replay skips those
                 // before `from`). A parsed generation's payloads are unmasked in place: never
                 // parse it twice.
-                if isLast, let c = current, from == LogFormat.headerSize || c.end.offset >= from {
+                if isLast, let c = current, c.end.offset >= from {
                     gen = c
                 } else {
                     gen = try LogReader.read(fs: fs, path: entry.path, from: from)
