@@ -39,10 +39,12 @@ struct DatabaseCopier {
         // written and hashed from there: what is verified is exactly what is written and
         // hashed, even while the engine writes the same pages. SHA-256 of one buffer runs on
         // the other core, and several are written at once, while the next ones are read and
-        // verified. The writes are buffered and fsynced in steps as they go, and the flushed
-        // pages dropped from the cache: on the virtual disks measured (README "Benchmarks") a
-        // direct write only reaches the host's cache, so its fsync at the end still waited for
-        // the whole image, and one day it was slower than buffered writes as well.
+        // verified. The writes go straight from the page-aligned buffers to the device (no
+        // copy into the page cache, no write-back work for the kernel: on a fast disk the
+        // copy is bound by the CPU, and SHA-256 needs a core of its own), and the file is
+        // fsynced in steps as it goes: on the virtual disks measured (README "Benchmarks") a
+        // direct write only reaches the host's cache, and one fsync at the end waited for the
+        // whole image.
         let image = try PendingImage(fs: fs, path: path, backupIndex: backupIndex, pageSize: ps,
                                      buffers: Self.buffers, bufferBytes: max(1, Self.chunkBytes / ps) * ps,
                                      writers: Self.writers, flushBytes: flushBytes)
@@ -86,7 +88,7 @@ final class PendingImage {
                      writers: Int, flushBytes: Int) throws {
         self.path = path
         self.backupIndex = backupIndex
-        out = try SetFileWriter(fs: fs, path: path)
+        out = try SetFileWriter(fs: fs, path: path, direct: true)
         pipeline = ChunkPipeline(file: out.file, slots: n, writers: writers, flushEvery: flushBytes)
         out.pipeline = pipeline
         buffers = (0..<n).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: bufferBytes, alignment: 4096) }
