@@ -34,6 +34,9 @@ extension Instance {
             previousEnd = dbs.map { max($0.header.fullPrev!.genHigh, $0.header.incPrev?.genHigh ?? 0) }.max()
         } else {
             try checkpointLocked()
+            // From here until the session ends, splits log the cells they move: the copy
+            // reads each page once, at its own time (`BTree.splitsCarryCells`).
+            databaseCopyRunning = true
         }
         backupRunning = true
         pinnedGeneration = checkpoint.position.generation
@@ -89,6 +92,7 @@ extension Instance {
     package func endBackup() {
         engine.withLock {
             backupRunning = false
+            databaseCopyRunning = false
             pinnedGeneration = nil
         }
     }
@@ -158,7 +162,7 @@ extension Instance {
         defer { scratch.deallocate() }
         scratch.copyMemory(from: f.bytes)
         h.encode(into: scratch)
-        try f.log(.header(bytes: [UInt8](scratch[PageFormat.headerSize..<DatabaseHeader.encodedEnd])))
+        try f.log(.header(bytes: [UInt8](scratch[PageFormat.headerSize..<DatabaseHeader.encodedEnd])), into: cache.redo)
     }
 
     /// After a backup through generation `bound - 1` is recorded: a checkpoint, then the

@@ -45,10 +45,10 @@ extension Instance {
             for op in operations {
                 switch op {
                 case .put(let name, let k, let v):
-                    let tree = BTree(db: try database(named: name), cache: cache)
+                    let tree = BTree(db: try database(named: name), cache: cache, splitsCarryCells: databaseCopyRunning)
                     results.append(try k.withUnsafeBytes { kb in try v.withUnsafeBytes { vb in try tree.put(kb, vb) } })
                 case .delete(let name, let k):
-                    let tree = BTree(db: try database(named: name), cache: cache)
+                    let tree = BTree(db: try database(named: name), cache: cache, splitsCarryCells: databaseCopyRunning)
                     results.append(try k.withUnsafeBytes { try tree.delete($0) })
                 }
                 cache.endOperation()
@@ -122,7 +122,7 @@ extension Instance {
             let h = try cache.fetch(dbid, PageFormat.headerPage)
             cache.beginChange(h)
             try h.log(.allocation(pageCount: db.header.pageCount, root: db.header.rootPage,
-                                  freeListHead: db.header.freeListHead, freeCount: db.header.freeCount))
+                                  freeListHead: db.header.freeListHead, freeCount: db.header.freeCount), into: cache.redo)
             b.dbtime(dbid: dbid, db.header.dbtime)
         }
         for f in cache.transactionFrames where f.redoCount > 0 {
@@ -130,8 +130,17 @@ extension Instance {
             guard f.baseDbtime < after else {
                 throw JetError(.databaseCorrupted, "page \(f.pgno) of \(try database(f.dbid).path) has dbtime \(f.baseDbtime), past its database's \(after - 1); check the instance's pages and restore from a backup")
             }
-            PageChange.stamp(f.buffer, pgno: f.pgno, dbtime: after)
-            b.page(dbid: f.dbid, pgno: f.pgno, before: f.baseDbtime, after: after, count: f.redoCount, changes: f.redo.bytes)
+        }
+        // The changes in the order they were made (a page may have several groups).
+        for run in cache.redo.runs {
+            let f = run.frame
+            let after = try database(f.dbid).header.dbtime
+            cache.redo.withChanges(of: run) {
+                b.page(dbid: f.dbid, pgno: f.pgno, before: f.baseDbtime, after: after, count: run.count, changes: $0)
+            }
+        }
+        for f in cache.transactionFrames where f.redoCount > 0 {
+            PageChange.stamp(f.buffer, pgno: f.pgno, dbtime: try database(f.dbid).header.dbtime)
         }
         guard let log, !touched.isEmpty else {
             cache.endTransaction(loggedEnd: nil)

@@ -32,6 +32,8 @@ public final class Instance: @unchecked Sendable {
     var fatal: JetError?
     /// A backup holds this; generations at or above `pinnedGeneration` are kept.
     var backupRunning = false
+    /// A full backup's session is open: it reads the database files page by page.
+    var databaseCopyRunning = false
     /// Serves other processes while the instance is open read-write (see `open`).
     public internal(set) var controlServer: ControlServer?
     var pinnedGeneration: UInt32?
@@ -315,7 +317,9 @@ public final class Instance: @unchecked Sendable {
         }
         for f in frames { PageFormat.seal(f.buffer, pgno: f.pgno) }
         if let dw = doublewrite {
-            var fresh = frames.filter { dw.needsCopy($0) }
+            // A split's new page gets a copy even if it has one of this epoch already: the
+            // pages made from it wait on this version (`PageCache.splitMoved`).
+            var fresh = frames.filter { dw.needsCopy($0) || $0.needsFreshCopy }
             if !fresh.isEmpty && dw.isFull(adding: fresh.count) {
                 try syncDatabases()
                 try dw.startEpoch()
@@ -323,6 +327,7 @@ public final class Instance: @unchecked Sendable {
             }
             if !fresh.isEmpty { try dw.write(fresh) }
         }
+        for f in frames { f.needsFreshCopy = false }
         for f in frames.sorted(by: { $0.key < $1.key }) {
             try database(f.dbid).writePage(f.pgno, f.buffer, sealed: true)
         }

@@ -43,7 +43,7 @@ import Testing
             Issue.record("an instance with a format 3 log was opened")
         } catch let e as JetError {
             #expect(e.code == .logReadVerifyFailure)
-            #expect(e.message.contains("has log format version 3, this jetbackup reads 4; it was written by an earlier jetbackup"), "\(e.message)")
+            #expect(e.message.contains("has log format version 3, this jetbackup reads 4 to 5; it was written by an earlier jetbackup"), "\(e.message)")
         }
         #expect(try fs.list(copy).filter { $0 != "LOCK" } == names)
         #expect(try names.map { try fs.readAll(copy + "/" + $0) } == before)

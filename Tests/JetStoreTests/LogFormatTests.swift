@@ -68,14 +68,24 @@ import Testing
 
     /// A generation written by another format version (a whole, checksummed header) is refused
     /// by name and both versions, not reported as damage of unknown kind.
-    @Test(arguments: [UInt32(1), 2, 3, 5, .max]) func otherLogFormatVersionRefusedWithClearError(version: UInt32) {
+    @Test(arguments: [UInt32(1), 2, 3, 6, .max]) func otherLogFormatVersionRefusedWithClearError(version: UInt32) {
         var bytes = Self.header().encode()
         bytes.withUnsafeMutableBytes { $0.setU32(8, version) }
         Self.reseal(&bytes)
         let e = Self.decodeError(bytes)
         #expect(e?.code == .logReadVerifyFailure)
-        #expect(e?.message == "edb00000007.log has log format version \(version), this jetbackup reads \(LogFormat.version)"
+        #expect(e?.message == "edb00000007.log has log format version \(version), this jetbackup reads 4 to 5"
                 + (version < 4 ? "; it was written by an earlier jetbackup: read it with that version" : ""))
+    }
+
+    /// Version 4 (splits with their cells, one group per page) is what version 5 holds without
+    /// its additions: still read.
+    @Test func logFormatVersion4IsStillRead() throws {
+        var bytes = Self.header().encode()
+        bytes.withUnsafeMutableBytes { $0.setU32(8, 4) }
+        Self.reseal(&bytes)
+        #expect(Self.decodeError(bytes) == nil)
+        #expect(Self.header().encode().withUnsafeBytes { $0.u32(8) } == LogFormat.version)
     }
 
     @Test(arguments: [-8, 8, -LogFormat.minimumFileSize / 2]) func fileSizeOtherThanTheHeaderSaysIsRejected(delta: Int) {

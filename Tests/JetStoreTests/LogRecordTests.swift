@@ -1,7 +1,7 @@
 import Testing
 @testable import JetStore
 
-/// The transaction payload inside log records (LogRecord.swift, format 4): what the engine
+/// The transaction payload inside log records (LogRecord.swift, format 5): what the engine
 /// writes (LogPayloadBuilder, PageChange.encode), LogTransaction.decode reads back field for
 /// field; anything cut, unknown or inconsistent is JET_errLogReadVerifyFailure naming the
 /// place, never a trap.
@@ -58,6 +58,8 @@ import Testing
         .free(next: 0xFFFF_FFFF),
         .allocation(pageCount: .max, root: 2, freeListHead: 0, freeCount: 1 << 31),
         .header(bytes: [UInt8](0..<200)),
+        .move(source: 2, from: 0),
+        .move(source: .max, from: 16383),
     ]
 
     @Test func everyPageChangeRoundTrips() throws {
@@ -191,17 +193,19 @@ import Testing
     @Test func changesReplayedOnThePageVersionTheyWereMadeFromGiveTheSameBytes() throws {
         let size = 4096
         let f = PageFrame(dbid: 1, pgno: 9, buffers: PageBuffers(pageSize: size))
-        try f.log(.format(type: .leaf, cells: (0..<5).map { Self.leafCell("k\($0)", [UInt8](repeating: UInt8($0), count: 300)) }))
+        let redo = TransactionRedo()
+        try f.log(.format(type: .leaf, cells: (0..<5).map { Self.leafCell("k\($0)", [UInt8](repeating: UInt8($0), count: 300)) }), into: redo)
         let before = [UInt8](f.bytes)
-        f.redo = ByteWriter(); f.redoCount = 0
+        redo.reset(); f.redoCount = 0
         var changes: [PageChange] = [.delete(slot: 2), .insert(slot: 2, cell: Self.leafCell("k2", [UInt8](repeating: 9, count: 900))),
                                      .replace(slot: 0, cell: Self.leafCell("k0", [1])), .keep(count: 3)]
         // Enough inserts to need compaction of the fragmented space.
         for i in 0..<6 { changes.append(.insert(slot: 3, cell: Self.leafCell("m\(i)", [UInt8](repeating: 3, count: 400)))) }
-        for c in changes { try f.log(c) }
+        for c in changes { try f.log(c, into: redo) }
         var b = LogPayloadBuilder(commitTime: 1)
         b.dbtime(dbid: 1, 2)
-        b.page(dbid: 1, pgno: 9, before: 1, after: 2, count: f.redoCount, changes: f.redo.bytes)
+        #expect(redo.runs.count == 1)
+        redo.withChanges(of: redo.runs[0]) { b.page(dbid: 1, pgno: 9, before: 1, after: 2, count: f.redoCount, changes: $0) }
         guard case .page(_, _, _, _, let decoded) = try Self.decode(b.w.bytes).operations[0] else { Issue.record("no page"); return }
         #expect(decoded == changes)
         let replay = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
@@ -209,6 +213,63 @@ import Testing
         before.withUnsafeBytes { replay.copyMemory(from: $0) }
         for c in decoded { try c.apply(to: replay, pgno: 9) }
         #expect([UInt8](replay) == [UInt8](f.bytes))
+    }
+
+    /// A split's new page named by the page its cells come from: made again from that page as
+    /// it was before the split, it has the same bytes, and the log holds a few bytes for it
+    /// instead of the cells.
+    @Test func moveReplayedFromTheSourceAsItWasBeforeTheSplitGivesTheSameBytes() throws {
+        let size = 4096
+        let buffers = PageBuffers(pageSize: size)
+        let redo = TransactionRedo()
+        let old = PageFrame(dbid: 1, pgno: 5, buffers: buffers), new = PageFrame(dbid: 1, pgno: 6, buffers: buffers)
+        let cells = (0..<12).map { Self.leafCell(String(format: "k%02d", $0), [UInt8](repeating: UInt8($0), count: 250)) }
+        try old.log(.format(type: .leaf, cells: cells), into: redo)
+        let oldBefore = [UInt8](old.bytes), newBefore = [UInt8](new.bytes)
+        redo.reset()
+        // As BTree.split logs it: the new page from the old one's cells 7…, a cell inserted
+        // there, then the old page keeps 7 and the old page changes again.
+        try new.log(.move(source: 5, from: 7), source: old, into: redo)
+        try new.log(.insert(slot: 1, cell: Self.leafCell("k075", [1])), into: redo)
+        try old.log(.keep(count: 7), into: redo)
+        try old.log(.delete(slot: 0), into: redo)
+        #expect(redo.runs.map(\.frame.pgno) == [6, 5])
+        #expect(redo.runs.map(\.count) == [2, 2])
+        #expect(redo.bytes.bytes.count < 40)
+        var b = LogPayloadBuilder(commitTime: 1)
+        b.dbtime(dbid: 1, 2)
+        for run in redo.runs {
+            redo.withChanges(of: run) { b.page(dbid: 1, pgno: run.frame.pgno, before: 1, after: 2, count: run.count, changes: $0) }
+        }
+        let ops = try Self.decode(b.w.bytes).operations
+        let pages = [UInt32(5): UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64),
+                     6: UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)]
+        defer { for p in pages.values { p.deallocate() } }
+        oldBefore.withUnsafeBytes { pages[5]!.copyMemory(from: $0) }
+        newBefore.withUnsafeBytes { pages[6]!.copyMemory(from: $0) }
+        for case .page(_, let pgno, _, _, let changes) in ops {
+            for c in changes {
+                var source: UnsafeMutableRawBufferPointer?
+                if case .move(let from, _) = c { source = pages[from] }
+                try c.apply(to: pages[pgno]!, pgno: pgno, source: source)
+            }
+        }
+        #expect([UInt8](pages[5]!) == [UInt8](old.bytes))
+        #expect([UInt8](pages[6]!) == [UInt8](new.bytes))
+        // Made from the old page after the split, the new page would be wrong: redo never does
+        // that (Instance.splitSource refuses), and the change itself cannot tell.
+        #expect(throws: PageChange.Misfit.self) { try PageChange.move(source: 5, from: 9).apply(to: pages[6]!, pgno: 6, source: pages[5]!) }
+        #expect(throws: PageChange.Misfit.self) { try PageChange.move(source: 5, from: 0).apply(to: pages[6]!, pgno: 6, source: nil) }
+        #expect(throws: PageChange.Misfit.self) { try PageChange.move(source: 6, from: 0).apply(to: pages[6]!, pgno: 6, source: pages[6]!) }
+    }
+
+    /// A move naming the header page or its shadow (never a split's old page) is malformed.
+    @Test(arguments: [UInt32(0), 1]) func moveFromAPageThatCannotHoldCellsIsRejected(source: UInt32) {
+        var w = ByteWriter()
+        w.u64(1); w.u8(LogTransaction.dbtimeTag); w.varint(1); w.varint(10)
+        w.u8(LogTransaction.pageTag); w.varint(1); w.varint(9); w.varint(1); w.varint(1)
+        w.u8(PageChange.moveTag); w.varint(source); w.varint(0)
+        #expect(throws: Self.malformed(at: "m")) { try Self.decode(w.bytes, where: "m") }
     }
 
     /// A change that does not fit the page it is applied to is refused (redo turns it into

@@ -44,7 +44,8 @@ import Testing
         let ratio = Double(inst.logBytesAppended - before) / Double(logical)
         // About 3.4 MB committed into a database of about 5 MB: 13 times the depth, 8 times the cache.
         #expect(fs.contents("/inst/db.edb")!.count > 12 * 256 * 1024)
-        #expect(ratio < 2.0, "log bytes ÷ logical bytes = \(ratio)")
+        // Format 4 logged a split's moved cells: 1.84 here. Format 5 names their page: 1.08.
+        #expect(ratio < 1.3, "log bytes ÷ logical bytes = \(ratio)")
         print("random inserts: log bytes ÷ logical bytes = \(ratio)")
         try inst.close()
         let again = try Instance.open(at: "/inst", fs: fs, owner: "t")
@@ -60,7 +61,7 @@ import Testing
         let (logical, changed) = try Self.load(inst, records: 10000..<20000, updates: true)
         model.merge(changed) { $1 }
         let ratio = Double(inst.logBytesAppended - before) / Double(logical)
-        #expect(ratio < 1.8, "log bytes ÷ logical bytes = \(ratio)")
+        #expect(ratio < 1.3, "log bytes ÷ logical bytes = \(ratio)")
         print("updates: log bytes ÷ logical bytes = \(ratio)")
         // A crash: every commit is back from the log alone.
         fs.crash(afterOperations: 0)

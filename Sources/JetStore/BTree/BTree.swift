@@ -5,6 +5,11 @@
 struct BTree {
     let db: DatabaseFile
     let cache: PageCache
+    /// Splits log the cells they move (`PageChange.format`) instead of naming the page they
+    /// come from (`PageChange.move`): while a full backup copies the database files, a split's
+    /// two pages may be copied at different times, and the new page could not be rebuilt from
+    /// an old page copied after the split.
+    var splitsCarryCells = false
 
     static let maxKeyLength = 255
     static let maxValueLength = 16 * 1024 * 1024
@@ -17,10 +22,11 @@ struct BTree {
 
     private func change(_ f: PageFrame) { cache.beginChange(f) }
 
-    /// Makes and logs a change of a page already in the transaction.
-    private func log(_ f: PageFrame, _ c: PageChange) throws {
+    /// Makes and logs a change of a page already in the transaction (`source`: the page a
+    /// `move` takes its cells from).
+    private func log(_ f: PageFrame, _ c: PageChange, source: PageFrame? = nil) throws {
         do {
-            try f.log(c)
+            try f.log(c, source: source, into: cache.redo)
         } catch let m as PageChange.Misfit {
             throw Node.corrupt(f, db, m.what)
         }
@@ -234,7 +240,12 @@ struct BTree {
 
     /// Splits a full node while inserting `cell` at `at`, then inserts the separator into the
     /// parent (splitting it too if needed, up to a new root). Logged as ESE logs a split: the
-    /// new page with the cells moved into it, the old page keeping its first cells.
+    /// new page made from the old page's cells from the split point on (named, not copied:
+    /// the log holds about half a page less per split), then the old page keeping its first
+    /// cells; the new page must then reach the disk no later than the old one
+    /// (`PageCache.splitMoved`). An append at the right edge moves nothing, and while a full
+    /// backup copies the files the cells are logged themselves (`splitsCarryCells`): the new
+    /// page is then self-contained.
     private func split(_ node: PageFrame, insert cell: [UInt8], at: Int, path: [(PageFrame, Int)]) throws {
         var path = path
         var node = node
@@ -258,7 +269,18 @@ struct BTree {
                 m = max(1, min(m, cells.count - 1))
             }
             let right = try allocate()
-            try log(right, .format(type: type, cells: Array(cells[m...])))
+            if splitsCarryCells || m == cells.count - 1 && at == m {
+                try log(right, .format(type: type, cells: Array(cells[m...])))
+            } else if at < m {
+                // cells[m...] are the node's own from m - 1 on.
+                try log(right, .move(source: node.pgno, from: m - 1), source: node)
+                cache.splitMoved(from: node, to: right)
+            } else {
+                // The node's own from m on, with the new cell among them.
+                try log(right, .move(source: node.pgno, from: m), source: node)
+                try log(right, .insert(slot: at - m, cell: cell))
+                cache.splitMoved(from: node, to: right)
+            }
             if at < m {
                 try log(node, .keep(count: m - 1))
                 try log(node, .insert(slot: at, cell: cell))

@@ -7,7 +7,9 @@ extension PageChange {
         let what: String
     }
 
-    func apply(to p: UnsafeMutableRawBufferPointer, pgno: UInt32) throws {
+    /// `source`: for `move`, the bytes of the page it names, as that page is now (a split's
+    /// old page before it drops the cells; nil where the caller has none, a misfit).
+    func apply(to p: UnsafeMutableRawBufferPointer, pgno: UInt32, source: UnsafeMutableRawBufferPointer? = nil) throws {
         switch self {
         case .insert(let slot, let cell):
             try Self.insertCell(p, slot, cell)
@@ -40,6 +42,15 @@ extension PageChange {
         case .header(let bytes):
             guard PageFormat.headerSize + bytes.count <= p.count else { throw Misfit(what: "header of \(bytes.count) bytes") }
             bytes.withUnsafeBytes { (p.baseAddress! + PageFormat.headerSize).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        case .move(let from, let first):
+            guard let src = source, from != pgno, src.count == p.count else { throw Misfit(what: "move from page \(from), which is not at hand") }
+            guard let type = PageFormat.PageType(rawValue: src[PageFormat.typeOffset]), type == .leaf || type == .branch else {
+                throw Misfit(what: "move from page \(from), which is no leaf or branch")
+            }
+            guard first <= Self.count(src) else { throw Misfit(what: "move of cells from slot \(first) of \(Self.count(src))") }
+            let cells = try Self.cells(src)
+            Self.blank(p, pgno: pgno, type: type)
+            try Self.rewrite(p, cells[first...])
         }
     }
 

@@ -35,7 +35,11 @@
 /// zstd sees the same matches and the same symbol frequencies, only relabelled.
 public enum LogFormat {
     public static let magic: [UInt8] = Array("JETLOG01".utf8)
-    public static let version: UInt32 = 4
+    /// Written by this jetbackup. Version 5 added split records that name the page the moved
+    /// cells come from (`PageChange.move`) and several groups of one page in a transaction;
+    /// a version 4 log is a version 5 log without them, and is read as well.
+    public static let version: UInt32 = 5
+    public static let readableVersions: ClosedRange<UInt32> = 4...5
     public static let sectorSize = 512
     public static let headerSize = 4096
     public static let recordHeaderSize = 12
@@ -86,10 +90,11 @@ public enum LogFormat {
                 throw JetError(.logReadVerifyFailure, "the header of log generation \(file) fails its checksum; the log is damaged: "
                     + "restore from a backup")
             }
-            guard p.u32(8) == LogFormat.version else {
+            guard LogFormat.readableVersions.contains(p.u32(8)) else {
                 let v = p.u32(8)
-                throw JetError(.logReadVerifyFailure, "\(file) has log format version \(v), this jetbackup reads \(LogFormat.version)"
-                               + (v < LogFormat.version ? "; it was written by an earlier jetbackup: read it with that version" : ""))
+                let r = LogFormat.readableVersions
+                throw JetError(.logReadVerifyFailure, "\(file) has log format version \(v), this jetbackup reads \(r.lowerBound) to \(r.upperBound)"
+                               + (v < r.lowerBound ? "; it was written by an earlier jetbackup: read it with that version" : ""))
             }
             return Header(generation: p.u32(12), signature: Signature.decode(p, 16), creationTime: p.u64(32),
                           previousCreationTime: p.u64(40), fileSize: p.u32(48))

@@ -1,13 +1,20 @@
 /// What a committed transaction writes to the log: physiological redo (ESE's log records).
 ///
-/// Each changed page gets one group: the page's dbtime before the transaction, the dbtime it
-/// has after (the database's, bumped once per transaction), and the changes made to it in
-/// order — a record inserted, replaced or deleted at a slot, a page formatted with the
-/// records a split moved into it, an overflow page's bytes, a free-list link, the header's
-/// allocation fields. Redo re-runs exactly those changes on the page, and only on the version
-/// they were made from (its dbtime is the group's "before"): the log grows with what was
-/// committed, not with the pages it touched. Torn pages are not repaired from the log but
-/// from the doublewrite file (`Doublewrite`), before redo.
+/// The changes are logged in the order they were made, as page groups: runs of consecutive
+/// changes to one page, each with the page's dbtime before the transaction and the dbtime it
+/// has after (the database's, bumped once per transaction) — a page changed, then another,
+/// then the first again has two groups. A change is a record inserted, replaced or deleted at
+/// a slot, a split's new page made from the cells of the page it splits (named, not copied:
+/// ESE's split record), a page formatted with given records, an overflow page's bytes, a
+/// free-list link, the header's allocation fields. Redo re-runs exactly those changes on the
+/// page, and only on the version they were made from (its dbtime is the group's "before"):
+/// the log grows with what was committed, not with the pages it touched. Torn pages are not
+/// repaired from the log but from the doublewrite file (`Doublewrite`), before redo.
+///
+/// A split's new page made from its old page's cells can be redone only from the old page as
+/// it was before the split: the engine writes the new page no later than the old one
+/// (`PageCache` write groups), and while a full backup copies the database files, whose pages
+/// it reads at different times, splits log the moved cells themselves (`format`).
 ///
 /// Payload:
 /// ```
@@ -29,6 +36,8 @@
 /// 7 free:       varint next                              (the whole page: a free-list page)
 /// 8 allocation: varint page count, varint root, varint free-list head, varint free count (page 0)
 /// 9 header:     varint n, n bytes                        (page 0's header fields from byte 32)
+/// 10 move:      varint source page, varint n             (the whole page: cells n… of the source
+///                                                          page, of its type; a split's new page)
 /// cell: u8 kind, varint key length, then
 ///       kind 0 (leaf, value inline):       varint value length, key, value
 ///       kind 1 (leaf, value in overflow):  varint value length, varint first overflow page, key
@@ -113,16 +122,20 @@ public enum PageChange: Sendable, Equatable {
     case free(next: UInt32)
     case allocation(pageCount: UInt32, root: UInt32, freeListHead: UInt32, freeCount: UInt32)
     case header(bytes: [UInt8])
+    /// The page becomes a page of `source`'s type holding `source`'s cells from slot `from` on,
+    /// as `source` is when the change is made (a split's new page; `source` then keeps the
+    /// cells before `from`).
+    case move(source: UInt32, from: Int)
 
     static let insertTag: UInt8 = 1, deleteTag: UInt8 = 2, replaceTag: UInt8 = 3, formatTag: UInt8 = 4
     static let keepTag: UInt8 = 5, overflowTag: UInt8 = 6, freeTag: UInt8 = 7, allocationTag: UInt8 = 8
-    static let headerTag: UInt8 = 9
+    static let headerTag: UInt8 = 9, moveTag: UInt8 = 10
 
     /// True for the changes that define the whole page: redo may apply them to a page that was
     /// never written or cannot be read (a page allocated after the copy on disk was made).
     public var definesWholePage: Bool {
         switch self {
-        case .format, .overflow, .free: true
+        case .format, .overflow, .free, .move: true
         default: false
         }
     }
@@ -149,6 +162,8 @@ public enum PageChange: Sendable, Equatable {
             w.u8(Self.allocationTag); w.varint(pc); w.varint(root); w.varint(head); w.varint(count)
         case .header(let bytes):
             w.u8(Self.headerTag); w.varint(bytes.count); w.raw(bytes)
+        case .move(let source, let from):
+            w.u8(Self.moveTag); w.varint(source); w.varint(from)
         }
     }
 
@@ -178,6 +193,10 @@ public enum PageChange: Sendable, Equatable {
         case headerTag:
             let n = Int(try r.varint(max: UInt64(PageFormat.supportedPageSizes.last!)))
             return .header(bytes: [UInt8](try r.raw(n)))
+        case moveTag:
+            let source = UInt32(try r.varint(max: UInt64(UInt32.max)))
+            guard source >= PageFormat.firstDataPage else { throw r.corrupt }
+            return .move(source: source, from: Int(try r.varint(max: maxSlot)))
         default:
             throw r.corrupt
         }
@@ -235,10 +254,14 @@ struct LogPayloadBuilder {
         w.u8(LogTransaction.dbtimeTag); w.varint(UInt64(dbid)); w.varint(after)
     }
 
-    /// A page group whose changes are already encoded (`PageFrame.redo`).
-    mutating func page(dbid: UInt16, pgno: UInt32, before: UInt64, after: UInt64, count: Int, changes: [UInt8]) {
+    /// A page group whose changes are already encoded (`TransactionRedo`).
+    mutating func page(dbid: UInt16, pgno: UInt32, before: UInt64, after: UInt64, count: Int, changes: UnsafeRawBufferPointer) {
         w.u8(LogTransaction.pageTag); w.varint(UInt64(dbid)); w.varint(pgno); w.varint(after - before)
         w.varint(count); w.raw(changes)
+    }
+
+    mutating func page(dbid: UInt16, pgno: UInt32, before: UInt64, after: UInt64, count: Int, changes: [UInt8]) {
+        changes.withUnsafeBytes { page(dbid: dbid, pgno: pgno, before: before, after: after, count: count, changes: $0) }
     }
 
     mutating func createDatabase(dbid: UInt16, pageSize: UInt32, signature: Signature, name: String) {

@@ -4,8 +4,8 @@ extension Instance {
     /// Order, and what holds on disk after each step:
     /// 1. `horizon` = the log position now;
     /// 2. the log is made durable (write-ahead rule for the pages below);
-    /// 3. every dirty page is written (through the doublewrite file, in batches), every
-    ///    database fsynced: all changes logged before `horizon` are in the database files;
+    /// 3. every dirty page is written (through the doublewrite file, in batches that keep a
+    ///    split's pages in order: `PageCache.writeBatches`), every database fsynced: all changes logged before `horizon` are in the database files;
     /// 4. a new doublewrite epoch starts: no page can be torn now, and no copy older than
     ///    `horizon`'s pages is left for recovery to put back;
     /// 5. `edb.chk` names `horizon`: recovery starts there. A crash before this step
@@ -14,14 +14,7 @@ extension Instance {
     func checkpointLocked() throws {
         let horizon = log?.position ?? .zero
         try log?.flush()
-        let dirty = cache.dirtyFrames()
-        var i = 0
-        while i < dirty.count {
-            let batch = Array(dirty[i..<min(dirty.count, i + cache.batchSize)])
-            try writePages(batch)
-            for f in batch { f.dirty = false }
-            i += batch.count
-        }
+        try cache.write(cache.dirtyFrames())
         try syncDatabases()
         if let dw = doublewrite, dw.hasCopies { try dw.startEpoch() }
         guard log != nil else { return }

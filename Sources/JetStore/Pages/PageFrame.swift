@@ -12,12 +12,19 @@ final class PageFrame {
     var lastLoggedEnd: UInt64 = 0
     /// Pins: the page is in use by the running operation, or changed by the open transaction.
     var pins = 0
-    /// Changed by the open transaction: the dbtime it had before, and its changes as logged
-    /// (`PageChange` encodings, `redoCount` of them).
+    /// Changed by the open transaction: the dbtime it had before, and how many changes it
+    /// logged (`TransactionRedo` holds them).
     var inTransaction = false
     var baseDbtime: UInt64 = 0
-    var redo = ByteWriter()
     var redoCount = 0
+    /// Pages made from this page's cells by a split (`PageChange.move`) since it was last
+    /// written: they must be durable no later than this page's next version on disk, or redo
+    /// could not rebuild them (`PageCache.writeBatches`).
+    var splitTargets: [PageFrame] = []
+    /// Made by a split from another page's cells: its next write puts a copy in the
+    /// doublewrite file, even if the page was copied there before in this epoch, so it is
+    /// durable before any page of its batch is written in place.
+    var needsFreshCopy = false
     /// Sweeps of the cache's clock hand the frame survives without being used again: one for
     /// a leaf or any other page, `branchChances` for a branch page (see `touch`).
     var chances: UInt8 = 1
@@ -57,13 +64,20 @@ final class PageFrame {
 
     // MARK: Changes
 
-    /// Makes `change` on the page and records it for the commit's log record: the change is
-    /// logged exactly as made, so redo (`PageChange.apply`, the same code) rebuilds the same
-    /// bytes from the same page version. The frame must be in the open transaction.
-    func log(_ change: PageChange) throws {
+    /// Makes `change` on the page and records it in `redo` for the commit's log record: the
+    /// change is logged exactly as made, so redo (`PageChange.apply`, the same code) rebuilds
+    /// the same bytes from the same page version. `source`: the page a `move` takes its cells
+    /// from. The frame must be in the open transaction.
+    func log(_ change: PageChange, source: PageFrame? = nil, into redo: TransactionRedo) throws {
         let branch = type == .branch
-        try change.apply(to: buffer, pgno: pgno)
-        change.encode(into: &redo, branch: branch)
+        try change.apply(to: buffer, pgno: pgno, source: source?.buffer)
+        redo.append(change, of: self, branch: branch)
         redoCount += 1
+    }
+
+    /// Written to its database file: clean, and no split target waits on it any more.
+    func markWritten() {
+        dirty = false
+        splitTargets.removeAll()
     }
 }

@@ -246,9 +246,12 @@ extension Instance {
         }
     }
 
-    /// Applies one replayed transaction to the cached pages.
+    /// Applies one replayed transaction to the cached pages. Whether a page takes the
+    /// transaction's changes is decided at its first group (its dbtime against the group's
+    /// before and after) and holds for its later groups in the same transaction.
     private func apply(_ ops: [LogOperation], place: String) throws {
         defer { cache.endOperation() }
+        var redone: [UInt64: (frame: PageFrame, apply: Bool)] = [:]
         for op in ops {
             switch op {
             case .createDatabase(let dbid, let pageSize, let sig, let name):
@@ -265,16 +268,31 @@ extension Instance {
                 _ = try createDatabaseFile(name: name, dbid: dbid, signature: sig)
             case .page(let dbid, let pgno, let before, let after, let changes):
                 let db = try replayDatabase(dbid, place)
-                let whole = changes.first?.definesWholePage ?? false
-                let (f, blank) = try cache.fetchForRedo(dbid, pgno, blankIfUnreadable: whole)
-                if !blank && f.dbtime >= after { continue }
-                guard blank || f.dbtime == before else {
-                    throw JetError(.logReadVerifyFailure,
-                                   "the log at \(place) changes page \(pgno) of \(db.name) from dbtime \(before), but the page is at dbtime \(f.dbtime); the log and database do not belong together: restore from a backup")
+                let key = PageFrame.key(dbid, pgno)
+                let f: PageFrame
+                if let seen = redone[key] {
+                    guard seen.apply else { continue }
+                    f = seen.frame
+                } else {
+                    let whole = changes.first?.definesWholePage ?? false
+                    let (frame, blank) = try cache.fetchForRedo(dbid, pgno, blankIfUnreadable: whole)
+                    let apply = blank || frame.dbtime < after
+                    redone[key] = (frame, apply)
+                    guard apply else { continue }
+                    guard blank || frame.dbtime == before else {
+                        throw JetError(.logReadVerifyFailure,
+                                       "the log at \(place) changes page \(pgno) of \(db.name) from dbtime \(before), but the page is at dbtime \(frame.dbtime); the log and database do not belong together: restore from a backup")
+                    }
+                    f = frame
                 }
                 for c in changes {
+                    var source: PageFrame?
+                    if case .move(let from, _) = c {
+                        source = try splitSource(dbid, from, after: after, for: pgno, in: db, place: place, redone: &redone)
+                        cache.splitMoved(from: source!, to: f)
+                    }
                     do {
-                        try c.apply(to: f.buffer, pgno: pgno)
+                        try c.apply(to: f.buffer, pgno: pgno, source: source?.buffer)
                     } catch let m as PageChange.Misfit {
                         throw JetError(.logReadVerifyFailure,
                                        "the log at \(place) makes a change to page \(pgno) of \(db.name) that does not fit it (\(m.what)); the log and database do not belong together: restore from a backup")
@@ -285,6 +303,29 @@ extension Instance {
                 f.lastLoggedEnd = 0
             }
         }
+    }
+
+    /// The page a split's new page is made from (`PageChange.move`), as it is at that point of
+    /// the transaction: before the split, unless the page on disk is already past this
+    /// transaction — then the new page cannot be rebuilt (its cells are gone from the source),
+    /// which the engine's write order rules out after a crash and a full backup rules out by
+    /// logging the cells while it copies.
+    private func splitSource(_ dbid: UInt16, _ pgno: UInt32, after: UInt64, for target: UInt32, in db: DatabaseFile, place: String,
+                             redone: inout [UInt64: (frame: PageFrame, apply: Bool)]) throws -> PageFrame {
+        let key = PageFrame.key(dbid, pgno)
+        let source: PageFrame
+        if let seen = redone[key] {
+            source = seen.frame
+            if seen.apply { return source }
+        } else {
+            // Its own first group comes later in the transaction and checks its "before".
+            source = try cache.fetchForRedo(dbid, pgno, blankIfUnreadable: false).frame
+            if source.dbtime < after { return source }
+        }
+        throw JetError(.logReadVerifyFailure,
+                       "the log at \(place) makes page \(target) of \(db.name) from the cells of page \(pgno) before a split, but page \(pgno) "
+                           + "is already past that split (dbtime \(source.dbtime)) and page \(target) is not: the pages were not written in the "
+                           + "order the log needs; the log and database do not belong together: restore from a backup")
     }
 
     private func replayDatabase(_ dbid: UInt16, _ place: String) throws -> DatabaseFile {
