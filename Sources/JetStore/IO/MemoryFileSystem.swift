@@ -17,6 +17,9 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
         case dropUnsynced
         /// Unsynced writes reach the disk in order up to a point; the last one is torn.
         case tornPrefix(seed: UInt64)
+        /// The unsynced writes `keep(path, offset)` selects reached the disk whole, the others
+        /// not at all: a disk that reorders writes between two flushes.
+        case selective(@Sendable (String, Int) -> Bool)
     }
 
     final class Node {
@@ -120,8 +123,11 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     public func reboot(_ mode: CrashMode) {
         lock.withLock {
             var rng = SplitMix64(seed: { if case .tornPrefix(let s) = mode { return s }; return 0 }())
-            for node in files.values {
+            for (path, node) in files {
                 var image = node.synced
+                if case .selective(let keep) = mode {
+                    for w in node.pending where keep(path, w.offset) { MemoryFileSystem.apply(&image, w.offset, w.bytes) }
+                }
                 if case .tornPrefix = mode, !node.pending.isEmpty {
                     let keep = Int(rng.next() % UInt64(node.pending.count + 1))
                     for (i, w) in node.pending.prefix(keep).enumerated() {
