@@ -200,6 +200,27 @@ import Testing
             earlierDirs.append(dir)
             #expect(owner.process.isRunning)
         }
+        // A client killed while the owner recorded its (whole) set lets the owner finish that
+        // after the round looked, on a loaded machine well after it: wait until the instance's
+        // backup state holds still, then extend the set whose last generation is the one the
+        // instance records as its last backup's (the rounds' guess above, checked).
+        var state = try Self.backupState(i)
+        for _ in 0..<20 {
+            usleep(250_000)
+            let now = try Self.backupState(i)
+            if now == state { break }
+            state = now
+        }
+        let recorded = (json(try Binary.run(["info", "--json", "-i", i]).stdout)["databases"] as? [[String: Any]] ?? [])
+            .flatMap { db in ["fullPrev", "incPrev"].compactMap { k in (db[k] as? [String: Any])?["genHigh"] as? Int } }.max()
+        func lastGeneration(_ dir: String) -> Int? {
+            guard let r = try? Binary.run(["show", dir, "--json"]), r.status == 0 else { return nil }
+            return (json(r.stdout)["chain"] as? [[String: Any]])?.last?["genHigh"] as? Int
+        }
+        if let recorded, lastGeneration(lastSet) != recorded,
+           let found = ([set] + earlierDirs).reversed().first(where: { lastGeneration($0) == recorded }) {
+            lastSet = found
+        }
         // The next backups work: no session was left behind.
         let inc = try Binary.run(["backup", "--incremental", lastSet, "-i", i])
         #expect(inc.status == 0, "\(inc.stderr)")

@@ -31,8 +31,12 @@ final class TransactionRedo {
         try bytes.bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[run.start..<run.end])) }
     }
 
+    /// Empties it for the next transaction; the buffer's memory is kept unless a large
+    /// transaction (values in overflow pages) grew it past `retained`.
     func reset() {
-        bytes.bytes.removeAll(keepingCapacity: true)
-        runs.removeAll(keepingCapacity: true)
+        bytes.bytes.removeAll(keepingCapacity: bytes.bytes.capacity <= Self.retained)
+        runs.removeAll(keepingCapacity: runs.capacity <= 4096)
     }
+
+    static let retained = 1 << 20
 }
