@@ -288,7 +288,7 @@ extension Instance {
                 for c in changes {
                     var source: PageFrame?
                     if case .move(let from, _) = c {
-                        source = try splitSource(dbid, from, after: after, for: pgno, in: db, place: place, redone: &redone)
+                        source = try splitSource(dbid, from, after: after, for: pgno, in: db, place: place, redone: redone)
                         cache.splitMoved(from: source!, to: f)
                     }
                     do {
@@ -311,7 +311,7 @@ extension Instance {
     /// which the engine's write order rules out after a crash and a full backup rules out by
     /// logging the cells while it copies.
     private func splitSource(_ dbid: UInt16, _ pgno: UInt32, after: UInt64, for target: UInt32, in db: DatabaseFile, place: String,
-                             redone: inout [UInt64: (frame: PageFrame, apply: Bool)]) throws -> PageFrame {
+                             redone: [UInt64: (frame: PageFrame, apply: Bool)]) throws -> PageFrame {
         let key = PageFrame.key(dbid, pgno)
         let source: PageFrame
         if let seen = redone[key] {
