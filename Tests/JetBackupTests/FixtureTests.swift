@@ -22,10 +22,25 @@ import Testing
         let r = try Inspection.check(copy, fs: PosixFileSystem(), parameters: try Instance.readParameters(at: copy))
         #expect(r.ok, "\(r.problems)")
         #expect(try digest(copy) == Self.expected("instance"))
-        // And it takes new work.
-        let inst = try open(copy)
-        try inst.commit([.put(database: "notes", key: Array("k".utf8), value: Array("v".utf8))])
+        // And it takes new work: a log of format 4 (the fixture's) is continued in format 5,
+        // splits named by their old page among it, and all of it reads back after a reopen.
+        var inst = try open(copy)
+        var added: [[UInt8]: [UInt8]] = [:]
+        for b in 0..<40 {
+            var batch: [Mutation] = []
+            for j in 0..<25 {
+                let k = Array(String(format: "fixture-%08x", (b * 25 + j) &* 2_654_435_761 & 0xFFFF_FFFF).utf8)
+                let v = [UInt8](repeating: UInt8(truncatingIfNeeded: b &+ j), count: 200)
+                batch.append(.put(database: "notes", key: k, value: v))
+                added[k] = v
+            }
+            try inst.commit(batch)
+        }
         try inst.close()
+        inst = try open(copy)
+        for (k, v) in added { #expect(try inst.get("notes", k) == v) }
+        try inst.close()
+        #expect(try digest(copy) != Self.expected("instance"))
     }
 
     /// An instance whose log is format 3 (page images; the release before this one) is refused
