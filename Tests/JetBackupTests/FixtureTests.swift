@@ -40,6 +40,11 @@ import Testing
         inst = try open(copy)
         for (k, v) in added { #expect(try inst.get("notes", k) == v) }
         try inst.close()
+        // The fixture's format 4 generation was finished at the first open, not continued.
+        let versions = try FileManager.default.contentsOfDirectory(atPath: copy).filter { $0.hasPrefix("edb") && $0.hasSuffix(".log") }
+            .map { name in try Data(contentsOf: URL(fileURLWithPath: copy + "/" + name)).withUnsafeBytes { ($0.u32(8), name) } }
+        #expect(versions.filter { $0.0 == 4 }.count == 1, "\(versions)")
+        #expect(versions.contains { $0.0 == 5 && $0.1 == FileNames.currentLog })
         #expect(try digest(copy) != Self.expected("instance"))
     }
 

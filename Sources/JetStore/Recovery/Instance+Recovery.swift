@@ -167,6 +167,14 @@ extension Instance {
             log = LogWriter(fs: fs, directory: path, signature: parameters.logSignature, fileSize: parameters.logFileSize,
                             generation: header.generation, creationTime: header.creationTime, file: f,
                             fileLength: size, endOffset: endOffset)
+            // A generation of an earlier format that this one reads is not continued: new
+            // records go into a generation whose header names their format, so an earlier
+            // jetbackup refuses them by version instead of calling a record damaged.
+            var version = [UInt8](repeating: 0, count: 4)
+            if mode == .readWrite, try version.withUnsafeMutableBytes({ try f.read(at: 8, into: $0) }) == 4,
+               version.withUnsafeBytes({ $0.u32(0) }) < LogFormat.version {
+                _ = try log!.roll()
+            }
         }
         recoveryReport.endPosition = log!.position
         // Headers follow the replayed page 0 of each database.
