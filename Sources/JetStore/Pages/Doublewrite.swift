@@ -16,7 +16,9 @@ import Glibc
 /// from the checkpoint then brings it forward, since the epoch began no earlier than the
 /// checkpoint recovery starts from (`checkpointLocked` starts the epoch before it writes
 /// `edb.chk`). A page written again in the same epoch needs no new copy: if that write tears,
-/// the copy of its first write and the log rebuild it.
+/// the copy of its first write and the log rebuild it — except a split's new page made from
+/// its old page's cells (`PageFrame.needsFreshCopy`): the old page may reach the disk while the
+/// new one does not, and redo cannot rebuild it from an old page past the split.
 ///
 /// Crash points inside this file's own writes: a batch torn, or not yet synced, means none of
 /// its pages was written in place, so the pages in place are whole; its header then fails its
