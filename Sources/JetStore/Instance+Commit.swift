@@ -116,6 +116,7 @@ extension Instance {
         var touched = Set<UInt16>()
         for f in cache.transactionFrames where f.redoCount > 0 { touched.insert(f.dbid) }
         var b = LogPayloadBuilder(commitTime: log == nil ? 0 : nextCommitTime())
+        var afterOf: [UInt16: UInt64] = [:]
         for dbid in touched.sorted() {
             let db = try database(dbid)
             db.header.dbtime += 1
@@ -124,23 +125,21 @@ extension Instance {
             try h.log(.allocation(pageCount: db.header.pageCount, root: db.header.rootPage,
                                   freeListHead: db.header.freeListHead, freeCount: db.header.freeCount), into: cache.redo)
             b.dbtime(dbid: dbid, db.header.dbtime)
+            afterOf[dbid] = db.header.dbtime
         }
         for f in cache.transactionFrames where f.redoCount > 0 {
-            let after = try database(f.dbid).header.dbtime
+            let after = afterOf[f.dbid]!
             guard f.baseDbtime < after else {
                 throw JetError(.databaseCorrupted, "page \(f.pgno) of \(try database(f.dbid).path) has dbtime \(f.baseDbtime), past its database's \(after - 1); check the instance's pages and restore from a backup")
             }
+            PageChange.stamp(f.buffer, pgno: f.pgno, dbtime: after)
         }
         // The changes in the order they were made (a page may have several groups).
         for run in cache.redo.runs {
             let f = run.frame
-            let after = try database(f.dbid).header.dbtime
             cache.redo.withChanges(of: run) {
-                b.page(dbid: f.dbid, pgno: f.pgno, before: f.baseDbtime, after: after, count: run.count, changes: $0)
+                b.page(dbid: f.dbid, pgno: f.pgno, before: f.baseDbtime, after: afterOf[f.dbid]!, count: run.count, changes: $0)
             }
-        }
-        for f in cache.transactionFrames where f.redoCount > 0 {
-            PageChange.stamp(f.buffer, pgno: f.pgno, dbtime: try database(f.dbid).header.dbtime)
         }
         guard let log, !touched.isEmpty else {
             cache.endTransaction(loggedEnd: nil)

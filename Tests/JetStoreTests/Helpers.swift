@@ -18,6 +18,18 @@ func makeMemoryInstance(_ tune: (inout InstanceParameters) -> Void = { _ in }, d
     return fs
 }
 
+/// A crash that loses every unsynced write while `inst` (at /inst) is open: reopened, the
+/// instance replays its log and holds exactly `model`.
+func expectCrashRecovers(_ fs: MemoryFileSystem, _ inst: Instance, to model: [[UInt8]: [UInt8]]) throws {
+    fs.crash(afterOperations: 0)
+    try? inst.close()
+    fs.reboot(.dropUnsynced)
+    let again = try Instance.open(at: "/inst", fs: fs, owner: "t")
+    #expect(again.recoveryReport.transactionsReplayed > 0)
+    #expect(try allRecords(again) == model)
+    try again.close()
+}
+
 func key(_ i: Int) -> [UInt8] { Array("key\(String(format: "%08d", i))".utf8) }
 
 func allRecords(_ inst: Instance, _ db: String = "db") throws -> [[UInt8]: [UInt8]] {

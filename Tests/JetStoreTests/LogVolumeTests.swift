@@ -64,12 +64,6 @@ import Testing
         #expect(ratio < 1.3, "log bytes ÷ logical bytes = \(ratio)")
         print("updates: log bytes ÷ logical bytes = \(ratio)")
         // A crash: every commit is back from the log alone.
-        fs.crash(afterOperations: 0)
-        try? inst.close()
-        fs.reboot(.dropUnsynced)
-        let again = try Instance.open(at: "/inst", fs: fs, owner: "t")
-        #expect(again.recoveryReport.transactionsReplayed > 0)
-        #expect(try allRecords(again) == model)
-        try again.close()
+        try expectCrashRecovers(fs, inst, to: model)
     }
 }

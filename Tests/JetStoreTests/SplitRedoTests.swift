@@ -153,13 +153,7 @@ import Foundation
         let first = try inst.rollLog() + 1
         try Self.load(inst, 0..<3000, model: &model)
         #expect(try Self.changes(in: fs, first...inst.rollLog()).moves > 50)
-        fs.crash(afterOperations: 0)
-        try? inst.close()
-        fs.reboot(.dropUnsynced)
-        let again = try Instance.open(at: "/inst", fs: fs, owner: "t")
-        #expect(again.recoveryReport.transactionsReplayed > 0)
-        #expect(try allRecords(again) == model)
-        try again.close()
+        try expectCrashRecovers(fs, inst, to: model)
     }
 
     /// Pages on disk in an order the engine never writes them — every old page past its

@@ -48,9 +48,9 @@ extension PageChange {
                 throw Misfit(what: "move from page \(from), which is no leaf or branch")
             }
             guard first <= Self.count(src) else { throw Misfit(what: "move of cells from slot \(first) of \(Self.count(src))") }
-            let cells = try Self.cells(src)
+            let cells = try Self.cells(src, from: first)
             Self.blank(p, pgno: pgno, type: type)
-            try Self.rewrite(p, cells[first...])
+            try Self.rewrite(p, cells[...])
         }
     }
 
@@ -90,10 +90,11 @@ extension PageChange {
         return size
     }
 
-    static func cells(_ p: UnsafeMutableRawBufferPointer) throws -> [[UInt8]] {
+    /// The page's cells from slot `first` on, each copied out.
+    static func cells(_ p: UnsafeMutableRawBufferPointer, from first: Int = 0) throws -> [[UInt8]] {
         var out: [[UInt8]] = []
-        out.reserveCapacity(count(p))
-        for i in 0..<count(p) {
+        out.reserveCapacity(max(0, count(p) - first))
+        for i in first..<max(first, count(p)) {
             let o = try cellOffset(p, i)
             out.append([UInt8](p[o..<(o + (try cellSize(p, at: o)))]))
         }

@@ -40,6 +40,8 @@ public enum LogFormat {
     /// a version 4 log is a version 5 log without them, and is read as well.
     public static let version: UInt32 = 5
     public static let readableVersions: ClosedRange<UInt32> = 4...5
+    /// Where a generation's header holds its format version.
+    static let versionOffset = 8
     public static let sectorSize = 512
     public static let headerSize = 4096
     public static let recordHeaderSize = 12
@@ -70,7 +72,7 @@ public enum LogFormat {
             var out = [UInt8](repeating: 0, count: LogFormat.headerSize)
             out.withUnsafeMutableBytes { p in
                 for (i, b) in LogFormat.magic.enumerated() { p[i] = b }
-                p.setU32(8, LogFormat.version)
+                p.setU32(LogFormat.versionOffset, LogFormat.version)
                 p.setU32(12, generation)
                 signature.encode(p, 16)
                 p.setU64(32, creationTime)
@@ -90,8 +92,8 @@ public enum LogFormat {
                 throw JetError(.logReadVerifyFailure, "the header of log generation \(file) fails its checksum; the log is damaged: "
                     + "restore from a backup")
             }
-            guard LogFormat.readableVersions.contains(p.u32(8)) else {
-                let v = p.u32(8)
+            guard LogFormat.readableVersions.contains(p.u32(LogFormat.versionOffset)) else {
+                let v = p.u32(LogFormat.versionOffset)
                 let r = LogFormat.readableVersions
                 throw JetError(.logReadVerifyFailure, "\(file) has log format version \(v), this jetbackup reads \(r.lowerBound) to \(r.upperBound)"
                                + (v < r.lowerBound ? "; it was written by an earlier jetbackup: read it with that version" : ""))

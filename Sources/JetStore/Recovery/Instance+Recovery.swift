@@ -48,6 +48,7 @@ extension Instance {
         var cursor = ReplayCursor()
         var previous: LogFormat.Header?
         var headers: [UInt32: LogFormat.Header] = [:]
+        var versions: [UInt32: UInt32] = [:]
         var endOffset = LogFormat.headerSize
         var lastEnd = start
         var stopped: LogPosition?
@@ -102,6 +103,7 @@ extension Instance {
             }
             previous = gen.header
             headers[entry.gen] = gen.header
+            versions[entry.gen] = gen.bytes.withUnsafeBytes { $0.u32(LogFormat.versionOffset) }
             recoveryReport.generationsRead += 1
             // A fed generation is parsed whole; replay starts at the checkpoint all the same.
             for (k, frag) in gen.fragments.drop(while: { $0.offset < from }).enumerated() {
@@ -170,9 +172,7 @@ extension Instance {
             // A generation of an earlier format that this one reads is not continued: new
             // records go into a generation whose header names their format, so an earlier
             // jetbackup refuses them by version instead of calling a record damaged.
-            var version = [UInt8](repeating: 0, count: 4)
-            if mode == .readWrite, try version.withUnsafeMutableBytes({ try f.read(at: 8, into: $0) }) == 4,
-               version.withUnsafeBytes({ $0.u32(0) }) < LogFormat.version {
+            if mode == .readWrite, let v = versions[last.gen], v < LogFormat.version {
                 _ = try log!.roll()
             }
         }
