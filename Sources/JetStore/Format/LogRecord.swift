@@ -67,10 +67,27 @@ public struct LogTransaction: Sendable, Equatable {
 
     /// Decodes a transaction payload. `where` names generation and offset for errors.
     public static func decode(_ payload: UnsafeRawBufferPointer, where place: String) throws -> LogTransaction {
+        var ops: [LogOperation] = []
+        let time = try walk(payload, where: place, page: { dbid, pgno, before, after, n, r in
+            var changes: [PageChange] = []
+            changes.reserveCapacity(min(n, 64))
+            for _ in 0..<n { changes.append(try PageChange.decode(&r)) }
+            ops.append(.page(dbid: dbid, pgno: pgno, before: before, after: after, changes: changes))
+        }, create: { ops.append($0) })
+        return LogTransaction(commitTime: time, operations: ops)
+    }
+
+    /// Reads a transaction payload's structure and returns its commit time: each page group's
+    /// database, page, dbtimes and change count go to `page` with the reader at its first
+    /// change (`page` reads exactly that many changes, `PageChange.decode`); each database
+    /// created goes to `create`. `decode` is this with the changes kept; redo (`RedoBatch`)
+    /// keeps where each group's changes are instead and decodes them when it applies them.
+    static func walk(_ payload: UnsafeRawBufferPointer, where place: String,
+                     page: (_ dbid: UInt16, _ pgno: UInt32, _ before: UInt64, _ after: UInt64, _ count: Int, _ r: inout ByteReader) throws -> Void,
+                     create: (LogOperation) throws -> Void) throws -> UInt64 {
         let corrupt = malformed(place)
         var r = ByteReader(payload, corrupt: corrupt)
         let time = try r.u64()
-        var ops: [LogOperation] = []
         var after: [UInt16: UInt64] = [:]
         while r.remaining > 0 {
             switch try r.u8() {
@@ -86,20 +103,17 @@ public struct LogTransaction: Sendable, Equatable {
                 let delta = try r.varint()
                 guard delta > 0, delta <= a else { throw corrupt }
                 let n = Int(try r.varint(max: 1 << 16))
-                var changes: [PageChange] = []
-                changes.reserveCapacity(min(n, 64))
-                for _ in 0..<n { changes.append(try PageChange.decode(&r)) }
-                ops.append(.page(dbid: dbid, pgno: pgno, before: a - delta, after: a, changes: changes))
+                try page(dbid, pgno, a - delta, a, n, &r)
             case createTag:
                 let dbid = try r.u16(), ps = try r.u32()
                 let sig = Signature(random: try r.u64(), time: try r.u64())
                 let name = try r.string()
-                ops.append(.createDatabase(dbid: dbid, pageSize: ps, signature: sig, name: name))
+                try create(.createDatabase(dbid: dbid, pageSize: ps, signature: sig, name: name))
             default:
                 throw corrupt
             }
         }
-        return LogTransaction(commitTime: time, operations: ops)
+        return time
     }
 }
 

@@ -4,7 +4,8 @@
 /// changed by the open transaction) are never evicted; when all frames are pinned the
 /// cache grows past its bound until the transaction ends, then shrinks back.
 final class PageCache {
-    let capacity: Int
+    /// Pages held at most (see above); recovery lowers it while it runs (`Instance.recover`).
+    var capacity: Int
     private var frames: [PageFrame] = []
     private var index: [UInt64: Int] = [:]
     private var hand = 0

@@ -52,6 +52,11 @@ extension Instance {
         var endOffset = LogFormat.headerSize
         var lastEnd = start
         var stopped: LogPosition?
+        let batch = RedoBatch()
+        let batchBytes = redoBatchBytes()
+        let capacity = cache.capacity
+        cache.capacity = max(16, min(capacity, (parameters.cacheSize - batchBytes) / parameters.pageSize))
+        defer { cache.capacity = capacity }
         events.log(.recoveryStart, "recovery started", [("from", .string(start.description))])
         func checkCancelled(_ place: String) throws {
             if isCancelled() {
@@ -102,6 +107,7 @@ extension Instance {
                 }
             }
             previous = gen.header
+            batch.notePath(gen.path, generation: entry.gen)
             headers[entry.gen] = gen.header
             versions[entry.gen] = gen.bytes.withUnsafeBytes { $0.u32(LogFormat.versionOffset) }
             recoveryReport.generationsRead += 1
@@ -110,18 +116,19 @@ extension Instance {
                 if k % Self.cancelPollInterval == Self.cancelPollInterval - 1 { try checkCancelled("\(gen.path) offset \(frag.offset)") }
                 if let payload = try cursor.feed(frag, gen, firstInGeneration: k == 0) {
                     let place = "\(gen.path) offset \(frag.offset)"
-                    let txn = try payload.withUnsafeBytes { try LogTransaction.decode($0, where: place) }
-                    if case .time(let t) = stopAt, txn.commitTime > t {
+                    let commitTime = try payload.withUnsafeBytes { try LogTransaction.commitTime($0, where: place) }
+                    if case .time(let t) = stopAt, commitTime > t {
                         stopped = lastEnd
                         break replay
                     }
-                    prefetch(txn.operations)
-                    try apply(txn.operations, place: place)
+                    try file(payload, into: batch, transaction: recoveryReport.transactionsReplayed,
+                             position: LogPosition(generation: entry.gen, offset: UInt32(frag.offset)), place: place)
+                    if batch.bytes >= batchBytes { try redo(batch) }
                     lastEnd = LogPosition(generation: entry.gen, offset: UInt32(frag.offset + LogFormat.recordSize(payload: frag.payload.count)))
                     recoveryReport.transactionsReplayed += 1
-                    recoveryReport.lastCommitTime = txn.commitTime
+                    recoveryReport.lastCommitTime = commitTime
                     recoveryReport.lastCommitEnd = lastEnd
-                    lastCommitTime = max(lastCommitTime, txn.commitTime)
+                    lastCommitTime = max(lastCommitTime, commitTime)
                 }
             }
             // A bad end that is not the torn tail of the newest generation was refused above,
@@ -134,6 +141,7 @@ extension Instance {
                 recoveryReport.tornTailCut = true
             }
         }
+        try redo(batch)
         if let stop = stopped {
             try discardLog(after: stop, chain: chain)
             chain = chain.filter { $0.gen <= stop.generation }
@@ -243,96 +251,111 @@ extension Instance {
         }
     }
 
-    /// Asks the file system to read ahead the pages a transaction changes that are not cached:
-    /// redo then finds them in memory instead of waiting for each read in turn.
-    private func prefetch(_ ops: [LogOperation]) {
-        for op in ops {
-            if case .page(let dbid, let pgno, _, _, let changes) = op, !(changes.first?.definesWholePage ?? false),
-               cache.cached(dbid, pgno) == nil, let db = databases[dbid] {
-                db.file.willNeed(offset: Int64(pgno) * Int64(db.pageSize), length: db.pageSize)
-            }
-        }
+    /// The memory recovery gives a `RedoBatch` before it applies it. When the databases are
+    /// larger than the cache, three quarters of the cache's, which the cache gives up while
+    /// recovery runs: a batch uses each of its pages once, in page order, so what the cache
+    /// keeps between batches matters little next to how many changes a batch gathers. When
+    /// the cache can hold every page, the cache keeps its memory and a batch is 1 MiB.
+    func redoBatchBytes() -> Int {
+        let pages = databases.values.reduce(0) { $0 + Int($1.header.pageCount) }
+        guard pages > parameters.cacheSize / parameters.pageSize else { return 1 << 20 }
+        return parameters.cacheSize / 4 * 3
     }
 
-    /// Applies one replayed transaction to the cached pages. Whether a page takes the
-    /// transaction's changes is decided at its first group (its dbtime against the group's
-    /// before and after) and holds for its later groups in the same transaction.
-    private func apply(_ ops: [LogOperation], place: String) throws {
-        defer { cache.endOperation() }
-        var redone: [UInt64: (frame: PageFrame, apply: Bool)] = [:]
-        for op in ops {
-            switch op {
-            case .createDatabase(let dbid, let pageSize, let sig, let name):
-                if let db = databases[dbid] {
-                    guard db.header.signature == sig else {
-                        throw JetError(.invalidDatabase, "the log at \(place) creates database \(name) with id \(dbid), "
-                            + "but \(db.path) has that id with another signature")
-                    }
-                    continue
+    /// Files one replayed transaction's page groups in `batch`. A database the transaction
+    /// creates is created now: no group before it in the log can be for it (a group for a
+    /// database not attached is refused here, where it is in the log).
+    private func file(_ payload: [UInt8], into batch: RedoBatch, transaction: Int, position: LogPosition, place: String) throws {
+        try batch.file(payload, transaction: transaction, position: position, place: place, database: { dbid in
+            _ = try replayDatabase(dbid, place)
+        }, create: { dbid, pageSize, sig, name in
+            if let db = databases[dbid] {
+                guard db.header.signature == sig else {
+                    throw JetError(.invalidDatabase, "the log at \(place) creates database \(name) with id \(dbid), "
+                        + "but \(db.path) has that id with another signature")
                 }
-                guard Int(pageSize) == parameters.pageSize, FileNames.isValidDatabaseName(name) else {
-                    throw JetError(.logReadVerifyFailure, "the log at \(place) creates a database with a bad name or page size")
-                }
-                _ = try createDatabaseFile(name: name, dbid: dbid, signature: sig)
-            case .page(let dbid, let pgno, let before, let after, let changes):
-                let db = try replayDatabase(dbid, place)
-                let key = PageFrame.key(dbid, pgno)
-                let f: PageFrame
-                if let seen = redone[key] {
-                    guard seen.apply else { continue }
-                    f = seen.frame
-                } else {
-                    let whole = changes.first?.definesWholePage ?? false
-                    let (frame, blank) = try cache.fetchForRedo(dbid, pgno, blankIfUnreadable: whole)
-                    let apply = blank || frame.dbtime < after
-                    redone[key] = (frame, apply)
-                    guard apply else { continue }
-                    guard blank || frame.dbtime == before else {
-                        throw JetError(.logReadVerifyFailure,
-                                       "the log at \(place) changes page \(pgno) of \(db.name) from dbtime \(before), but the page is at dbtime \(frame.dbtime); the log and database do not belong together: restore from a backup")
-                    }
-                    f = frame
-                }
-                for c in changes {
-                    var source: PageFrame?
-                    if case .move(let from, _) = c {
-                        source = try splitSource(dbid, from, after: after, for: pgno, in: db, place: place, redone: redone)
-                        cache.splitMoved(from: source!, to: f)
-                    }
-                    do {
-                        try c.apply(to: f.buffer, pgno: pgno, source: source?.buffer)
-                    } catch let m as PageChange.Misfit {
-                        throw JetError(.logReadVerifyFailure,
-                                       "the log at \(place) makes a change to page \(pgno) of \(db.name) that does not fit it (\(m.what)); the log and database do not belong together: restore from a backup")
-                    }
-                }
-                PageChange.stamp(f.buffer, pgno: pgno, dbtime: after)
-                f.dirty = true
-                f.lastLoggedEnd = 0
+                return
+            }
+            guard Int(pageSize) == parameters.pageSize, FileNames.isValidDatabaseName(name) else {
+                throw JetError(.logReadVerifyFailure, "the log at \(place) creates a database with a bad name or page size")
+            }
+            _ = try createDatabaseFile(name: name, dbid: dbid, signature: sig)
+        })
+    }
+
+    /// Applies what `batch` holds (see `RedoBatch`), first asking the file system to read
+    /// ahead the pages it changes that are not cached, in file order.
+    private func redo(_ batch: RedoBatch) throws {
+        guard !batch.isEmpty else { return }
+        for (_, p) in batch.pages.sorted(by: { $0.key < $1.key }) where p.next >= 0 {
+            if cache.cached(p.dbid, p.pgno) == nil, let db = databases[p.dbid],
+               !((try? batch.changes(of: Int(p.next)).first?.definesWholePage) ?? false) {
+                db.file.willNeed(offset: Int64(p.pgno) * Int64(db.pageSize), length: db.pageSize)
             }
         }
+        defer { cache.endOperation() }
+        try batch.run({ p, w in try redo(w, on: p, in: batch) }, endPage: { cache.endOperation() })
+    }
+
+    /// Applies one page group. Whether a page takes a transaction's changes is decided at its
+    /// first group of that transaction (its dbtime against the group's before and after) and
+    /// holds for its later groups in the same transaction.
+    private func redo(_ g: RedoBatch.Work, on p: RedoBatch.Page, in batch: RedoBatch) throws {
+        let db = try replayDatabase(p.dbid, batch.place(g.seq))
+        let changes = g.changes
+        let f: PageFrame
+        if p.transaction != g.transaction {
+            let whole = changes.first?.definesWholePage ?? false
+            let (frame, blank) = try cache.fetchForRedo(p.dbid, p.pgno, blankIfUnreadable: whole)
+            p.transaction = g.transaction
+            p.takesTransaction = blank || frame.dbtime < g.after
+            guard p.takesTransaction else { return }
+            guard blank || frame.dbtime == g.before else {
+                throw JetError(.logReadVerifyFailure,
+                               "the log at \(batch.place(g.seq)) changes page \(p.pgno) of \(db.name) from dbtime \(g.before), but the page is at dbtime \(frame.dbtime); the log and database do not belong together: restore from a backup")
+            }
+            f = frame
+        } else {
+            guard p.takesTransaction else { return }
+            f = try cache.fetchForRedo(p.dbid, p.pgno, blankIfUnreadable: false).frame
+        }
+        for c in changes {
+            var source: PageFrame?
+            if case .move(let from, _) = c {
+                source = try splitSource(from, of: g, for: p.pgno, in: db, batch: batch, place: batch.place(g.seq))
+                cache.splitMoved(from: source!, to: f)
+            }
+            do {
+                try c.apply(to: f.buffer, pgno: p.pgno, source: source?.buffer)
+            } catch let m as PageChange.Misfit {
+                throw JetError(.logReadVerifyFailure,
+                               "the log at \(batch.place(g.seq)) makes a change to page \(p.pgno) of \(db.name) that does not fit it (\(m.what)); the log and database do not belong together: restore from a backup")
+            }
+        }
+        PageChange.stamp(f.buffer, pgno: p.pgno, dbtime: g.after)
+        f.dirty = true
+        f.lastLoggedEnd = 0
     }
 
     /// The page a split's new page is made from (`PageChange.move`), as it is at that point of
-    /// the transaction: before the split, unless the page on disk is already past this
-    /// transaction — then the new page cannot be rebuilt (its cells are gone from the source),
-    /// which the engine's write order rules out after a crash and a full backup rules out by
-    /// logging the cells while it copies.
-    private func splitSource(_ dbid: UInt16, _ pgno: UInt32, after: UInt64, for target: UInt32, in db: DatabaseFile, place: String,
-                             redone: [UInt64: (frame: PageFrame, apply: Bool)]) throws -> PageFrame {
-        let key = PageFrame.key(dbid, pgno)
-        let source: PageFrame
-        if let seen = redone[key] {
-            source = seen.frame
-            if seen.apply { return source }
-        } else {
-            // Its own first group comes later in the transaction and checks its "before".
-            source = try cache.fetchForRedo(dbid, pgno, blankIfUnreadable: false).frame
-            if source.dbtime < after { return source }
+    /// the log (`RedoBatch` has applied its groups before the move and none after): before
+    /// the split, unless the page on disk is already past this transaction — then the new page
+    /// cannot be rebuilt (its cells are gone from the source), which the engine's write order
+    /// rules out after a crash and a full backup rules out by logging the cells while it copies.
+    private func splitSource(_ pgno: UInt32, of g: RedoBatch.Work, for target: UInt32, in db: DatabaseFile, batch: RedoBatch,
+                             place: String) throws -> PageFrame {
+        let source = try cache.fetchForRedo(db.dbid, pgno, blankIfUnreadable: false).frame
+        if let s = batch.existing(db.dbid, pgno), s.transaction == g.transaction {
+            // It had a group earlier in this transaction: taken or skipped as decided there.
+            if s.takesTransaction { return source }
+        } else if source.dbtime < g.after {
+            // Its own first group, if any, comes later in the transaction and checks its "before".
+            return source
         }
+        let (s, dbtime) = (pgno, source.dbtime)
         throw JetError(.logReadVerifyFailure,
-                       "the log at \(place) makes page \(target) of \(db.name) from the cells of page \(pgno) before a split, but page \(pgno) "
-                           + "is already past that split (dbtime \(source.dbtime)) and page \(target) is not: the pages were not written in the "
+                       "the log at \(place) makes page \(target) of \(db.name) from the cells of page \(s) before a split, but page \(s) "
+                           + "is already past that split (dbtime \(dbtime)) and page \(target) is not: the pages were not written in the "
                            + "order the log needs; the log and database do not belong together: restore from a backup")
     }
 
