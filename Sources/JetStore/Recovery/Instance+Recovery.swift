@@ -13,7 +13,8 @@ extension Instance {
     /// (a new page of a split, an overflow or free page) also applies to a page that was never
     /// written or cannot be read. A torn record at the very end of the newest generation is a
     /// crash and is cut off; anything else that is wrong stops recovery with its ESE error.
-    /// `isCancelled` is polled at each generation and every `cancelPollInterval` records.
+    /// `isCancelled` is polled at each generation, every `cancelPollInterval` records and every
+    /// `cancelPollInterval` pages redone.
     ///
     /// With `feed` (a restore), the generations come from the caller as it reads them, checked
     /// by it (`LogFeed`), instead of from the instance's directory: none is read twice.
@@ -123,7 +124,7 @@ extension Instance {
                     }
                     try file(payload, into: batch, transaction: recoveryReport.transactionsReplayed,
                              position: LogPosition(generation: entry.gen, offset: UInt32(frag.offset)), place: place)
-                    if batch.bytes >= batchBytes { try redo(batch) }
+                    if batch.bytes >= batchBytes { try redo(batch, checkCancelled: checkCancelled) }
                     lastEnd = LogPosition(generation: entry.gen, offset: UInt32(frag.offset + LogFormat.recordSize(payload: frag.payload.count)))
                     recoveryReport.transactionsReplayed += 1
                     recoveryReport.lastCommitTime = commitTime
@@ -141,7 +142,7 @@ extension Instance {
                 recoveryReport.tornTailCut = true
             }
         }
-        try redo(batch)
+        try redo(batch, checkCancelled: checkCancelled)
         if let stop = stopped {
             try discardLog(after: stop, chain: chain)
             chain = chain.filter { $0.gen <= stop.generation }
@@ -214,7 +215,7 @@ extension Instance {
             + "the log the checkpoint needs is gone: restore from a backup")
     }
 
-    /// Records replayed between two polls of recovery's `isCancelled`.
+    /// Records read, or pages redone, between two polls of recovery's `isCancelled`.
     static let cancelPollInterval = 64
 
     /// Point-in-time stop: the log after `stop` is discarded — later generations deleted, the
@@ -284,8 +285,9 @@ extension Instance {
     }
 
     /// Applies what `batch` holds (see `RedoBatch`), first asking the file system to read
-    /// ahead the pages it changes that are not cached, in file order.
-    private func redo(_ batch: RedoBatch) throws {
+    /// ahead the pages it changes that are not cached, in file order. `checkCancelled` is
+    /// polled every `cancelPollInterval` pages.
+    private func redo(_ batch: RedoBatch, checkCancelled: (String) throws -> Void) throws {
         guard !batch.isEmpty else { return }
         for (_, p) in batch.pages.sorted(by: { $0.key < $1.key }) where p.next >= 0 {
             if cache.cached(p.dbid, p.pgno) == nil, let db = databases[p.dbid],
@@ -294,7 +296,12 @@ extension Instance {
             }
         }
         defer { cache.endOperation() }
-        try batch.run({ p, w in try redo(w, on: p, in: batch) }, endPage: { cache.endOperation() })
+        var done = 0
+        try batch.run({ p, w in try redo(w, on: p, in: batch) }, endPage: {
+            cache.endOperation()
+            done += 1
+            if done % Self.cancelPollInterval == 0 { try checkCancelled("a batch of redo (\(done) pages applied)") }
+        })
     }
 
     /// Applies one page group. Whether a page takes a transaction's changes is decided at its
