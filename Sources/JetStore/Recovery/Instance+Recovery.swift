@@ -291,7 +291,7 @@ extension Instance {
         guard !batch.isEmpty else { return }
         for (_, p) in batch.pages.sorted(by: { $0.key < $1.key }) where p.next >= 0 {
             if cache.cached(p.dbid, p.pgno) == nil, let db = databases[p.dbid],
-               !((try? batch.changes(of: Int(p.next)).first?.definesWholePage) ?? false) {
+               !batch.definesWholePage(Int(p.next)) {
                 db.file.willNeed(offset: Int64(p.pgno) * Int64(db.pageSize), length: db.pageSize)
             }
         }
@@ -309,10 +309,16 @@ extension Instance {
     /// holds for its later groups in the same transaction.
     private func redo(_ g: RedoBatch.Work, on p: RedoBatch.Page, in batch: RedoBatch) throws {
         let db = try replayDatabase(p.dbid, batch.place(g.seq))
-        let changes = g.changes
         let f: PageFrame
+        var decoded = g.changes
+        func changes() throws -> [PageChange] {
+            if let decoded { return decoded }
+            let c = try batch.changes(of: g.seq)
+            decoded = c
+            return c
+        }
         if p.transaction != g.transaction {
-            let whole = changes.first?.definesWholePage ?? false
+            let whole = g.whole
             let (frame, blank) = try cache.fetchForRedo(p.dbid, p.pgno, blankIfUnreadable: whole)
             p.transaction = g.transaction
             p.takesTransaction = blank || frame.dbtime < g.after
@@ -326,7 +332,7 @@ extension Instance {
             guard p.takesTransaction else { return }
             f = try cache.fetchForRedo(p.dbid, p.pgno, blankIfUnreadable: false).frame
         }
-        for c in changes {
+        for c in try changes() {
             var source: PageFrame?
             if case .move(let from, _) = c {
                 source = try splitSource(from, of: g, for: p.pgno, in: db, batch: batch, place: batch.place(g.seq))
@@ -350,7 +356,7 @@ extension Instance {
     /// cannot be rebuilt (its cells are gone from the source), which the engine's write order
     /// rules out after a crash and a full backup rules out by logging the cells while it copies.
     private func splitSource(_ pgno: UInt32, of g: RedoBatch.Work, for target: UInt32, in db: DatabaseFile, batch: RedoBatch,
-                             place: String) throws -> PageFrame {
+                             place: @autoclosure () -> String) throws -> PageFrame {
         let source = try cache.fetchForRedo(db.dbid, pgno, blankIfUnreadable: false).frame
         if let s = batch.existing(db.dbid, pgno), s.transaction == g.transaction {
             // It had a group earlier in this transaction: taken or skipped as decided there.
@@ -361,14 +367,14 @@ extension Instance {
         }
         let (s, dbtime) = (pgno, source.dbtime)
         throw JetError(.logReadVerifyFailure,
-                       "the log at \(place) makes page \(target) of \(db.name) from the cells of page \(s) before a split, but page \(s) "
+                       "the log at \(place()) makes page \(target) of \(db.name) from the cells of page \(s) before a split, but page \(s) "
                            + "is already past that split (dbtime \(dbtime)) and page \(target) is not: the pages were not written in the "
                            + "order the log needs; the log and database do not belong together: restore from a backup")
     }
 
-    private func replayDatabase(_ dbid: UInt16, _ place: String) throws -> DatabaseFile {
+    private func replayDatabase(_ dbid: UInt16, _ place: @autoclosure () -> String) throws -> DatabaseFile {
         guard let db = databases[dbid] else {
-            throw JetError(.logReadVerifyFailure, "the log at \(place) changes database id \(dbid), "
+            throw JetError(.logReadVerifyFailure, "the log at \(place()) changes database id \(dbid), "
                 + "which is not attached and was never created in the log being replayed; its file is missing: restore from a backup")
         }
         return db

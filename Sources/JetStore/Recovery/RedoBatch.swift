@@ -26,6 +26,10 @@ final class RedoBatch {
         let count: Int32
         /// The page's next group (-1: none).
         var nextInPage: Int32 = -1
+        /// A change of the group takes another page's cells (`PageChange.move`).
+        var moves = false
+        /// Its first change defines the whole page (`PageChange.definesWholePage`).
+        var whole = false
     }
 
     /// One group as `run` hands it to be applied.
@@ -35,7 +39,11 @@ final class RedoBatch {
         let transaction: Int
         let before: UInt64
         let after: UInt64
-        let changes: [PageChange]
+        /// Its first change defines the whole page (`PageChange.definesWholePage`).
+        let whole: Bool
+        /// Its changes if `run` has decoded them (a group with a move); else `changes(of:)`
+        /// decodes them, for a page that takes them.
+        let changes: [PageChange]?
     }
 
     /// One page the batch changes: its groups, and how far they are applied.
@@ -87,10 +95,10 @@ final class RedoBatch {
             try LogTransaction.walk(p, where: place, page: { dbid, pgno, before, after, count, r in
                 try database(dbid)
                 let seq = add(dbid: dbid, pgno: pgno, before: before, after: after, payload: kept, changesAt: r.offset, count: count)
-                for _ in 0..<count {
-                    if case .move(let source, _) = try PageChange.decode(&r) {
-                        addMove(dbid: dbid, source: source, seq: seq, pgno: pgno)
-                    }
+                for k in 0..<count {
+                    let c = try PageChange.decode(&r)
+                    if k == 0 { groups[seq].whole = c.definesWholePage }
+                    if case .move(let source, _) = c { addMove(dbid: dbid, source: source, seq: seq, pgno: pgno) }
                 }
             }, create: { op in
                 if case .createDatabase(let dbid, let pageSize, let sig, let name) = op { try create(dbid, pageSize, sig, name) }
@@ -131,9 +139,13 @@ final class RedoBatch {
 
     /// Notes that group `seq`, of page `pgno`, takes cells from page `source` (a move).
     private func addMove(dbid: UInt16, source: UInt32, seq: Int, pgno: UInt32) {
+        groups[seq].moves = true
         page(dbid, source).takers.append((Int32(seq), page(dbid, pgno)))
         bytes += 32
     }
+
+    /// Whether group `seq`'s first change defines the whole page.
+    func definesWholePage(_ seq: Int) -> Bool { groups[seq].whole }
 
     /// The changes of group `seq`, decoded from its transaction's payload.
     func changes(of seq: Int) throws -> [PageChange] {
@@ -170,14 +182,14 @@ final class RedoBatch {
                     continue
                 }
                 let g = groups[seq]
-                let changes = try self.changes(of: seq)
                 // A move's source is brought up to the move first.
-                if let s = unreadySource(changes, before: seq, in: p.dbid) {
+                let changes = g.moves ? try self.changes(of: seq) : nil
+                if let changes, let s = unreadySource(changes, before: seq, in: p.dbid) {
                     stack.append((s, seq))
                     continue
                 }
                 try apply(p, Work(seq: seq, transaction: payloads[Int(g.payload)].transaction, before: g.before, after: g.after,
-                                  changes: changes))
+                                  whole: g.whole, changes: changes))
                 p.next = g.nextInPage
             }
             try endPage()
