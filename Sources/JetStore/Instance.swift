@@ -55,6 +55,8 @@ public final class Instance: @unchecked Sendable {
         public var lastCommitEnd: LogPosition?
         /// Where `stopAt` stopped replay; the log after it was discarded.
         public var stoppedAt: LogPosition?
+        /// Batches of redo applied (`RedoBatch`).
+        public var redoBatches = 0
     }
 
     /// Where recovery stops replaying (point-in-time restore): after the last transaction

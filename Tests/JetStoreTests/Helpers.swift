@@ -20,7 +20,9 @@ func makeMemoryInstance(_ tune: (inout InstanceParameters) -> Void = { _ in }, d
 
 /// A crash that loses every unsynced write while `inst` (at /inst) is open: reopened, the
 /// instance replays its log and holds exactly `model`.
-func expectCrashRecovers(_ fs: MemoryFileSystem, _ inst: Instance, to model: [[UInt8]: [UInt8]]) throws {
+/// Returns what recovery reported.
+@discardableResult
+func expectCrashRecovers(_ fs: MemoryFileSystem, _ inst: Instance, to model: [[UInt8]: [UInt8]]) throws -> Instance.RecoveryReport {
     fs.crash(afterOperations: 0)
     try? inst.close()
     fs.reboot(.dropUnsynced)
@@ -28,6 +30,7 @@ func expectCrashRecovers(_ fs: MemoryFileSystem, _ inst: Instance, to model: [[U
     #expect(again.recoveryReport.transactionsReplayed > 0)
     #expect(try allRecords(again) == model)
     try again.close()
+    return again.recoveryReport
 }
 
 func key(_ i: Int) -> [UInt8] { Array("key\(String(format: "%08d", i))".utf8) }

@@ -207,6 +207,7 @@ extension Instance {
             ("generations", .int(Int64(recoveryReport.generationsRead))),
             ("tornTail", .bool(recoveryReport.tornTailCut)),
             ("pagesRepaired", .int(Int64(recoveryReport.pagesRepaired))),
+            ("redoBatches", .int(Int64(recoveryReport.redoBatches))),
         ])
     }
 
@@ -258,7 +259,8 @@ extension Instance {
     /// keeps between batches matters little next to how many changes a batch gathers. When
     /// the cache can hold every page, the cache keeps its memory and a batch is 1 MiB.
     func redoBatchBytes() -> Int {
-        let pages = databases.values.reduce(0) { $0 + Int($1.header.pageCount) }
+        // The header on disk may lag the file after a crash; either tells the size.
+        let pages = databases.values.reduce(0) { $0 + max(Int($1.header.pageCount), Int((try? $1.file.size()) ?? 0) / parameters.pageSize) }
         guard pages > parameters.cacheSize / parameters.pageSize else { return 1 << 20 }
         return parameters.cacheSize / 4 * 3
     }
@@ -289,6 +291,7 @@ extension Instance {
     /// polled every `cancelPollInterval` pages.
     private func redo(_ batch: RedoBatch, checkCancelled: (String) throws -> Void) throws {
         guard !batch.isEmpty else { return }
+        recoveryReport.redoBatches += 1
         for (_, p) in batch.pages.sorted(by: { $0.key < $1.key }) where p.next >= 0 {
             if cache.cached(p.dbid, p.pgno) == nil, let db = databases[p.dbid],
                !batch.definesWholePage(Int(p.next)) {
