@@ -313,16 +313,8 @@ extension Instance {
     private func redo(_ g: RedoBatch.Work, on p: RedoBatch.Page, in batch: RedoBatch) throws {
         let db = try replayDatabase(p.dbid, batch.place(g.seq))
         let f: PageFrame
-        var decoded = g.changes
-        func changes() throws -> [PageChange] {
-            if let decoded { return decoded }
-            let c = try batch.changes(of: g.seq)
-            decoded = c
-            return c
-        }
         if p.transaction != g.transaction {
-            let whole = g.whole
-            let (frame, blank) = try cache.fetchForRedo(p.dbid, p.pgno, blankIfUnreadable: whole)
+            let (frame, blank) = try cache.fetchForRedo(p.dbid, p.pgno, blankIfUnreadable: g.whole)
             p.transaction = g.transaction
             p.takesTransaction = blank || frame.dbtime < g.after
             guard p.takesTransaction else { return }
@@ -335,7 +327,8 @@ extension Instance {
             guard p.takesTransaction else { return }
             f = try cache.fetchForRedo(p.dbid, p.pgno, blankIfUnreadable: false).frame
         }
-        for c in try changes() {
+        // Decoded only now, for a page that takes them (`run` has decoded a move's already).
+        for c in try g.changes ?? batch.changes(of: g.seq) {
             var source: PageFrame?
             if case .move(let from, _) = c {
                 source = try splitSource(from, of: g, for: p.pgno, in: db, batch: batch, place: batch.place(g.seq))

@@ -75,6 +75,7 @@ final class RedoBatch {
     /// About the memory the batch holds: payloads, groups, pages.
     private(set) var bytes = 0
 
+    /// About what a page's state costs (the object, its entry in `pages`).
     static let pageBytes = 160
 
     func notePath(_ path: String, generation: UInt32) { paths[generation] = path }
