@@ -4,7 +4,7 @@ import JetBackup
 import JetStore
 
 struct Backup: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "backup",
         abstract: "Back up the instance into DIR (JetBackupInstance); without DIR, truncate logs no longer needed.",
         discussion: "Full (DIR empty), --incremental (logs since the last backup, added to the set in DIR), "
             + "--atomic (the previous set survives a failed run). With --repo DIR: a new set in the repository, or with "

@@ -2,7 +2,7 @@ import ArgumentParser
 import JetStore
 
 struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Verify every page and log checksum (like esentutl /k); exit 65 if anything is bad.")
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Verify every page and log checksum (like esentutl /k); exit 65 if anything is bad.")
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption
 

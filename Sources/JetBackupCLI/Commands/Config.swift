@@ -3,7 +3,7 @@ import JetBackup
 import JetStore
 
 struct Config: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show or change a system parameter.")
+    static let configuration = CommandConfiguration(commandName: "config", abstract: "Show or change a system parameter.")
 
     @Argument(help: "Parameter name (page-size, log-file-size, circular-logging, logging, create-path-if-not-exist, cache-size, checkpoint-depth, doublewrite-size).")
     var key: String?

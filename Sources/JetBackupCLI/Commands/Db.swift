@@ -2,10 +2,10 @@ import ArgumentParser
 import JetStore
 
 struct Db: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create or list databases.", subcommands: [Create.self, List.self])
+    static let configuration = CommandConfiguration(commandName: "db", abstract: "Create or list databases.", subcommands: [Create.self, List.self])
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a database.")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a database.")
         @Argument(help: "Name: 1 to 64 letters, digits, '_' or '-'.") var name: String
         @OptionGroup var instance: InstanceOptions
         @OptionGroup var output: JSONOption
@@ -20,7 +20,7 @@ struct Db: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List databases.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List databases.")
         @OptionGroup var instance: InstanceOptions
         @OptionGroup var output: JSONOption
 

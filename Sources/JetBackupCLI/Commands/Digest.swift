@@ -3,7 +3,7 @@ import JetBackup
 import JetStore
 
 struct Digest: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "SHA-256 of the logical content in key order; the first token is the hex digest.")
+    static let configuration = CommandConfiguration(commandName: "digest", abstract: "SHA-256 of the logical content in key order; the first token is the hex digest.")
     @Argument(help: "One database (default: all).") var db: String?
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption

@@ -2,7 +2,7 @@ import ArgumentParser
 import JetStore
 
 struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The instance's event log (JSON lines).")
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "The instance's event log (JSON lines).")
     @Option(parsing: .unconditional, help: "The last N events.") var limit: Int = 50
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption

@@ -3,7 +3,7 @@ import JetBackup
 import JetStore
 
 struct Expire: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "expire",
         abstract: "Delete whole sets of the repository DIR that the retention policy does not keep.",
         discussion: "Keeps the --keep-full N newest complete sets, and with --keep-days D also every set needed to restore to "
             + "any moment of the last D days (README \"Retention\"). Never deletes the newest complete set, a set a running "

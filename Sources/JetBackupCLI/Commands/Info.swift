@@ -2,7 +2,7 @@ import ArgumentParser
 import JetStore
 
 struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Instance and database headers (like esentutl /mh).")
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Instance and database headers (like esentutl /mh).")
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption
 

@@ -2,7 +2,7 @@ import ArgumentParser
 import JetStore
 
 struct Init: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create an instance in PATH (or -i, or the current directory).")
+    static let configuration = CommandConfiguration(commandName: "init", abstract: "Create an instance in PATH (or -i, or the current directory).")
 
     @Argument(help: "Directory of the new instance (created if missing, else must be empty).")
     var path: String?

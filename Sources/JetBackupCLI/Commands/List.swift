@@ -3,7 +3,7 @@ import JetBackup
 import JetStore
 
 struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Every set of the repository DIR: chain, times, generations, sizes, state.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Every set of the repository DIR: chain, times, generations, sizes, state.")
     @Argument(help: "The repository directory, or s3://BUCKET/PREFIX.") var dir: String
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: JSONOption

@@ -4,7 +4,7 @@ import JetBackup
 import JetStore
 
 struct Load: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Workload generator: write N deterministic records in batches, generating logs.")
+    static let configuration = CommandConfiguration(commandName: "load", abstract: "Workload generator: write N deterministic records in batches, generating logs.")
     @Argument(help: "Database (created if missing).") var db: String
     // `.unconditional`: `--records -5` is a number for validate() to refuse with its range, not a flag.
     @Option(parsing: .unconditional, help: "Records to write.") var records: Int

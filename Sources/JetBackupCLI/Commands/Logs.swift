@@ -2,7 +2,7 @@ import ArgumentParser
 import JetStore
 
 struct Logs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Log generations: file, size, created, checksum, needed for recovery, "
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Log generations: file, size, created, checksum, needed for recovery, "
         + "covered by a backup (like esentutl /ml).")
     @OptionGroup var instance: InstanceOptions
     @OptionGroup var output: JSONOption

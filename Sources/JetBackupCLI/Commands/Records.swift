@@ -3,7 +3,7 @@ import Foundation
 import JetStore
 
 struct Put: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "put",
         abstract: "Insert or replace a record (VALUE '-' reads stdin).",
         discussion: """
             KEY and VALUE are UTF-8 text, hex bytes with --hex, or scan's escaped form with \
@@ -40,7 +40,7 @@ struct Put: ParsableCommand {
 }
 
 struct Get: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "get",
         abstract: "Print a record's value (exit 1 if the key is absent).",
         discussion: "The value's bytes as they are, then a newline; "
             + "--hex prints hex, --escaped scan's escaped form. With --json, "
@@ -69,7 +69,7 @@ struct Get: ParsableCommand {
 }
 
 struct Delete: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Delete a record (exit 1 if the key is absent).")
+    static let configuration = CommandConfiguration(commandName: "delete", abstract: "Delete a record (exit 1 if the key is absent).")
     @Argument var db: String
     @Argument var key: String
     @OptionGroup var hex: HexOption
@@ -87,7 +87,7 @@ struct Delete: ParsableCommand {
 }
 
 struct Scan: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "scan",
         abstract: "Records in key order: KEY<TAB>VALUE per line.",
         discussion: """
             Keys and values are printed escaped, so one line is one record and the text gives back \

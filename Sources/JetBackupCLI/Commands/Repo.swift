@@ -4,7 +4,7 @@ import JetStore
 
 /// `repo init DIR`: makes DIR a repository of many sets; `repo change-key`: a new passphrase.
 struct Repo: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Repositories of many backup sets.",
+    static let configuration = CommandConfiguration(commandName: "repo", abstract: "Repositories of many backup sets.",
                                                     subcommands: [RepoInit.self, RepoChangeKey.self])
 }
 

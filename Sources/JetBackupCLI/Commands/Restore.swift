@@ -3,7 +3,7 @@ import JetBackup
 import JetStore
 
 struct Restore: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Hard restore of the backup set in DIR into a new instance TARGET.")
+    static let configuration = CommandConfiguration(commandName: "restore", abstract: "Hard restore of the backup set in DIR into a new instance TARGET.")
     @Argument(help: "Backup directory.") var dir: String?
     @OptionGroup var repo: RepoSetOptions
     @Option(help: "New instance directory (must not exist, or be empty).") var to: String

@@ -8,7 +8,7 @@ import JetStore
 /// until SIGTERM or SIGINT; then running sessions are aborted and the instance shut down
 /// cleanly (exit 0). Suitable for a systemd `Type=simple` service.
 struct Serve: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "serve",
         abstract: "Open the instance and serve backups and commands of other processes on INSTANCE/control.sock until SIGTERM/SIGINT.")
     @Option(help: "Seconds a client may stay silent before its connection (and backup session) is ended.") var idleTimeout: Double = 600
     @Option(help: "Seconds a client may take to read or finish sending a message.") var ioTimeout: Double = 60

@@ -3,7 +3,7 @@ import JetBackup
 import JetStore
 
 struct Show: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "What the backup set in DIR holds.")
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "What the backup set in DIR holds.")
     @Argument(help: "Backup directory.") var dir: String?
     @OptionGroup var repo: RepoSetOptions
     @OptionGroup var output: JSONOption

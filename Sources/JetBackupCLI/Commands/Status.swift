@@ -6,7 +6,7 @@ import JetStore
 /// A monitoring check (Nagios, systemd `OnFailure=`): one line on stdout, and the exit
 /// status of the README's table: 0 recent and whole, 1 too old, 65 damaged, 78 no complete set.
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "status",
         abstract: "Exit 0 when the newest complete set of DIR is younger than --max-age and its manifest and sums check.")
     @Argument(help: "The repository directory, or s3://BUCKET/PREFIX.") var dir: String
     @OptionGroup var store: StoreOptions

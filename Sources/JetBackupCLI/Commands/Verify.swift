@@ -3,7 +3,7 @@ import JetBackup
 import JetStore
 
 struct Verify: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Prove the backup set in DIR would restore, without writing anything.")
+    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Prove the backup set in DIR would restore, without writing anything.")
     @Argument(help: "Backup directory.") var dir: String?
     @OptionGroup var repo: RepoSetOptions
     @Option(help: ArgumentHelp("Read at most RATE bytes a second from the set (50MiB).", valueName: "RATE")) var maxRate: RateArgument?
