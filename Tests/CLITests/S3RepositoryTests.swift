@@ -193,6 +193,19 @@ import Testing
         try e.run(["list", e.repo], expect: 77, env: ["AWS_ACCESS_KEY_ID": ""])
     }
 
+    /// libcurl is loaded when an S3 repository is first used, not linked: without it every
+    /// other command works, and an S3 one is refused at once (no retries) saying what to install.
+    @Test func withoutLibcurlS3IsRefusedByNameAndTheRestWorks() throws {
+        let e = try Env(s3: false)
+        let gone = ["JETBACKUP_LIBCURL": "/nonexistent/libcurl.so.4"]
+        try e.run(["put", "app", "k", "v", "-i", e.inst], expect: 0, env: gone)
+        for args in [["list", "s3://bucket/repo"], ["backup", "s3://bucket/set", "-i", e.inst]] {
+            let r = try e.run(args, expect: 66, env: gone)
+            #expect(r.stderr.contains("JET_errFileNotFound") && r.stderr.contains("libcurl4"), "\(r.stderr)")
+        }
+        #expect(try e.run(["get", "app", "k", "-i", e.inst], expect: 0, env: gone).stdout == "v\n")
+    }
+
     @Test func anObjectDeletedOrChangedInTheBucketIsRefusedByVerifyAndRestoreWritingNothing() throws {
         let e = try Env()
         try e.run(["repo", "init", e.repo], expect: 0)

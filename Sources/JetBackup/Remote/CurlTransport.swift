@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import JetStore
 
 /// One HTTP exchange through libcurl (easy interface, one handle per call so calls on
 /// different threads share nothing). The body is sent from memory and the response is kept
@@ -19,7 +20,15 @@ struct TransportError: Error, CustomStringConvertible {
 }
 
 enum CurlTransport {
-    private static let initialised: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
+    /// libcurl is loaded at the first exchange (`curl_api.h`); nil once it is, else the
+    /// error every exchange then throws at once (retrying would not help).
+    private static let startFailure: JetError? = {
+        if let why = jb_curl_load() {
+            return JetError(.fileNotFound, "S3 repositories need libcurl, which could not be loaded (\(String(cString: why))); "
+                            + "install Debian's libcurl4 package")
+        }
+        return jb_curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK ? nil : JetError(.diskIO, "libcurl could not start")
+    }()
 
     struct Timeouts: Sendable {
         var connectMillis = 10_000
@@ -36,14 +45,15 @@ enum CurlTransport {
 
     static func perform(method: String, url: String, headers: [(String, String)], body: [UInt8],
                         timeouts: Timeouts) throws -> HTTPResponse {
-        guard initialised, let h = curl_easy_init() else { throw TransportError(code: -1, text: "libcurl could not start") }
-        defer { curl_easy_cleanup(h) }
+        if let failure = startFailure { throw failure }
+        guard let h = jb_curl_easy_init() else { throw TransportError(code: -1, text: "libcurl could not start a transfer") }
+        defer { jb_curl_easy_cleanup(h) }
         var list: UnsafeMutablePointer<curl_slist>? = nil
         // No "Expect: 100-continue" round trip, and no content type curl would invent for a body.
         var lines = headers.map { "\($0.0): \($0.1)" } + ["Expect:"]
         if !headers.contains(where: { $0.0.lowercased() == "content-type" }) { lines.append("Content-Type:") }
-        for l in lines { list = curl_slist_append(list, l) }
-        defer { curl_slist_free_all(list) }
+        for l in lines { list = jb_curl_slist_append(list, l) }
+        defer { jb_curl_slist_free_all(list) }
         let ex = Exchange()
         let box = Unmanaged.passRetained(ex)
         defer { box.release() }
@@ -86,14 +96,14 @@ enum CurlTransport {
                             }
                             return size * n
                         }
-                        return curl_easy_perform(h)
+                        return jb_curl_easy_perform(h)
                     }
                 }
             }
         }
         guard rc == CURLE_OK else {
             let detail = String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let text = detail.isEmpty ? String(cString: curl_easy_strerror(rc)) : detail
+            let text = detail.isEmpty ? String(cString: jb_curl_easy_strerror(rc)) : detail
             throw TransportError(code: Int(rc.rawValue), text: text)
         }
         var status = 0
