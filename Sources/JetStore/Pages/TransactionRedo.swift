@@ -31,12 +31,13 @@ final class TransactionRedo {
         try bytes.bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[run.start..<run.end])) }
     }
 
-    /// Empties it for the next transaction; the buffer's memory is kept unless a large
-    /// transaction (values in overflow pages) grew it past `retained`.
+    /// Empties it for the next transaction; the buffers' memory is kept unless a large
+    /// transaction (values in overflow pages) grew them past `retained` bytes / `retainedRuns`.
     func reset() {
         bytes.bytes.removeAll(keepingCapacity: bytes.bytes.capacity <= Self.retained)
-        runs.removeAll(keepingCapacity: runs.capacity <= 4096)
+        runs.removeAll(keepingCapacity: runs.capacity <= Self.retainedRuns)
     }
 
     static let retained = 1 << 20
+    static let retainedRuns = 4096
 }

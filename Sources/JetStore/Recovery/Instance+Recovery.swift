@@ -258,7 +258,7 @@ extension Instance {
     /// recovery runs: a batch uses each of its pages once, in page order, so what the cache
     /// keeps between batches matters little next to how many changes a batch gathers. When
     /// the cache can hold every page, the cache keeps its memory and a batch is 1 MiB.
-    func redoBatchBytes() -> Int {
+    private func redoBatchBytes() -> Int {
         // The header on disk may lag the file after a crash; either tells the size.
         let pages = databases.values.reduce(0) { $0 + max(Int($1.header.pageCount), Int((try? $1.file.size()) ?? 0) / parameters.pageSize) }
         guard pages > parameters.cacheSize / parameters.pageSize else { return 1 << 20 }
@@ -292,15 +292,15 @@ extension Instance {
     private func redo(_ batch: RedoBatch, checkCancelled: (String) throws -> Void) throws {
         guard !batch.isEmpty else { return }
         recoveryReport.redoBatches += 1
-        for (_, p) in batch.pages.sorted(by: { $0.key < $1.key }) where p.next >= 0 {
-            if cache.cached(p.dbid, p.pgno) == nil, let db = databases[p.dbid],
-               !batch.definesWholePage(Int(p.next)) {
-                db.file.willNeed(offset: Int64(p.pgno) * Int64(db.pageSize), length: db.pageSize)
-            }
-        }
         defer { cache.endOperation() }
         var done = 0
-        try batch.run({ p, w in try redo(w, on: p, in: batch) }, endPage: {
+        try batch.run(prepare: { order in
+            for p in order where p.next >= 0 {
+                if cache.cached(p.dbid, p.pgno) == nil, let db = databases[p.dbid], !batch.definesWholePage(Int(p.next)) {
+                    db.file.willNeed(offset: Int64(p.pgno) * Int64(db.pageSize), length: db.pageSize)
+                }
+            }
+        }, { p, w in try redo(w, on: p, in: batch) }, endPage: {
             cache.endOperation()
             done += 1
             if done % Self.cancelPollInterval == 0 { try checkCancelled("a batch of redo (\(done) pages applied)") }

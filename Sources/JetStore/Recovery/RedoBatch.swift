@@ -69,7 +69,7 @@ final class RedoBatch {
     private var payloads: [(bytes: [UInt8], position: LogPosition, transaction: Int)] = []
     /// Where each generation filed was read from (for errors).
     private var paths: [UInt32: String] = [:]
-    private(set) var pages: [UInt64: Page] = [:]
+    private var pages: [UInt64: Page] = [:]
 
     var isEmpty: Bool { groups.isEmpty }
     /// About the memory the batch holds: payloads, groups, pages.
@@ -161,14 +161,17 @@ final class RedoBatch {
         }
     }
 
-    /// Applies every group, page by page in page order, as described above; `apply` does one
-    /// group, `endPage` follows each page in page order (with the pages its moves needed).
-    /// Empties the batch, also when `apply` throws.
-    func run(_ apply: (Page, Work) throws -> Void, endPage: () throws -> Void) throws {
+    /// Applies every group, page by page in page order, as described above: `prepare` first
+    /// sees the pages in that order (to read ahead), `apply` does one group, `endPage` follows
+    /// each page in page order (with the pages its moves needed). Empties the batch, also when
+    /// `apply` throws.
+    func run(prepare: ([Page]) -> Void = { _ in }, _ apply: (Page, Work) throws -> Void, endPage: () throws -> Void) throws {
         defer { groups.removeAll(); payloads.removeAll(); paths.removeAll(); pages.removeAll(); bytes = 0 }
-        for key in pages.keys.sorted() {
+        let order = pages.keys.sorted().map { pages[$0]! }
+        prepare(order)
+        for top in order {
             // Work to do before the top page is done: (page, apply its groups before seq).
-            var stack: [(page: Page, before: Int)] = [(pages[key]!, Int.max)]
+            var stack: [(page: Page, before: Int)] = [(top, Int.max)]
             while let (p, limit) = stack.last {
                 guard p.next >= 0, Int(p.next) < limit else {
                     stack.removeLast()
