@@ -22,6 +22,8 @@ public final class Instance: @unchecked Sendable {
     var byName: [String: UInt16] = [:]
     var cache: PageCache!
     var log: LogWriter?
+    /// Generation files kept for the log's rolls (made with `log`).
+    var logSpares: LogSpares?
     /// Copies of pages before they are written in place (torn-page repair); nil without a
     /// log (nothing to redo with) and while restoring (a restore interrupted is started over).
     var doublewrite: Doublewrite?
@@ -340,14 +342,20 @@ public final class Instance: @unchecked Sendable {
     }
 
     /// Before redo: every page copy of the doublewrite file's current epoch whose page in place
-    /// is torn (fails its checks) or older goes back in place; then a new epoch starts. See
-    /// `Doublewrite` for why this leaves no page torn and none older than the checkpoint.
+    /// is torn (fails its checks) or older goes back in place; then, if the epoch held any
+    /// copy, a new epoch starts, so no copy of this one is put back after pages change again.
+    /// An epoch without copies (a clean shutdown leaves one) has nothing to put back: the
+    /// first batch this run writes starts the next epoch (`Doublewrite.write`), so a command
+    /// that writes no page back does not write and fsync the file at open. See `Doublewrite`
+    /// for why this leaves no page torn and none older than the checkpoint.
     func repairTornPages() throws {
         guard let dw = doublewrite else { return }
         var touched = Set<UInt16>()
+        var copies = 0
         let page = UnsafeMutableRawBufferPointer.allocate(byteCount: parameters.pageSize, alignment: 64)
         defer { page.deallocate() }
         try dw.scan { copy in
+            copies += 1
             guard let db = databases[copy.dbid] else { return }
             let n = try db.file.read(at: Int64(copy.pgno) * Int64(db.pageSize), into: page)
             if n < db.pageSize { (page.baseAddress! + n).initializeMemory(as: UInt8.self, repeating: 0, count: db.pageSize - n) }
@@ -366,7 +374,7 @@ public final class Instance: @unchecked Sendable {
             }
         }
         for dbid in touched.sorted() { try databases[dbid]?.file.sync() }
-        if dw.exists { try dw.startEpoch() }
+        if copies > 0 { try dw.startEpoch() }
     }
 
     /// Writes the in-memory header to pages 0 and 1 directly (through the cached page 0).

@@ -20,6 +20,19 @@ public enum FileNames {
         "edb" + hex8(generation) + ".log"
     }
 
+    /// `edbres0000002A.jrs`: generation 2A's file, kept after a truncation for a later roll to
+    /// overwrite (`LogSpares`; ESE names its reserve logs `.jrs` too). Not a generation.
+    public static func spareLog(_ generation: UInt32) -> String {
+        "edbres" + hex8(generation) + ".jrs"
+    }
+
+    /// True if `name` is a spare log file (`spareLog`).
+    public static func isSpareLog(_ name: String) -> Bool {
+        guard name.hasPrefix("edbres"), name.hasSuffix(".jrs") else { return false }
+        let hex = name.dropFirst(6).dropLast(4)
+        return hex.count == 8 && hex.allSatisfy { $0.isHexDigit && !$0.isLowercase }
+    }
+
     public static func hex8(_ v: UInt32) -> String {
         let digits = Array("0123456789ABCDEF".utf8)
         var out = [UInt8](repeating: 0, count: 8)

@@ -47,14 +47,21 @@ extension Instance {
         if let pin = pinnedGeneration { limit = min(limit, pin) }
         let victims = try archivedGenerations().filter { $0 < limit }
         guard let lo = victims.first, let hi = victims.last else { return nil }
-        // Two at a time, oldest first: freeing a file's blocks is slow where the file system
-        // discards them, and two unlinks overlap. A crash between them can leave a gap in
-        // what remains; those generations are all below the checkpoint, needed by nobody
-        // (`Inspection` tells them from a gap that matters), and the next truncation takes them.
-        let fs = self.fs
-        let paths = victims.map { file(FileNames.archivedLog($0)) }
-        try Slots.run(paths.count, lanes: 2) { try fs.remove(paths[$0]) }
+        // Oldest first: the first become spares for later rolls, the rest are deleted. A crash
+        // between two of them can leave a gap in what remains; those generations are all below
+        // the checkpoint, needed by nobody (`Inspection` tells them from a gap that matters),
+        // and the next truncation takes them.
+        try spares().retire(victims)
         try fs.syncDirectory(path)
         return lo...hi
+    }
+
+    /// The instance's spare generation files (`LogSpares`), found once.
+    func spares() throws -> LogSpares {
+        if let logSpares { return logSpares }
+        let s = try LogSpares(fs: fs, directory: path,
+                              limit: LogSpares.limit(checkpointDepth: parameters.checkpointDepth, logFileSize: parameters.logFileSize))
+        logSpares = s
+        return s
     }
 }

@@ -5,8 +5,8 @@
 /// Invariants:
 /// - bytes [0, `flushedOffset`) of `edb.log` are written; [0, durable.offset) are fsynced;
 /// - a generation is fsynced before it is renamed to its numbered name, and the next one
-///   (prepared ahead as `edbtmp.log`, zero-filled, header written and fsynced) takes its
-///   place by a rename; the directory is fsynced after both renames.
+///   (prepared as `edbtmp.log` from a spare or a new file, zero-filled, header written and
+///   fsynced) takes its place by a rename; the directory is fsynced after both renames.
 public final class LogWriter: @unchecked Sendable {
     let fs: any FileSystem
     let directory: String
@@ -29,10 +29,13 @@ public final class LogWriter: @unchecked Sendable {
     /// Size of the generations this writer creates (the instance's `log-file-size`); the
     /// current one keeps the size it was created with.
     private let nextFileSize: Int
+    /// Files a roll overwrites before it creates one.
+    let spares: LogSpares?
 
-    init(fs: any FileSystem, directory: String, signature: Signature, fileSize: Int,
+    init(fs: any FileSystem, directory: String, signature: Signature, fileSize: Int, spares: LogSpares?,
          generation: UInt32, creationTime: UInt64, file: any StorageFile, fileLength: Int, endOffset: Int) {
         self.fs = fs
+        self.spares = spares
         self.directory = directory
         self.signature = signature
         self.fileSize = fileLength
@@ -61,24 +64,12 @@ public final class LogWriter: @unchecked Sendable {
     // MARK: Creating generations
 
     /// Creates a generation file: header, zero fill to its size, fsync. Used by `init`,
-    /// and ahead of each roll for the next one.
+    /// and ahead of each roll for the next one when no spare is left.
     static func createGeneration(fs: any FileSystem, path: String, header: LogFormat.Header) throws -> any StorageFile {
         if fs.exists(path) { try fs.remove(path) }
         let f = try fs.open(path, .createNew)
         do {
-            let h = header.encode()
-            try h.withUnsafeBytes { try f.write(at: 0, $0) }
-            // Zero-fill so later appends overwrite allocated blocks and the end of what was
-            // written is the first zero record header.
-            let zeros = [UInt8](repeating: 0, count: 256 * 1024)
-            var off = LogFormat.headerSize
-            let size = Int(header.fileSize)
-            while off < size {
-                let n = min(zeros.count, size - off)
-                try zeros.withUnsafeBytes { try f.write(at: Int64(off), UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-                off += n
-            }
-            try f.sync()
+            try fill(f, header: header)
         } catch {
             f.close()
             try? fs.remove(path)
@@ -87,21 +78,48 @@ public final class LogWriter: @unchecked Sendable {
         return f
     }
 
+    /// Makes an existing file (a spare, or one an earlier run left at the prepared name) the
+    /// generation `header` names: every byte rewritten (header, zeros), cut to the header's
+    /// size, fsynced. Nothing trusts the file before that fsync returns — a roll renames it to
+    /// `edb.log` only afterwards, and a prepared file is always rewritten — so a crash
+    /// meanwhile leaves at most a file whose old records nobody reads. Any failure: created anew.
+    static func overwriteGeneration(fs: any FileSystem, path: String, header: LogFormat.Header) throws -> any StorageFile {
+        guard let f = try? fs.open(path, .readWrite) else { return try createGeneration(fs: fs, path: path, header: header) }
+        do {
+            if try f.size() > Int64(header.fileSize) { try f.truncate(to: Int64(header.fileSize)) }
+            try fill(f, header: header)
+            return f
+        } catch {
+            f.close()
+            return try createGeneration(fs: fs, path: path, header: header)
+        }
+    }
+
+    /// Writes the header and zeros to the header's file size, then fsyncs. Zeros, so later
+    /// appends overwrite allocated blocks and the end of what was written is the first zero
+    /// record header.
+    private static func fill(_ f: any StorageFile, header: LogFormat.Header) throws {
+        let h = header.encode()
+        try h.withUnsafeBytes { try f.write(at: 0, $0) }
+        let zeros = [UInt8](repeating: 0, count: 256 * 1024)
+        var off = LogFormat.headerSize
+        let size = Int(header.fileSize)
+        while off < size {
+            let n = min(zeros.count, size - off)
+            try zeros.withUnsafeBytes { try f.write(at: Int64(off), UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            off += n
+        }
+        try f.sync()
+    }
+
+    /// The next generation, at the prepared name: a file left there, or a spare, rewritten;
+    /// else a new file.
     private func prepareNext(after gen: UInt32, creation: UInt64) throws -> (any StorageFile, LogFormat.Header) {
         let header = LogFormat.Header(generation: gen + 1, signature: signature, creationTime: Clock.microsecondsSinceEpoch(),
                                       previousCreationTime: creation, fileSize: UInt32(nextFileSize))
         let p = path(FileNames.preparedLog)
-        // A prepared file left by an earlier run is reused only if it is exactly the one we need.
-        if fs.exists(p), let existing = try? fs.open(p, .readWrite) {
-            var buf = [UInt8](repeating: 0, count: 64)
-            if let n = try? buf.withUnsafeMutableBytes({ try existing.read(at: 0, into: $0) }), n == 64,
-               let h = try? buf.withUnsafeBytes({ try LogFormat.Header.decode($0, file: p) }),
-               h.generation == gen + 1, h.previousCreationTime == creation, h.signature == signature,
-               (try? existing.size()) == Int64(h.fileSize) {
-                return (existing, h)
-            }
-            existing.close()
-        }
+        if !fs.exists(p), let spare = spares?.take() { try? fs.rename(spare, p) }
+        if fs.exists(p) { return (try LogWriter.overwriteGeneration(fs: fs, path: p, header: header), header) }
         return (try LogWriter.createGeneration(fs: fs, path: p, header: header), header)
     }
 

@@ -162,7 +162,7 @@ extension Instance {
                                         fileSize: UInt32(parameters.logFileSize))
             let f = try LogWriter.createGeneration(fs: fs, path: target, header: next)
             try fs.syncDirectory(path)
-            log = LogWriter(fs: fs, directory: path, signature: parameters.logSignature, fileSize: parameters.logFileSize,
+            log = LogWriter(fs: fs, directory: path, signature: parameters.logSignature, fileSize: parameters.logFileSize, spares: try spares(),
                             generation: next.generation, creationTime: next.creationTime, file: f,
                             fileLength: Int(next.fileSize), endOffset: LogFormat.headerSize)
         } else {
@@ -175,7 +175,7 @@ extension Instance {
                 events.log(.recoveryEnd, "a torn record at the end of the log was cut off (an interrupted write)",
                            [("file", .string(FileNames.currentLog)), ("offset", .int(Int64(endOffset)))], level: .warning)
             }
-            log = LogWriter(fs: fs, directory: path, signature: parameters.logSignature, fileSize: parameters.logFileSize,
+            log = LogWriter(fs: fs, directory: path, signature: parameters.logSignature, fileSize: parameters.logFileSize, spares: try spares(),
                             generation: header.generation, creationTime: header.creationTime, file: f,
                             fileLength: size, endOffset: endOffset)
             // A generation of an earlier format that this one reads is not continued: new
