@@ -63,6 +63,17 @@ public enum Inspection {
         return out
     }
 
+    /// The spare generation files a truncation kept for later rolls (`LogSpares`): how many,
+    /// and the bytes they hold on disk.
+    public static func spareLogs(_ path: String, fs: any FileSystem) throws -> (count: Int, bytes: Int64) {
+        var count = 0, bytes: Int64 = 0
+        for name in try fs.list(path) where FileNames.isSpareLog(name) {
+            count += 1
+            bytes += (try? fs.open(FilePaths.join(path, name), .readOnly).size()) ?? 0
+        }
+        return (count, bytes)
+    }
+
     public static func checkpoint(_ path: String, fs: any FileSystem) throws -> Checkpoint {
         try CheckpointFile.read(fs: fs, path: FilePaths.join(path, FileNames.checkpoint)).0
     }

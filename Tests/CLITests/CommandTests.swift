@@ -74,6 +74,13 @@ import Testing
         #expect(gens.count > 2 && gens.allSatisfy { $0["checksumOk"] as? Bool == true })
         r = try Binary.run(["check", "-i", i])
         #expect(r.status == 0 && r.stdout.contains("0 bad"))
+        // A truncation keeps what it removes as spares for later rolls: info counts them, logs lists none.
+        #expect(try Binary.run(["backup", "-i", i]).status == 0)
+        r = try Binary.run(["info", "--json", "-i", i])
+        let spares = json(r.stdout)["spareLogs"] as? [String: Any]
+        #expect((spares?["count"] as? Int ?? 0) > 0 && (spares?["bytes"] as? Int ?? 0) > 0)
+        #expect(try Binary.run(["info", "-i", i]).stdout.contains("spare logs:"))
+        #expect(try !Binary.run(["logs", "--json", "-i", i]).stdout.contains(".jrs"))
         r = try Binary.run(["events", "--limit", "3", "-i", i])
         #expect(r.stdout.split(separator: "\n").count == 3)
         r = try Binary.run(["config", "-i", i])

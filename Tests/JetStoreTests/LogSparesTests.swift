@@ -41,6 +41,7 @@ import Foundation
         #expect(before.count > 8)
         let removed = try #require(try inst.truncateLogs())
         #expect(try Self.spares(fs) == removed.prefix(4).map(FileNames.spareLog))
+        #expect(try Inspection.spareLogs("/inst", fs: fs) == (4, 4 * 64 * 1024))
         let left = try inst.archivedGenerations()
         #expect(left.allSatisfy { $0 > removed.upperBound })
         let gens = try Inspection.generations("/inst", fs: fs, parameters: inst.parameters)

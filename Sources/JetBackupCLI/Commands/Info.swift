@@ -20,13 +20,14 @@ struct Info: ParsableCommand {
     func run() throws {
         try CLI.run(json: output.json) {
             let path = instance.path
-            let (p, cp, dbs) = try CLI.withLockedInstance(path) { p in
+            let (p, cp, dbs, spares) = try CLI.withLockedInstance(path) { p in
                 (p, p.loggingEnabled ? try? Inspection.checkpoint(path, fs: PosixFileSystem()) : nil,
-                 try Inspection.databases(path, fs: PosixFileSystem()))
+                 try Inspection.databases(path, fs: PosixFileSystem()), try Inspection.spareLogs(path, fs: PosixFileSystem()))
             }
             if output.json {
                 CLI.out(JSONValue.object([
                     ("instance", .string(path)), ("parameters", ConfigReport.json(p)),
+                    ("spareLogs", .object([("count", .int(Int64(spares.count))), ("bytes", .int(spares.bytes))])),
                     ("checkpoint", cp.map { .object([("generation", .int(Int64($0.position.generation))), ("position", .string($0.position.description)), ("time", .string(CLI.time($0.time)))]) } ?? .null),
                     ("databases", .array(dbs.map { d in
                         let h = d.header
@@ -51,6 +52,7 @@ struct Info: ParsableCommand {
             CLI.out("  circular logging: \(p.circularLogging ? "on" : "off")")
             CLI.out("  logging:          \(p.loggingEnabled ? "on" : "off")")
             CLI.out("  log signature:    \(p.logSignature)")
+            CLI.out("  spare logs:       \(spares.count) (\(CLI.human(bytes: Int(spares.bytes))), kept for the next log rolls)")
             if let cp { CLI.out("  checkpoint:       generation \(cp.position.generation), position \(cp.position) at \(CLI.time(cp.time))") }
             for d in dbs {
                 let h = d.header
