@@ -18,10 +18,15 @@ extension Instance {
         try syncDatabases()
         if let dw = doublewrite, dw.hasCopies { try dw.startEpoch() }
         guard log != nil else { return }
-        let cp = Checkpoint(sequence: checkpoint.sequence + 1, logSignature: parameters.logSignature,
-                            position: horizon, time: Clock.microsecondsSinceEpoch())
-        try CheckpointFile.write(fs: fs, path: file(FileNames.checkpoint), cp)
-        checkpoint = cp
+        // A checkpoint already at `horizon` (nothing logged since the last one, as at the close
+        // after a backup's checkpoint) is left as it is: the same position written again would
+        // cost two fsyncs and tell recovery nothing new.
+        if horizon != checkpoint.position {
+            let cp = Checkpoint(sequence: checkpoint.sequence + 1, logSignature: parameters.logSignature,
+                                position: horizon, time: Clock.microsecondsSinceEpoch())
+            try CheckpointFile.write(fs: fs, path: file(FileNames.checkpoint), cp)
+            checkpoint = cp
+        }
         if parameters.circularLogging {
             _ = try deleteGenerationsLocked(below: horizon.generation)
         }
