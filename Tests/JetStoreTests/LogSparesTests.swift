@@ -119,6 +119,32 @@ import Foundation
         try expectCrashRecovers(fs, inst, to: model)
     }
 
+    /// Spares of another size (log-file-size changed since they were kept) become generations
+    /// of the size the instance now uses, larger or smaller, and read back whole.
+    @Test(arguments: [64 * 1024, 256 * 1024])
+    func aSpareOfAnotherSizeBecomesAGenerationOfTheCurrentSize(newSize: Int) throws {
+        let fs = try makeMemoryInstance { $0.logFileSize = 128 * 1024; $0.checkpointDepth = 512 * 1024 }
+        var inst = try Instance.open(at: "/inst", fs: fs, owner: "t")
+        var model: [[UInt8]: [UInt8]] = [:]
+        try Self.commit(inst, 0..<3000, version: 0, into: &model)
+        _ = try inst.truncateLogs()
+        try inst.close()
+        #expect(try Self.spares(fs).count == 4)
+        var p = try Instance.readParameters(at: "/inst", fs: fs)
+        p.logFileSize = newSize
+        try p.save(fs: fs, path: "/inst/" + FileNames.parameters)
+        inst = try Instance.open(at: "/inst", fs: fs, owner: "t")
+        let g = inst.log!.currentGeneration
+        while inst.log!.currentGeneration < g + 3 { try Self.commit(inst, 0..<40, version: 1, into: &model) }
+        #expect(try Self.spares(fs).count == 1)
+        for gen in (g + 1)...(g + 2) {
+            let made = try LogReader.read(fs: fs, path: "/inst/" + FileNames.archivedLog(gen))
+            #expect(made.bytes.count == newSize && Int(made.header.fileSize) == newSize)
+            guard case .clean = made.end else { Issue.record("generation \(gen) ends in \(made.end)"); continue }
+        }
+        try expectCrashRecovers(fs, inst, to: model)
+    }
+
     /// Crash at every I/O point of a workload with circular logging (every checkpoint retires
     /// generations, rolls overwrite spares): each recovery holds what returned, every page and
     /// every log record checks.
