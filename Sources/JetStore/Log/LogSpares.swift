@@ -8,9 +8,8 @@ import Foundation
 /// the most of an incremental backup's truncation.
 ///
 /// A spare holds an old generation's records until it is overwritten, so nothing reads one as
-/// a log: its name is not a generation's, and a roll trusts the file only after it was zeroed
-/// (header included) and fsynced. Truncation keeps its order, oldest first, so a crash between
-/// two renames leaves no gap above what was removed (`Inspection.generations`).
+/// a log: its name is not a generation's, and a roll trusts the file only after rewriting it
+/// whole (header, zeros) and fsyncing it (`LogWriter.overwriteGeneration`).
 final class LogSpares: @unchecked Sendable {
     let fs: any FileSystem
     let directory: String
@@ -30,8 +29,6 @@ final class LogSpares: @unchecked Sendable {
     static func limit(checkpointDepth: Int, logFileSize: Int) -> Int {
         min(64, max(4, checkpointDepth / max(1, logFileSize) / 4))
     }
-
-    var count: Int { lock.withLock { names.count } }
 
     /// A spare's path, removed from the pool (the caller renames it), or nil.
     func take() -> String? {
