@@ -20,7 +20,8 @@ struct FullBackup {
             + Int64(Int(session.currentGeneration) - Int(start.generation) + 1) * Int64(session.logFileSize))
         var names = [BackupSetLayout.manifest, BackupSetLayout.sums] + dbs.map(\.fileName)
         if marker {
-            run.undo.register { try? BackupSetLayout.cleanLeftovers(dir, keeping: [], fs: fs) }
+            // `names` as the marker has it when the undo runs (the closure sees later additions).
+            run.undo.register { try? BackupSetLayout.cleanLeftovers(dir, keeping: [], written: names, fs: fs) }
             try BackupSetLayout.writeMarker(dir, names: names, fs: fs)
         }
         var files: [BackupManifest.File] = []

@@ -54,14 +54,15 @@ struct IncrementalBackup {
         // everything the marker lists that the old set does not hold. If the manifest cannot
         // be put back (a disk that keeps failing), everything stays as a killed run leaves
         // it — the new manifest names only complete files — and the next run cleans up.
+        let written = gens.map { FileNames.archivedLog($0) + run.logSuffix }
         run.undo.register {
             let p = FilePaths.join(setDir, BackupSetLayout.manifest)
             if (try? fs.readAll(p)) != oldManifestBytes {
                 do { try fs.writeAtomically(p, oldManifestBytes) } catch { return }
             }
-            try? BackupSetLayout.cleanLeftovers(setDir, keeping: keep, sums: keepSums, fs: fs)
+            try? BackupSetLayout.cleanLeftovers(setDir, keeping: keep, sums: keepSums, written: written, fs: fs)
         }
-        try BackupSetLayout.writeMarker(setDir, names: gens.map { FileNames.archivedLog($0) + run.logSuffix }, fs: fs)
+        try BackupSetLayout.writeMarker(setDir, names: written, fs: fs)
         let files = try run.copyLogs(gens, into: setDir, backupIndex: manifest.chain.count, previousCreation: prevCreation)
         manifest.chain.append(run.chainEntry(.incremental, genLow: gens.lowerBound, genHigh: last,
                                              previous: manifest.chain.last?.lastCommitMicros))

@@ -78,14 +78,24 @@ public enum BackupSetLayout {
     /// files, and the names its marker lists that the current manifest does not use. With
     /// `sums` (the current manifest's SHA256SUMS), a checksum list the run replaced before it
     /// stopped is put back first, while the marker still excuses it.
-    static func cleanLeftovers(_ dir: String, keeping: Set<String>, sums expected: [UInt8]? = nil, fs: any FileSystem) throws {
+    /// `written`: the names the caller itself wrote into the marker (a run undoing its own
+    /// work), used when the marker cannot be read back — a read error must not leave the
+    /// run's files behind when the run knows them.
+    static func cleanLeftovers(_ dir: String, keeping: Set<String>, sums expected: [UInt8]? = nil, written: [String]? = nil,
+                               fs: any FileSystem) throws {
         var changed = false
         let mk = path(dir, marker)
         if fs.exists(mk) {
             if let expected, (try? fs.readAll(path(dir, sums))) != expected {
                 try fs.writeAtomically(path(dir, sums), expected)
             }
-            let listed = String(decoding: try fs.readAll(mk), as: UTF8.self).split(separator: "\n").map(String.init)
+            let listed: [String]
+            do {
+                listed = String(decoding: try fs.readAll(mk), as: UTF8.self).split(separator: "\n").map(String.init)
+            } catch {
+                guard let written else { throw error }
+                listed = written
+            }
             // A file that cannot be removed (an I/O error) does not stop the others from going;
             // the marker stays until all are gone, so the next run finishes the job. The
             // manifest is the exception: while it stands, the files it names must stay too.

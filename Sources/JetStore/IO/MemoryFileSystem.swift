@@ -75,6 +75,13 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
         set { lock.withLock { _readHook = newValue } }
     }
     private var _readHook: (@Sendable (String, Int64, UnsafeMutableRawBufferPointer) -> Void)?
+    /// Reads of the files this is true for fail with an I/O error (a disk that cannot read
+    /// one file, as libfiu's posix/io/rw/pread makes it); not counted as I/O points.
+    public var failReads: (@Sendable (String) -> Bool)? {
+        get { lock.withLock { _failReads } }
+        set { lock.withLock { _failReads = newValue } }
+    }
+    private var _failReads: (@Sendable (String) -> Bool)?
 
     public init() {}
 
@@ -405,6 +412,7 @@ final class MemoryFile: StorageFile, @unchecked Sendable {
 
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         try fs.checkAlive(path)
+        if let fail = fs.failReads, fail(path) { throw JetError(.diskIO, "injected: I/O error while trying to read \(path)") }
         let count = fs.withNode(node) { n -> Int in
             let start = Int(offset)
             guard start < n.data.count else { return 0 }
