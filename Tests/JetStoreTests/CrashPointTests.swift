@@ -58,6 +58,29 @@ import Foundation
         return (ok && report.ok, repaired)
     }
 
+    /// Crashes the workload on a fresh clone of `base` at each point, in each mode `modes`
+    /// gives for it, reboots and recovers; every recovery must hold what returned (or one more
+    /// commit) with every page good. Returns the crashes run and how many recoveries put pages
+    /// back from the doublewrite file.
+    static func crashAndRecover(_ base: MemoryFileSystem, commits: Int, at points: [Int],
+                                modes: (Int) -> [MemoryFileSystem.CrashMode], label: String) throws -> (covered: Int, repaired: Int) {
+        var models: [[[UInt8]: [UInt8]]] = []
+        var covered = 0, repairedRuns = 0
+        for point in points {
+            for mode in modes(point) {
+                let fs = base.clone()
+                fs.crash(afterOperations: point)
+                let returned = workload(fs, commits: commits, models: &models)
+                fs.reboot(mode)
+                let (ok, repaired) = try recover(fs, models, returned: returned)
+                #expect(ok, "\(label) \(point) (\(mode)): \(returned) commits returned, state matches neither \(returned) nor \(returned + 1), or a page is bad")
+                covered += 1
+                if repaired > 0 { repairedRuns += 1 }
+            }
+        }
+        return (covered, repairedRuns)
+    }
+
     @Test func crashAtEveryIOPoint() throws {
         let base = try Self.base()
         let commits = 60
@@ -68,24 +91,13 @@ import Foundation
         #expect(Self.workload(clean, commits: commits, models: &models) == commits)
         let points = clean.ioCount - before
         #expect(points > 100)
-        var covered = 0, repairedRuns = 0
         // make test alternates the two crash modes over the points; make stress tries both at
         // every point, the torn one with three seeds.
         let long = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long"
-        let cases: [(Int, MemoryFileSystem.CrashMode)] = (1...points).flatMap { point -> [(Int, MemoryFileSystem.CrashMode)] in
-            if !long { return [(point, point % 2 == 0 ? .dropUnsynced : .tornPrefix(seed: UInt64(point)))] }
-            return [(point, .dropUnsynced)] + (0..<3).map { (point, .tornPrefix(seed: UInt64(point * 3 + $0))) }
-        }
-        for (point, mode) in cases {
-            let fs = base.clone()
-            fs.crash(afterOperations: point)
-            let returned = Self.workload(fs, commits: commits, models: &models)
-            fs.reboot(mode)
-            let (ok, repaired) = try Self.recover(fs, models, returned: returned)
-            #expect(ok, "crash point \(point): \(returned) commits returned, state matches neither \(returned) nor \(returned + 1), or a page is bad")
-            covered += 1
-            if repaired > 0 { repairedRuns += 1 }
-        }
+        let (covered, repairedRuns) = try Self.crashAndRecover(base, commits: commits, at: Array(1...points), modes: { point in
+            if !long { return [point % 2 == 0 ? .dropUnsynced : .tornPrefix(seed: UInt64(point))] }
+            return [.dropUnsynced] + (0..<3).map { .tornPrefix(seed: UInt64(point * 3 + $0)) }
+        }, label: "crash point")
         // Crashes while pages were written in place: some pages came back from the doublewrite file.
         #expect(repairedRuns > 0)
         print("crash points covered: \(covered) crashes over \(points) I/O operations; \(repairedRuns) recoveries put pages back from the doublewrite file")
@@ -109,20 +121,10 @@ import Foundation
         let after = dw.filter { $0.kind == .sync }.map { $0.index + 1 }.filter { i in trace.contains { $0.index == i && $0.path.hasSuffix(".edb") } }
         #expect(!after.isEmpty, "no page was written in place right after its copy was synced")
         let points = Set(dw.map(\.index) + after).sorted()
-        var covered = 0, repairedRuns = 0
         let seeds = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long" ? 3 : 1
-        for point in points {
-            for mode: MemoryFileSystem.CrashMode in [.dropUnsynced] + (0..<seeds).map({ .tornPrefix(seed: UInt64(point * 7 + $0)) }) {
-                let fs = base.clone()
-                fs.crash(afterOperations: point)
-                let returned = Self.workload(fs, commits: commits, models: &models)
-                fs.reboot(mode)
-                let (ok, repaired) = try Self.recover(fs, models, returned: returned)
-                #expect(ok, "doublewrite crash point \(point) (\(mode)): \(returned) commits returned")
-                covered += 1
-                if repaired > 0 { repairedRuns += 1 }
-            }
-        }
+        let (covered, repairedRuns) = try Self.crashAndRecover(base, commits: commits, at: points, modes: { point in
+            [.dropUnsynced] + (0..<seeds).map { .tornPrefix(seed: UInt64(point * 7 + $0)) }
+        }, label: "doublewrite crash point")
         #expect(repairedRuns > 0)
         print("doublewrite crash points: \(covered) crashes over \(points.count) points; \(repairedRuns) recoveries put pages back")
     }

@@ -166,21 +166,10 @@ import Foundation
                 "no roll overwrote a spare")
         let points = trace.count
         let long = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long"
-        var covered = 0
-        for point in 1...points {
-            let modes: [MemoryFileSystem.CrashMode] = long
-                ? [.dropUnsynced, .tornPrefix(seed: UInt64(point)), .tornPrefix(seed: UInt64(point * 5 + 1))]
-                : [point % 2 == 0 ? .dropUnsynced : .tornPrefix(seed: UInt64(point))]
-            for mode in modes {
-                let fs = base.clone()
-                fs.crash(afterOperations: point)
-                let returned = CrashPointTests.workload(fs, commits: commits, models: &models)
-                fs.reboot(mode)
-                let (ok, _) = try CrashPointTests.recover(fs, models, returned: returned)
-                #expect(ok, "crash point \(point) (\(mode)): \(returned) commits returned")
-                covered += 1
-            }
-        }
+        let (covered, _) = try CrashPointTests.crashAndRecover(base, commits: commits, at: Array(1...points), modes: { point in
+            long ? [.dropUnsynced, .tornPrefix(seed: UInt64(point)), .tornPrefix(seed: UInt64(point * 5 + 1))]
+                 : [point % 2 == 0 ? .dropUnsynced : .tornPrefix(seed: UInt64(point))]
+        }, label: "spare crash point")
         print("spare crash points: \(covered) crashes over \(points) I/O operations")
     }
 }
