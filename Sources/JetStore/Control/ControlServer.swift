@@ -70,11 +70,14 @@ public final class ControlServer: @unchecked Sendable {
         guard first else { return }
         listener.shutdown()
         _ = unlink(path)
+        // Woken by the accept thread's end and by each connection's; a connection still open
+        // at the deadline is cut (its thread then ends on the error).
         let deadline = Clock.monotonicSeconds() + grace
         state.lock()
         while !(acceptDone && connections.isEmpty) {
-            if Clock.monotonicSeconds() > deadline { for c in connections.values { c.shutdown() } }
-            state.unlock(); usleep(5000); state.lock()
+            let left = deadline - Clock.monotonicSeconds()
+            if left <= 0 { for c in connections.values { c.shutdown() } }
+            state.wait(seconds: left > 0 ? left : 0.05)
         }
         state.unlock()
         listener.close()
@@ -83,7 +86,7 @@ public final class ControlServer: @unchecked Sendable {
     public var isStopping: Bool { state.withLock { stopping } }
 
     private func acceptLoop() {
-        defer { state.withLock { acceptDone = true } }
+        defer { state.withLock { acceptDone = true; state.broadcast() } }
         while let c = listener.accept() {
             if state.withLock({ stopping }) { c.close(); break }
             let admitted = state.withLock { () -> Bool in
@@ -100,7 +103,7 @@ public final class ControlServer: @unchecked Sendable {
             }
             let t = Thread { [self] in
                 serve(c)
-                state.withLock { _ = connections.removeValue(forKey: ObjectIdentifier(c)) }
+                state.withLock { _ = connections.removeValue(forKey: ObjectIdentifier(c)); state.broadcast() }
                 c.close()
             }
             t.name = "jetstore-control-client"

@@ -11,7 +11,12 @@ public final class Condition: @unchecked Sendable {
 
     public init() {
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
+        // Timed waits measure on the monotonic clock (a clock step must not stretch them).
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
     }
 
     deinit {
@@ -25,6 +30,14 @@ public final class Condition: @unchecked Sendable {
     public func unlock() { pthread_mutex_unlock(mutex) }
     /// Call with the lock held; returns with it held.
     public func wait() { pthread_cond_wait(cond, mutex) }
+    /// Like `wait`, but returns after at most `seconds` even if nobody broadcast.
+    public func wait(seconds: Double) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let ns = Int(now.tv_nsec) + Int(max(0, seconds) * 1e9)
+        var until = timespec(tv_sec: now.tv_sec + ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
+        pthread_cond_timedwait(cond, mutex, &until)
+    }
     public func broadcast() { pthread_cond_broadcast(cond) }
 
     @inline(__always)
