@@ -97,7 +97,7 @@ import Foundation
         for g in try session.generations(through: last) {
             let log = try session.readLog(g)
             #expect(log.header.generation == g)
-            try Data(log.bytes).write(to: URL(fileURLWithPath: copy + "/" + log.fileName))
+            try Data(log.bytes.array).write(to: URL(fileURLWithPath: copy + "/" + log.fileName))
         }
         session.abort()
         try inst.close()

@@ -281,7 +281,7 @@ import Foundation
         fs.makeDirectories("/copy")
         fs.setContents("/copy/" + db.fileName, Array(image.prefix(total * ps)))
         for g in try session.generations(through: last) {
-            fs.setContents("/copy/" + FileNames.archivedLog(g), try session.readLog(g, previousCreation: nil).bytes)
+            fs.setContents("/copy/" + FileNames.archivedLog(g), try session.readLog(g, previousCreation: nil).bytes.array)
         }
         let start = session.start
         session.abort()

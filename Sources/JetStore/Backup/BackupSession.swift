@@ -39,13 +39,13 @@ public final class BackupSession: @unchecked Sendable {
         public var generation: UInt32
         public var fileName: String
         public var header: LogFormat.Header
-        /// The file's bytes exactly as stored (payloads masked).
-        public var bytes: [UInt8]
+        /// The file's bytes exactly as stored (payloads masked), mapped where it was read.
+        public var bytes: FileBytes
         public var records: Int
-        /// The parse the check was made from, in the process that read the file (a caller
-        /// that needs the records uses it instead of parsing again); nil where the file came
+        /// The scan the check was made from, in the process that read the file (a caller
+        /// that needs the records uses it instead of scanning again); nil where the file came
         /// over a connection.
-        public var parsed: LogReader.Generation? = nil
+        public var scan: LogReader.Scan? = nil
     }
 
     /// How often a page that fails its checks is read again before the backup gives up: a
@@ -209,10 +209,11 @@ public final class BackupSession: @unchecked Sendable {
     public func readLog(_ g: UInt32, previousCreation: UInt64?) throws -> LogFile {
         try checkOpen()
         let path = instance.generationPath(g)
-        let bytes = try instance.fs.readAll(path)
-        // Checked, not unmasked: the copy is of the file's bytes, and the backup reads only
-        // commit times from the payloads (`LogReader.CommitScanner`).
-        let parsed = try LogReader.parse(bytes, path: path, unmask: false)
+        // Mapped (a finished generation is never cut while the backup pins it) and checked,
+        // not unmasked: the copy is of the file's bytes, and the backup reads only commit
+        // times from the payloads (`LogReader.CommitScanner`).
+        let bytes = try instance.fs.readWhole(path)
+        let parsed = try bytes.withUnsafeBytes { try LogReader.scan($0, path: path) }
         var link = previousCreation
         if link == nil && g > firstGeneration {
             let prevPath = instance.generationPath(g - 1)
@@ -226,7 +227,7 @@ public final class BackupSession: @unchecked Sendable {
             throw fault.error(file: path, given: false)
         }
         return LogFile(generation: g, fileName: FileNames.archivedLog(g), header: parsed.header, bytes: bytes,
-                       records: parsed.fragments.count, parsed: parsed)
+                       records: parsed.fragments.count, scan: parsed)
     }
 
     // MARK: End

@@ -196,7 +196,7 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
             guard gen == g, header.generation == g else {
                 throw JetError(.logReadVerifyFailure, "the owner handed generation \(header.generation) for \(g)")
             }
-            return BackupSession.LogFile(generation: g, fileName: name, header: header, bytes: bytes, records: Int(records))
+            return BackupSession.LogFile(generation: g, fileName: name, header: header, bytes: FileBytes(bytes), records: Int(records))
         }
     }
 

@@ -97,9 +97,14 @@ public protocol FileSystem: Sendable {
     /// remove entries in (access(2) W_OK|X_OK: false on a read-only file system or without
     /// write permission).
     func isWritableDirectory(_ path: String) -> Bool
+    /// A whole file's bytes, mapped where the file system allows (see `FileBytes`: only for
+    /// a file nothing truncates while they are held).
+    func readWhole(_ path: String) throws -> FileBytes
 }
 
 extension FileSystem {
+    public func readWhole(_ path: String) throws -> FileBytes { FileBytes(try readAll(path)) }
+
     /// Reads a whole small file (manifests, parameters).
     public func readAll(_ path: String) throws -> [UInt8] {
         let f = try open(path, .readOnly)

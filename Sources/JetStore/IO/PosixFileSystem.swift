@@ -225,6 +225,17 @@ public struct PosixFileSystem: FileSystem {
         }
     }
 
+    /// Maps the file read-only (`FileBytes`); a file system that cannot map it is read.
+    public func readWhole(_ path: String) throws -> FileBytes {
+        let f = try open(path, .readOnly)
+        defer { f.close() }
+        let n = Int(try f.size())
+        guard n > 0, let pf = f as? PosixFile else { return FileBytes(try readAll(path)) }
+        let p = mmap(nil, n, PROT_READ, MAP_SHARED, pf.fd.rawValue, 0)
+        guard let p, p != MAP_FAILED else { return FileBytes(try readAll(path)) }
+        return FileBytes(mapping: UnsafeRawPointer(p), count: n)
+    }
+
     /// The entry at `path` itself (a link is not followed); nil if there is none.
     private func entryType(_ path: String) -> FileType? {
         (try? Stat(FilePath(path), followTargetSymlink: false))?.type

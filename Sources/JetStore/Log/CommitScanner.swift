@@ -17,6 +17,14 @@ extension LogReader {
         /// parsed without unmasking (`LogReader.parse(unmask: false)`) is read as well as one
         /// unmasked. The fragments' order is checked as replay checks it.
         public mutating func feed(_ g: Generation) throws -> [Commit] {
+            try g.bytes.withUnsafeBytes {
+                try feed(Scan(path: g.path, header: g.header, fragments: g.fragments, end: g.end), bytes: $0, masked: g.masked)
+            }
+        }
+
+        /// `feed` for a generation scanned where its bytes are held (`LogReader.scan`):
+        /// `bytes` are the file's, `masked` as the file holds them.
+        public mutating func feed(_ g: Scan, bytes: UnsafeRawBufferPointer, masked: Bool) throws -> [Commit] {
             var out: [Commit] = []
             for (k, frag) in g.fragments.enumerated() {
                 let opens = frag.type == .full || frag.type == .first
@@ -26,21 +34,20 @@ extension LogReader {
                 } else if k == 0 && open && opens {
                     open = false
                 }
-                let place = "\(g.path) offset \(frag.offset)"
                 if opens {
-                    guard !open else { throw TransactionAssembler.outOfOrder(place) }
+                    guard !open else { throw TransactionAssembler.outOfOrder("\(g.path) offset \(frag.offset)") }
                     head.removeAll(keepingCapacity: true)
                 } else {
-                    guard open else { throw TransactionAssembler.outOfOrder(place) }
+                    guard open else { throw TransactionAssembler.outOfOrder("\(g.path) offset \(frag.offset)") }
                 }
                 let want = 8 - head.count
                 if want > 0 {
-                    let take = frag.payload.lowerBound..<min(frag.payload.upperBound, frag.payload.lowerBound + want)
-                    head.append(contentsOf: g.masked ? g.bytes[take].map { $0 ^ LogFormat.mask } : Array(g.bytes[take]))
+                    let take = UnsafeRawBufferPointer(rebasing: bytes[frag.payload.lowerBound..<min(frag.payload.upperBound, frag.payload.lowerBound + want)])
+                    head.append(contentsOf: masked ? take.map { $0 ^ LogFormat.mask } : Array(take))
                 }
                 open = frag.type == .first || frag.type == .middle
                 guard !open else { continue }
-                let time = try head.withUnsafeBytes { try LogTransaction.commitTime($0, where: place) }
+                let time = try head.withUnsafeBytes { try LogTransaction.commitTime($0, where: "\(g.path) offset \(frag.offset)") }
                 out.append(Commit(time: time, end: LogPosition(generation: g.header.generation,
                                                                offset: UInt32(frag.offset + LogFormat.recordSize(payload: frag.payload.count)))))
             }

@@ -28,6 +28,13 @@ public enum LogChainFault: Equatable, Sendable {
         return nil
     }
 
+    /// `check` of a generation scanned where its bytes are held (a torn tail is damage).
+    public static func check(_ s: LogReader.Scan, expected: UInt32, signature: Signature, previousCreation: UInt64?) -> LogChainFault? {
+        if let f = check(s.header, expected: expected, signature: signature, previousCreation: previousCreation) { return f }
+        if case .bad(let o, let reason, _) = s.end { return .damaged(offset: o, reason: reason) }
+        return nil
+    }
+
     /// The header part of `check`: signature, generation and link.
     public static func check(_ h: LogFormat.Header, expected: UInt32, signature: Signature,
                              previousCreation: UInt64?) -> LogChainFault? {

@@ -70,43 +70,60 @@ public struct LogReader {
     public static func parse(_ input: consuming [UInt8], path: String, from: Int = LogFormat.headerSize,
                              unmask: Bool = true) throws -> Generation {
         var bytes = input
-        let header = try bytes.withUnsafeBytes { try LogFormat.Header.decode($0, file: path) }
-        guard Int(header.fileSize) == bytes.count, bytes.count >= LogFormat.headerSize else {
+        let s = unmask
+            ? try bytes.withUnsafeMutableBytes { try scan(UnsafeRawBufferPointer($0), path: path, from: from, unmasking: $0) }
+            : try bytes.withUnsafeBytes { try scan($0, path: path, from: from, unmasking: nil) }
+        return Generation(path: path, header: s.header, bytes: bytes, fragments: s.fragments, end: s.end, masked: !unmask)
+    }
+
+    /// A generation's records as checked, its bytes held by the caller (still masked).
+    public struct Scan: Sendable {
+        public let path: String
+        public let header: LogFormat.Header
+        public let fragments: [Fragment]
+        public let end: End
+    }
+
+    /// Checks the header, the size and every record of a generation held elsewhere (a
+    /// mapped file, `FileBytes`), as `parse(unmask: false)` does, without copying it.
+    public static func scan(_ p: UnsafeRawBufferPointer, path: String, from: Int = LogFormat.headerSize) throws -> Scan {
+        try scan(p, path: path, from: from, unmasking: nil)
+    }
+
+    /// The walk of `parse` and `scan`: unmasks each record's payload into `m` (the same
+    /// bytes as `p`) when given.
+    private static func scan(_ p: UnsafeRawBufferPointer, path: String, from: Int,
+                             unmasking m: UnsafeMutableRawBufferPointer?) throws -> Scan {
+        let header = try LogFormat.Header.decode(p, file: path)
+        guard Int(header.fileSize) == p.count, p.count >= LogFormat.headerSize else {
             throw JetError(.logReadVerifyFailure,
-                           "log generation \(path) is \(bytes.count) bytes, its header says \(header.fileSize); the file was truncated or extended: "
+                           "log generation \(path) is \(p.count) bytes, its header says \(header.fileSize); the file was truncated or extended: "
                                + "restore from a backup")
         }
         var fragments: [Fragment] = []
-        var end = End.clean(offset: bytes.count)
-        func walk(_ p: UnsafeRawBufferPointer, unmasking m: UnsafeMutableRawBufferPointer?) {
-            var o = max(from, LogFormat.headerSize)
-            while true {
-                if o + LogFormat.recordHeaderSize > p.count { end = .clean(offset: o); break }
-                if PageFormat.isAllZero(UnsafeRawBufferPointer(rebasing: p[o..<(o + LogFormat.recordHeaderSize)])) {
-                    end = .clean(offset: o); break
-                }
-                guard let (type, payload) = recordAt(p, o) else {
-                    let headerOK = LogFormat.headerCheckOK(p, o)
-                    let length = Int(p.u32(o + 4))
-                    let extentEnd = headerOK ? min(p.count, o + LogFormat.recordSize(payload: length)) : o + LogFormat.recordHeaderSize
-                    let torn = LogFormat.hasUnwrittenSector(p, o, extentEnd)
-                    let reason = !headerOK ? "a record header fails its check"
-                        : o + LogFormat.recordHeaderSize + length > p.count ? "a record runs past the end of the file"
-                        : "a record fails its checksum"
-                    end = .bad(offset: o, reason: reason, torn: torn)
-                    break
-                }
-                if let m { LogFormat.applyMask(UnsafeMutableRawBufferPointer(rebasing: m[payload])) }
-                fragments.append(Fragment(offset: o, type: type, payload: payload))
-                o += LogFormat.recordSize(payload: payload.count)
+        var end = End.clean(offset: p.count)
+        var o = max(from, LogFormat.headerSize)
+        while true {
+            if o + LogFormat.recordHeaderSize > p.count { end = .clean(offset: o); break }
+            if PageFormat.isAllZero(UnsafeRawBufferPointer(rebasing: p[o..<(o + LogFormat.recordHeaderSize)])) {
+                end = .clean(offset: o); break
             }
+            guard let (type, payload) = recordAt(p, o) else {
+                let headerOK = LogFormat.headerCheckOK(p, o)
+                let length = Int(p.u32(o + 4))
+                let extentEnd = headerOK ? min(p.count, o + LogFormat.recordSize(payload: length)) : o + LogFormat.recordHeaderSize
+                let torn = LogFormat.hasUnwrittenSector(p, o, extentEnd)
+                let reason = !headerOK ? "a record header fails its check"
+                    : o + LogFormat.recordHeaderSize + length > p.count ? "a record runs past the end of the file"
+                    : "a record fails its checksum"
+                end = .bad(offset: o, reason: reason, torn: torn)
+                break
+            }
+            if let m { LogFormat.applyMask(UnsafeMutableRawBufferPointer(rebasing: m[payload])) }
+            fragments.append(Fragment(offset: o, type: type, payload: payload))
+            o += LogFormat.recordSize(payload: payload.count)
         }
-        if unmask {
-            bytes.withUnsafeMutableBytes { walk(UnsafeRawBufferPointer($0), unmasking: $0) }
-        } else {
-            bytes.withUnsafeBytes { walk($0, unmasking: nil) }
-        }
-        return Generation(path: path, header: header, bytes: bytes, fragments: fragments, end: end, masked: !unmask)
+        return Scan(path: path, header: header, fragments: fragments, end: end)
     }
 
     /// The record at `o` if its header is sane and its checksum matches.
