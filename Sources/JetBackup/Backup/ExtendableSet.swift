@@ -51,7 +51,11 @@ enum ExtendableSet {
                     throw JetError(code, "\(p) fails its CRC32C (the manifest's checksum); the set is damaged and is not extended: "
                         + "take a full backup")
                 }
-                if f.name == newest?.name { creation = try header(f, try fs.readAll(p), path: p, m: m).creationTime }
+                if f.name == newest?.name {
+                    // A stored log's header is its first bytes; a compressed one is read whole.
+                    let stored = f.rawSize == nil ? try prefix(h, LogFormat.headerSize) : try fs.readAll(p)
+                    creation = try header(f, stored, path: p, m: m).creationTime
+                }
             } else if let db = m.databases.first(where: { $0.file == f.name }) {
                 try checkImageHeader(h, size: size, db: db, m: m, path: p)
             }
@@ -73,6 +77,13 @@ enum ExtendableSet {
             offset += Int64(got)
         }
         return crc
+    }
+
+    /// The first `n` bytes of a file (fewer if it is shorter: the header check then fails).
+    static func prefix(_ h: any StorageFile, _ n: Int) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: n) { b, count in
+            count = try h.read(at: 0, into: UnsafeMutableRawBufferPointer(b))
+        }
     }
 
     /// The header of a log of the set: this set's log stream, the generation its name says.
