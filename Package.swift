@@ -16,6 +16,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "CCRC32C"),
+        .target(name: "CFileIO"),
         .systemLibrary(
             name: "COpenSSL",
             pkgConfig: "libcrypto",
@@ -32,7 +33,7 @@ let package = Package(
         .target(
             name: "JetStore",
             dependencies: [
-                "CCRC32C",
+                "CCRC32C", "CFileIO",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

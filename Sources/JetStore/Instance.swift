@@ -27,6 +27,8 @@ public final class Instance: @unchecked Sendable {
     /// Copies of pages before they are written in place (torn-page repair); nil without a
     /// log (nothing to redo with) and while restoring (a restore interrupted is started over).
     var doublewrite: Doublewrite?
+    /// Starts the databases' write-back on another thread during an epoch (see the type).
+    let writeback = WritebackBehind()
     /// The commit time of the last transaction logged or replayed: commit times never go back.
     var lastCommitTime: UInt64 = 0
     var checkpoint: Checkpoint
@@ -320,10 +322,12 @@ public final class Instance: @unchecked Sendable {
             try log.waitDurable(LogPosition(rawValue: end))
         }
         for f in frames { PageFormat.seal(f.buffer, pgno: f.pgno) }
+        var repeats = 0 // pages of this batch with a copy in the epoch already
         if let dw = doublewrite {
             // A split's new page gets a copy even if it has one of this epoch already: the
             // pages made from it wait on this version (`PageCache.splitMoved`).
             var fresh = frames.filter { dw.needsCopy($0) || $0.needsFreshCopy }
+            repeats = frames.count - fresh.count
             if !fresh.isEmpty && dw.isFull(adding: fresh.count) {
                 try syncDatabases()
                 try dw.startEpoch()
@@ -334,6 +338,9 @@ public final class Instance: @unchecked Sendable {
         for f in frames { f.needsFreshCopy = false }
         for f in frames.sorted(by: { $0.key < $1.key }) {
             try database(f.dbid).writePage(f.pgno, f.buffer, sealed: true)
+        }
+        if let dw = doublewrite, writeback.shouldStart(epoch: dw.epoch, written: frames.count, repeated: repeats, fill: dw.fill) {
+            writeback.request(databases.keys.sorted().compactMap { databases[$0]?.file })
         }
     }
 
@@ -499,6 +506,7 @@ public final class Instance: @unchecked Sendable {
         stateValue = .terminating
         while backupRunning { engine.unlock(); usleep(1000); engine.lock() }
         defer {
+            writeback.stop()
             for db in databases.values { db.file.close() }
             log?.close()
             doublewrite?.close()
@@ -531,6 +539,7 @@ public final class Instance: @unchecked Sendable {
     /// after a crash. (Flushing here would run the cache's callbacks on an object being
     /// destroyed.)
     deinit {
+        writeback.stop()
         if stateValue != .closed {
             for db in databases.values { db.file.close() }
             log?.close()

@@ -20,6 +20,10 @@ public protocol StorageFile: AnyObject, Sendable {
     func truncate(to size: Int64) throws
     func close()
     func startWriteback(offset: Int64, length: Int)
+    /// Starts writing every dirty page of the file back without waiting and without
+    /// dropping anything from the cache (unlike `startWriteback`): a hint that moves the
+    /// work of a later `sync` to whoever calls this. Nothing about durability changes.
+    func flushBehind()
     func willNeed(offset: Int64, length: Int)
 }
 
@@ -40,6 +44,8 @@ extension StorageFile {
     /// Starts writing `length` bytes at `offset` back to the device without waiting, so a
     /// later `sync` has less left to do. A hint: no effect where unsupported.
     public func startWriteback(offset: Int64, length: Int) {}
+
+    public func flushBehind() {}
 
     public func syncWritten() throws {}
 

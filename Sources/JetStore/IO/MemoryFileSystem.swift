@@ -52,6 +52,10 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
     /// fsyncs of files (group commit tests count these).
     public var syncCount: Int { lock.withLock { syncs } }
     fileprivate var syncs = 0
+    /// `flushBehind` calls by path (the engine's write-back started on another thread).
+    public func flushBehindCount(_ path: String) -> Int { lock.withLock { flushBehinds[path, default: 0] } }
+    private var flushBehinds: [String: Int] = [:]
+    fileprivate func countFlushBehind(_ path: String) { lock.withLock { flushBehinds[path, default: 0] += 1 } }
     /// How long each file fsync takes (a real disk's flush latency), so tests can show
     /// committers sharing one; zero by default.
     public var syncLatency: Duration {
@@ -435,6 +439,9 @@ final class MemoryFile: StorageFile, @unchecked Sendable {
             n.pending.append((Int(offset), copy))
         }
     }
+
+    /// Counted (`flushBehindCount`); nothing else: it only starts what a sync finishes.
+    func flushBehind() { fs.countFlushBehind(path) }
 
     /// An fsync: a local file can be made durable any number of times.
     func syncWritten() throws { try sync() }

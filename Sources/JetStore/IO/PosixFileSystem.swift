@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import SystemPackage
+import CFileIO
 
 /// Maps an errno to the ESE error the README's error table gives: no space is `JET_errDiskFull`, no access
 /// `JET_errPermissionDenied`, anything else `JET_errDiskIO`; the message names the operation
@@ -152,6 +153,11 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
     /// (and lets the kernel drop the clean ones: a backup's output need not stay cached).
     public func startWriteback(offset: Int64, length: Int) {
         _ = posix_fadvise(fd.rawValue, off_t(offset), off_t(length), POSIX_FADV_DONTNEED)
+    }
+
+    /// sync_file_range(SYNC_FILE_RANGE_WRITE) over the whole file.
+    public func flushBehind() {
+        if !closed.isSet { _ = jb_start_writeback(fd.rawValue, 0, 0) }
     }
 
     /// posix_fadvise(WILLNEED): the kernel reads the range ahead, many requests in flight.

@@ -86,6 +86,8 @@ final class Doublewrite {
 
     /// True if the epoch holds copies (a new one need not start otherwise).
     var hasCopies: Bool { batch > 1 }
+    /// How full the epoch is (0–1).
+    var fill: Double { Double(offset) / Double(max(1, capacity)) }
 
     /// Writes copies of sealed `frames` as the next batch (one gathered write, straight from
     /// the frames) and fsyncs: their in-place writes may follow once it returns.
