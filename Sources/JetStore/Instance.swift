@@ -332,6 +332,7 @@ public final class Instance: @unchecked Sendable {
                 try syncDatabases()
                 try dw.startEpoch()
                 fresh = frames
+                repeats = 0 // the batch opens the new epoch: every page gets a copy
             }
             if !fresh.isEmpty { try dw.write(fresh) }
         }
