@@ -53,8 +53,10 @@ enum ExtendableSet {
                 }
                 if f.name == newest?.name {
                     // A stored log's header is its first bytes; a compressed one is read whole.
-                    let stored = f.rawSize == nil ? try prefix(h, LogFormat.headerSize) : try fs.readAll(p)
-                    creation = try header(f, stored, path: p, m: m).creationTime
+                    let found = try f.rawSize.map { raw in
+                        try Zstd.decompress(try fs.readAll(p), maxSize: Int(raw), file: p).withUnsafeBytes { try LogFormat.Header.decode($0, file: p) }
+                    } ?? LogFormat.Header.read(h, path: p)
+                    creation = try header(f, found, path: p, m: m).creationTime
                 }
             } else if let db = m.databases.first(where: { $0.file == f.name }) {
                 try checkImageHeader(h, size: size, db: db, m: m, path: p)
@@ -79,17 +81,8 @@ enum ExtendableSet {
         return crc
     }
 
-    /// The first `n` bytes of a file (fewer if it is shorter: the header check then fails).
-    static func prefix(_ h: any StorageFile, _ n: Int) throws -> [UInt8] {
-        try [UInt8](unsafeUninitializedCapacity: n) { b, count in
-            count = try h.read(at: 0, into: UnsafeMutableRawBufferPointer(b))
-        }
-    }
-
-    /// The header of a log of the set: this set's log stream, the generation its name says.
-    static func header(_ f: BackupManifest.File, _ stored: [UInt8], path: String, m: BackupManifest) throws -> LogFormat.Header {
-        let raw = f.rawSize != nil ? try Zstd.decompress(stored, maxSize: Int(f.rawSize!), file: path) : stored
-        let h = try raw.withUnsafeBytes { try LogFormat.Header.decode($0, file: path) }
+    /// The header of a log of the set, as found: this set's log stream, the generation its name says.
+    static func header(_ f: BackupManifest.File, _ h: LogFormat.Header, path: String, m: BackupManifest) throws -> LogFormat.Header {
         guard h.signature == m.logSignature.signature else {
             throw JetError(.givenLogFileHasBadSignature, "\(path) belongs to another log stream (signature \(h.signature)); "
                 + "the set is damaged and is not extended: take a full backup")

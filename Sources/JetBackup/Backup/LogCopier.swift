@@ -34,6 +34,8 @@ struct LogCopier {
         var log: BackupSession.LogFile
         var scan: LogReader.Scan
         var packed: [UInt8]?
+        /// What is stored: the compressed bytes, or the file's as read.
+        var stored: FileBytes
         /// The written file (local destination), not yet fsynced; nil for an object store.
         var written: Stored?
     }
@@ -64,11 +66,10 @@ struct LogCopier {
             let log = try me.session.readLog(generations[k], previousCreation: k == 0 ? previousCreation : nil)
             let scan = try log.scan ?? log.bytes.withUnsafeBytes { try LogReader.scan($0, path: log.fileName) }
             let packed = try me.compressionLevel.map { level in try log.bytes.withUnsafeBytes { try Zstd.compress($0, level: level) } }
-            var p = Prepared(log: log, scan: scan, packed: packed)
+            var p = Prepared(log: log, scan: scan, packed: packed, stored: packed.map(FileBytes.init) ?? log.bytes)
             if local {
                 let name = me.storedName(log, packed)
-                p.written = try packed.map { try $0.withUnsafeBytes { try me.write($0, name: name, in: dir, syncing: syncing) } }
-                    ?? log.bytes.withUnsafeBytes { try me.write($0, name: name, in: dir, syncing: syncing) }
+                p.written = try p.stored.withUnsafeBytes { try me.write($0, name: name, in: dir, syncing: syncing) }
             }
             return p
         }
@@ -80,8 +81,7 @@ struct LogCopier {
             let commits = try p.log.bytes.withUnsafeBytes { try scanner.feed(p.scan, bytes: $0, masked: true) }
             lastCommit = ([lastCommit] + commits.map(\.time)).compactMap { $0 }.max()
             let name = storedName(p.log, p.packed)
-            let w = try p.written ?? p.packed.map { try $0.withUnsafeBytes { try upload($0, name: name, in: dir) } }
-                ?? p.log.bytes.withUnsafeBytes { try upload($0, name: name, in: dir) }
+            let w = try p.written ?? p.stored.withUnsafeBytes { try upload($0, name: name, in: dir) }
             let rawCRC = p.packed == nil ? nil : p.log.bytes.withUnsafeBytes { CRC32C.checksum($0) }
             results.append(Copied(file: BackupManifest.File(name: name, kind: .log, generation: p.log.generation, backup: backupIndex,
                                                             size: w.size, crc32c: w.crc, sha256: w.sha,

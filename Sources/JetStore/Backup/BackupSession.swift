@@ -219,9 +219,7 @@ public final class BackupSession: @unchecked Sendable {
             let prevPath = instance.generationPath(g - 1)
             let f = try instance.fs.open(prevPath, .readOnly)
             defer { f.close() }
-            var head = [UInt8](repeating: 0, count: LogFormat.headerSize)
-            _ = try head.withUnsafeMutableBytes { try f.read(at: 0, into: $0) }
-            link = try head.withUnsafeBytes { try LogFormat.Header.decode($0, file: prevPath) }.creationTime
+            link = try LogFormat.Header.read(f, path: prevPath).creationTime
         }
         if let fault = LogChainFault.check(parsed, expected: g, signature: logSignature, previousCreation: link) {
             throw fault.error(file: path, given: false)

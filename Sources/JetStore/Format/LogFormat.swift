@@ -83,6 +83,14 @@ public enum LogFormat {
             return out
         }
 
+        /// Reads (the first `headerSize` bytes of `file`) and decodes the header of a log
+        /// generation stored as it is; a file shorter than a header fails the check.
+        public static func read(_ file: any StorageFile, path: String) throws -> Header {
+            var head = [UInt8](repeating: 0, count: LogFormat.headerSize)
+            let n = try head.withUnsafeMutableBytes { try file.read(at: 0, into: $0) }
+            return try head.withUnsafeBytes { try decode(UnsafeRawBufferPointer(rebasing: $0[0..<n]), file: path) }
+        }
+
         /// Decodes and checks a header; the error names the file.
         public static func decode(_ p: UnsafeRawBufferPointer, file: String) throws -> Header {
             guard p.count >= 56, Array(p[0..<8]) == LogFormat.magic else {

@@ -18,7 +18,7 @@ extension LogReader {
         /// unmasked. The fragments' order is checked as replay checks it.
         public mutating func feed(_ g: Generation) throws -> [Commit] {
             try g.bytes.withUnsafeBytes {
-                try feed(Scan(path: g.path, header: g.header, fragments: g.fragments, end: g.end), bytes: $0, masked: g.masked)
+                try feed(g.scan, bytes: $0, masked: g.masked)
             }
         }
 

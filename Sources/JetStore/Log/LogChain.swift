@@ -21,11 +21,10 @@ public enum LogChainFault: Equatable, Sendable {
     /// a crash tore (`allowTornTail`, only for the newest generation of a live log) is not a fault.
     public static func check(_ g: LogReader.Generation, expected: UInt32, signature: Signature,
                              previousCreation: UInt64?, allowTornTail: Bool = false) -> LogChainFault? {
-        if let f = check(g.header, expected: expected, signature: signature, previousCreation: previousCreation) { return f }
-        if case .bad(let o, let reason, _) = g.end, !(allowTornTail && g.endsInTornWrite) {
-            return .damaged(offset: o, reason: reason)
+        if allowTornTail && g.endsInTornWrite {
+            return check(g.header, expected: expected, signature: signature, previousCreation: previousCreation)
         }
-        return nil
+        return check(g.scan, expected: expected, signature: signature, previousCreation: previousCreation)
     }
 
     /// `check` of a generation scanned where its bytes are held (a torn tail is damage).

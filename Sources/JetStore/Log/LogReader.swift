@@ -36,6 +36,9 @@ public struct LogReader {
         /// True if the payloads are still masked as the file holds them (`parse(unmask: false)`).
         public var masked = false
 
+        /// The records as checked, without the bytes.
+        public var scan: Scan { Scan(path: path, header: header, fragments: fragments, end: end) }
+
         /// True if any record with a valid checksum lies after `offset`: then a bad record
         /// at `offset` is damage, not a torn tail of an interrupted write.
         public func hasValidRecord(after offset: Int) -> Bool {
