@@ -28,7 +28,7 @@ setup:
 build: setup
 	$(SWIFT) build
 
-# The release binary carries the Swift runtime and Foundation (`--static-swift-stdlib`): it runs
+# The release binary carries the Swift runtime and FoundationEssentials (`--static-swift-stdlib`): it runs
 # where no Swift toolchain is installed, needing only Debian's libraries (libc, libcrypto, libzstd,
 # libcurl), and starts in about 12 ms instead of 21 (no Swift shared libraries to load and bind).
 release: setup

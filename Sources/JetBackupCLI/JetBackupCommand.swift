@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetBackup
 
 /// The root command: lists the subcommands. Each subcommand parses, calls the library and
@@ -57,7 +64,7 @@ public struct JetBackupCommand: ParsableCommand {
             } else if !text.isEmpty {
                 CLI.err(text)
             }
-            Foundation.exit(code.rawValue)
+            Glibc.exit(code.rawValue)
         }
     }
 }

@@ -33,7 +33,7 @@ public final class EventLog: @unchecked Sendable {
 
     let fs: any FileSystem
     let path: String
-    private let lock = SpinLock()
+    private let lock = Lock()
     /// Set for a backup run in another process than the instance's owner: its events go to
     /// the owner, which writes them (one writer per file: appends of two processes could
     /// overwrite each other).

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An instance: a directory with its parameters, log, checkpoint and attached databases,
 /// owned by one process at a time (flock on `LOCK`).

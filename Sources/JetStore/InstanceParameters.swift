@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The system parameters of an instance, kept in `instance.json` (ESE names in comments).
 public struct InstanceParameters: Codable, Sendable, Equatable {
@@ -116,7 +123,7 @@ public struct InstanceParameters: Codable, Sendable, Equatable {
 
     /// Sizes: `4096`, `64KiB`, `1MiB`, `2GiB` (also `K`, `M`, `G`, `KB`…, all binary).
     public static func parseSize(_ text: String) throws -> Int {
-        let s = text.trimmingCharacters(in: .whitespaces)
+        let s = text.trimmed
         let digits = s.prefix { $0.isASCII && $0.isNumber }
         let unit = s.dropFirst(digits.count).lowercased()
         guard !digits.isEmpty, let n = Int(digits) else {

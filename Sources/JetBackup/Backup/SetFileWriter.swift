@@ -1,5 +1,12 @@
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetStore
 
 /// Writes one file of a backup set sequentially, keeping its CRC32C and SHA-256 as it goes,
@@ -82,7 +89,7 @@ final class ChunkPipeline: @unchecked Sendable {
     private let inFlight: DispatchSemaphore
     private let slots: [DispatchGroup]
     private let file: any StorageFile
-    private let errorLock = NSLock()
+    private let errorLock = Lock()
     private var firstError: Error?
 
     private let flusher: Flusher?

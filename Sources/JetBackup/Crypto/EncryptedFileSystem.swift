@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetStore
 
 /// The files of an encrypted repository: every file written through this file system is
@@ -59,7 +66,7 @@ public final class EncryptedFileSystem: FileSystem, @unchecked Sendable {
 final class EncryptedWriteFile: StorageFile, @unchecked Sendable {
     let path: String
     private let inner: any StorageFile
-    private let lock = NSLock()
+    private let lock = Lock()
     private var order = InOrderWrites()
     private var encryptor: StreamEncryptor!
     private final class Position: @unchecked Sendable { var offset: Int64 = 0 }
@@ -125,7 +132,7 @@ final class EncryptedReadFile: ReadOnlyStorageFile, @unchecked Sendable {
     private let body: Int64
     private let chunks: Int64
     private let plainSize: Int64
-    private let lock = NSLock()
+    private let lock = Lock()
     private var cachedIndex: Int64 = -1
     private var cached: [UInt8] = []
 

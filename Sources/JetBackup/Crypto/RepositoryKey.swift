@@ -1,5 +1,12 @@
 import COpenSSL
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetStore
 
 /// A repository's data key: 32 random bytes that encrypt every stored file. `description`

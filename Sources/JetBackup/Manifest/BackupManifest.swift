@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetStore
 
 /// `MANIFEST.json`: what a backup set holds. Written and fsynced last (then renamed into

@@ -1,5 +1,12 @@
 import CCurl
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetStore
 
 /// One HTTP exchange through libcurl (easy interface, one handle per call so calls on
@@ -90,7 +97,7 @@ enum CurlTransport {
                             let line = String(decoding: UnsafeRawBufferPointer(start: p, count: size * n), as: UTF8.self)
                             if let colon = line.firstIndex(of: ":") {
                                 let name = line[..<colon].lowercased()
-                                ex.headers[name] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+                                ex.headers[name] = line[line.index(after: colon)...].trimmed
                             } else if line.hasPrefix("HTTP/") {
                                 ex.headers = [:]  // a new response (after a redirect or 100)
                             }

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetStore
 
 /// Object storage through S3's REST interface: PUT, ranged GET, HEAD, DELETE, paginated
@@ -17,7 +24,7 @@ public final class S3Client: Sendable {
     var requestsSent: Int { sent.value }
 
     private final class RequestCount: @unchecked Sendable {
-        let lock = NSLock()
+        let lock = Lock()
         var n = 0
         var value: Int { lock.withLock { n } }
         func add() { lock.withLock { n += 1 } }

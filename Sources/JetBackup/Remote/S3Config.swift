@@ -63,7 +63,7 @@ public struct S3Config: Sendable, CustomStringConvertible {
     /// The URL prefix of a bucket (no trailing slash) and the Host header that goes with it.
     func base(bucket: String) -> (url: String, host: String) {
         let ep = endpoint.isEmpty ? "https://s3.\(region).amazonaws.com" : endpoint
-        let schemeEnd = ep.range(of: "://").map { $0.upperBound } ?? ep.startIndex
+        let schemeEnd = ep.firstRange(of: "://").map { $0.upperBound } ?? ep.startIndex
         let scheme = String(ep[..<schemeEnd])
         let host = String(ep[schemeEnd...])
         switch addressing {

@@ -1,5 +1,12 @@
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetStore
 
 /// A streaming upload of one object: bytes go in by `write` as the backup pipeline produces
@@ -22,7 +29,7 @@ public final class S3Upload: @unchecked Sendable {
     /// What the part workers share with the upload, under its lock. The workers hold this and
     /// not the upload, so dropping an unfinished upload aborts it at once.
     private final class Parts: @unchecked Sendable {
-        let lock = NSLock()
+        let lock = Lock()
         var etags: [Int: String] = [:]
         var failure: Error?
         var live = 0

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The few elements of S3's XML answers the client reads (list results, errors, multipart
 /// upload ids). S3's documents are flat and machine-written; elements are found by name and
@@ -9,7 +16,7 @@ enum S3XML {
         var out: [String] = []
         let open = "<\(name)>", close = "</\(name)>"
         var rest = xml
-        while let a = rest.range(of: open), let b = rest[a.upperBound...].range(of: close) {
+        while let a = rest.firstRange(of: open), let b = rest[a.upperBound...].firstRange(of: close) {
             out.append(unescape(rest[a.upperBound..<b.lowerBound]))
             rest = rest[b.upperBound...]
         }
@@ -18,7 +25,7 @@ enum S3XML {
 
     static func first(_ name: String, in xml: Substring) -> String? {
         let open = "<\(name)>", close = "</\(name)>"
-        guard let a = xml.range(of: open), let b = xml[a.upperBound...].range(of: close) else { return nil }
+        guard let a = xml.firstRange(of: open), let b = xml[a.upperBound...].firstRange(of: close) else { return nil }
         return unescape(xml[a.upperBound..<b.lowerBound])
     }
 
@@ -27,7 +34,7 @@ enum S3XML {
         var out: [Substring] = []
         let open = "<\(name)>", close = "</\(name)>"
         var rest = xml
-        while let a = rest.range(of: open), let b = rest[a.upperBound...].range(of: close) {
+        while let a = rest.firstRange(of: open), let b = rest[a.upperBound...].firstRange(of: close) {
             out.append(rest[a.upperBound..<b.lowerBound])
             rest = rest[b.upperBound...]
         }
@@ -61,6 +68,6 @@ enum S3XML {
     }
 
     static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        s.replacing("&", with: "&amp;").replacing("<", with: "&lt;").replacing(">", with: "&gt;")
     }
 }

@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import JetStore
 
 /// Credentials for an S3 store. `description` never shows the secret or the token, so an
 /// interpolated value cannot leak them into a message, an event or a log.
@@ -77,7 +85,7 @@ struct SigV4Signer: Sendable {
             case UInt8(ascii: "/") where keepSlash:
                 out.append("/")
             default:
-                out += String(format: "%%%02X", b)
+                out += Text.format("%%%02X", b)
             }
         }
         return out
@@ -100,7 +108,7 @@ struct SigV4Signer: Sendable {
         var t = time_t(date.timeIntervalSince1970)
         var tm = tm()
         gmtime_r(&t, &tm)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday),
+        return Text.format("%04d%02d%02dT%02d%02d%02dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday),
                       Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec))
     }
 }

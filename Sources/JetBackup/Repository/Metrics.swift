@@ -38,8 +38,8 @@ public struct Metrics: Sendable {
     var labelText: String {
         let all = [("job", job)] + labels
         return "{" + all.map { k, v in
-            let e = v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-                .replacingOccurrences(of: "\n", with: "\\n")
+            let e = v.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
+                .replacing("\n", with: "\\n")
             return "\(k)=\"\(e)\""
         }.joined(separator: ",") + "}"
     }
@@ -59,7 +59,7 @@ public struct Metrics: Sendable {
             let name = String(l[..<brace])
             let labels = String(l[brace...close])
             if labels == mine {
-                if name == Self.names[0].0 { lastSuccess = Double(l[l.index(after: close)...].trimmingCharacters(in: .whitespaces)) }
+                if name == Self.names[0].0 { lastSuccess = Double(l[l.index(after: close)...].trimmed) }
                 continue
             }
             samples[name, default: []].append(l)

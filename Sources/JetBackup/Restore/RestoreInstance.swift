@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetStore
 
 /// Hard restore of a backup set into a new instance (ESE's JetRestoreInstance, esentutl's
@@ -237,7 +244,7 @@ public struct RestoreInstance {
     func inProgress(_ target: String) -> JetError {
         let marker = FilePaths.join(target, FileNames.restoreMarker)
         let holder = ((try? fs.readAll(marker)) ?? []).prefix(300)
-        let who = String(decoding: holder, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let who = String(decoding: holder, as: UTF8.self).trimmed
             .split(separator: "\n").dropFirst().joined(separator: " ")  // the owner record's first line is its pid, named again after it
         return JetError(.restoreInProgress,
                         "a restore into \(target) is running\(who.isEmpty ? "" : " (\(who))"); "

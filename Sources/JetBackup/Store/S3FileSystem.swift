@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetStore
 
 /// A `FileSystem` over one bucket of an S3 store, so backup, verify, restore and the
@@ -22,7 +29,7 @@ public final class S3FileSystem: FileSystem, ObjectStore, @unchecked Sendable {
     public let client: S3Client
     /// `s3://BUCKET`, the prefix of every path.
     public let root: String
-    private let lock = NSLock()
+    private let lock = Lock()
     private var queryFailure: JetError?
     private struct Listing { var objects: [String: Int64]; var directories: Set<String> }
     /// By directory key ("" for the bucket).
@@ -211,7 +218,7 @@ final class S3ReadFile: ReadOnlyStorageFile, @unchecked Sendable {
     let key: String
     let path: String
     let length: Int64
-    private let lock = NSLock()
+    private let lock = Lock()
     private var cached: [UInt8] = []
     private var cachedAt: Int64 = 0
 
@@ -256,7 +263,7 @@ final class S3ReadFile: ReadOnlyStorageFile, @unchecked Sendable {
 final class S3WriteFile: StorageFile, @unchecked Sendable {
     let path: String
     private let upload: S3Upload
-    private let lock = NSLock()
+    private let lock = Lock()
     private var order = InOrderWrites()
     private var finished = false
     /// Called once the object exists (the file system's kept listings are stale then).
@@ -313,7 +320,7 @@ final class S3RewriteFile: StorageFile, @unchecked Sendable {
     let client: S3Client
     let key: String
     let path: String
-    private let lock = NSLock()
+    private let lock = Lock()
     private var bytes: [UInt8]
     private let written: @Sendable () -> Void
 

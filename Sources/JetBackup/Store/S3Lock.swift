@@ -1,7 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import JetStore
 
 /// A lock in object storage: an object created only if absent (`S3Client.putIfAbsent`), so of
@@ -51,7 +55,7 @@ final class S3Lock: FileLock, @unchecked Sendable {
         var b = [CChar](repeating: 0, count: 256)
         guard gethostname(&b, b.count - 1) == 0 else { return "unknown" }
         let name = String(decoding: b.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return name.isEmpty ? "unknown" : name.replacingOccurrences(of: " ", with: "_")
+        return name.isEmpty ? "unknown" : name.replacing(" ", with: "_")
     }()
 
     /// Deletes the object if it is still this run's.

@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
 import JetStore
 
 /// Makes a file durable in steps while it is still being written: each time `every` more
@@ -9,7 +17,7 @@ import JetStore
 /// first failed fsync is kept: after it the kernel may report the next one as a success with
 /// the data lost.
 final class Flusher: @unchecked Sendable {
-    private let cond = NSCondition()
+    private let cond = Condition()
     private let file: any StorageFile
     private let every: Int64
     private var written: Int64 = 0
@@ -21,9 +29,7 @@ final class Flusher: @unchecked Sendable {
         self.file = file
         self.every = every
         done.enter()
-        let t = Thread { [self] in run() }
-        t.stackSize = 1 << 20
-        t.start()
+        Threads.start(name: "jetbackup-flush", stackSize: 1 << 20) { [self] in run() }
     }
 
     func wrote(_ n: Int) {

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import JetStore
 
 /// Items `0..<count` prepared by `lanes` worker threads and taken by the caller in order:
 /// each worker takes the next item as soon as it is free (no group waits for its slowest
@@ -7,7 +16,7 @@ import Foundation
 /// `prepare` (a lane owns per-lane buffers). The caller must call `stop()` before it leaves
 /// (a `defer`): workers then take nothing more, and `stop()` returns once they all ended.
 final class OrderedWorkers<T>: @unchecked Sendable {
-    private let cond = NSCondition()
+    private let cond = Condition()
     private let count: Int
     private let window: Int
     private var next = 0
@@ -24,7 +33,7 @@ final class OrderedWorkers<T>: @unchecked Sendable {
         // are cores, and these workers spend much of their time waiting for their writes.
         for lane in 0..<max(1, min(lanes, count)) {
             done.enter()
-            let t = Thread { [self] in
+            Threads.start(name: "jetbackup-work", stackSize: 1 << 20) { [self] in
                 defer { done.leave() }
                 while let k = claim() {
                     let r = Result { try prepare(k, lane) }
@@ -34,8 +43,6 @@ final class OrderedWorkers<T>: @unchecked Sendable {
                     }
                 }
             }
-            t.stackSize = 1 << 20
-            t.start()
         }
     }
 

@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
 import JetStore
 
 /// fsyncs files in the background as soon as they are handed over (each written whole),
@@ -10,7 +18,7 @@ import JetStore
 /// what is still queued without syncing it. The caller must call one of them (a `defer`
 /// with `abandon()`: it does nothing after `finish()`).
 final class SyncBehind: @unchecked Sendable {
-    private let cond = NSCondition()
+    private let cond = Condition()
     private var queue: [any StorageFile] = []
     private var closing = false
     private var abandoned = false
@@ -20,7 +28,7 @@ final class SyncBehind: @unchecked Sendable {
     init(lanes: Int) {
         for _ in 0..<max(1, lanes) {
             done.enter()
-            let t = Thread { [self] in
+            Threads.start(name: "jetbackup-sync", stackSize: 1 << 20) { [self] in
                 defer { done.leave() }
                 while let f = next() {
                     let failed = cond.withLock { error != nil || abandoned }
@@ -37,8 +45,6 @@ final class SyncBehind: @unchecked Sendable {
                     }
                 }
             }
-            t.stackSize = 1 << 20
-            t.start()
         }
     }
 

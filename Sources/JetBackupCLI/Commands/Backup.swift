@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetBackup
 import JetStore
 
@@ -154,10 +161,9 @@ struct Backup: ParsableCommand {
                     : "incremental backup extending set \(r.label)")
             }
             let type = s.kind == .full && s.atomic ? "full (atomic)" : s.kind.rawValue
-            CLI.out(String(format: "%@ backup: %d databases, generations copied %@, truncated %@, %@ stored, compression %@ (%.2fx), %.2f s, "
-                + "%.1f MB/s",
-                           type, s.databases, copied ?? "none", truncated ?? "none", CLI.human(bytes: Int(s.bytesStored)), s.compression,
-                           s.compressionRatio, s.seconds, s.megabytesPerSecond))
+            CLI.out("\(type) backup: \(s.databases) databases, generations copied \(copied ?? "none"), truncated \(truncated ?? "none"), "
+                + "\(CLI.human(bytes: Int(s.bytesStored))) stored, compression \(s.compression) (\(Text.format("%.2f", s.compressionRatio))x), "
+                + "\(Text.format("%.2f", s.seconds)) s, \(Text.format("%.1f", s.megabytesPerSecond)) MB/s")
         }
     }
 }

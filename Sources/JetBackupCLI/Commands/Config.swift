@@ -35,7 +35,7 @@ struct Config: ParsableCommand {
                 CLI.out(ConfigReport.json(p).serialized())
             } else {
                 for k in InstanceParameters.keys {
-                    CLI.out("\(k.name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(p.value(of: k.name) ?? "")\(k.mutable ? "" : "  (fixed)")  [\(k.ese)]")
+                    CLI.out("\(Text.padded(k.name, to: 26)) \(p.value(of: k.name) ?? "")\(k.mutable ? "" : "  (fixed)")  [\(k.ese)]")
                 }
             }
         }

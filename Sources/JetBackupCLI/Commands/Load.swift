@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetBackup
 import JetStore
 
@@ -54,8 +61,9 @@ struct Load: ParsableCommand {
                     ("recordsPerSecond", .double(s.recordsPerSecond)),
                 ]).serialized())
             } else {
-                CLI.out(String(format: "loaded %d records (%d inserts, %d updates) in %d commits, %@, %d log generations, %.2f s, %.0f records/s",
-                               s.records, s.inserts, s.updates, s.commits, CLI.human(bytes: s.bytes), s.generationsWritten, s.seconds, s.recordsPerSecond))
+                CLI.out("loaded \(s.records) records (\(s.inserts) inserts, \(s.updates) updates) in \(s.commits) commits, "
+                        + "\(CLI.human(bytes: s.bytes)), \(s.generationsWritten) log generations, \(Text.format("%.2f", s.seconds)) s, "
+                        + "\(Text.format("%.0f", s.recordsPerSecond)) records/s")
             }
         }
     }

@@ -24,7 +24,7 @@ struct Logs: ParsableCommand {
             }
             CLI.out("generation  file              size        created                   checksum  recovery  backup")
             for g in gens {
-                func col(_ text: String, _ width: Int) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
+                func col(_ text: String, _ width: Int) -> String { Text.padded(text, to: width) }
                 let state = g.missing ? "MISSING" : g.checksumOK ? "ok" : "BAD"
                 CLI.out([col(String(g.generation), 10), col(g.file, 16), col(CLI.human(bytes: Int(g.size)), 10),
                          col(CLI.time(g.created), 24), col(state, 8), col(g.neededForRecovery ? "needed" : "-", 8),

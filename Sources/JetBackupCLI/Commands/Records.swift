@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetStore
 
 struct Put: ParsableCommand {
@@ -23,7 +30,7 @@ struct Put: ParsableCommand {
             var v: [UInt8]
             if value == "-" {
                 v = try CLI.readStdin()
-                if hex.hex { v = try Hex.decode(String(decoding: v, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), "value") }
+                if hex.hex { v = try Hex.decode(String(decoding: v, as: UTF8.self).trimmed, "value") }
                 if hex.escaped {
                     if v.last == 0x0A { v.removeLast() }
                     v = try Escaped.decode(String(decoding: v, as: UTF8.self), "value")

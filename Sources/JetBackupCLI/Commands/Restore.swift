@@ -81,8 +81,8 @@ struct Restore: ParsableCommand {
                 if s.removedInterruptedRestore {
                     CLI.out("removed what an interrupted restore had left in \(s.target) first")
                 }
-                CLI.out(String(format: "restored %@ into %@: %d databases, %d log generations, %d transactions replayed, %.2f s",
-                               s.setDirectory, s.target, s.databases, s.generations, s.transactionsReplayed, s.seconds))
+                CLI.out("restored \(s.setDirectory) into \(s.target): \(s.databases) databases, \(s.generations) log generations, "
+                        + "\(s.transactionsReplayed) transactions replayed, \(Text.format("%.2f", s.seconds)) s")
                 if let p = s.stoppedAt {
                     let after = s.lastCommitMicros.map { " after the commit at \(BackupManifest.time($0))" } ?? ""
                     CLI.out("replay stopped at log position \(p)\(after); the log after it was discarded")

@@ -43,9 +43,9 @@ struct Show: ParsableCommand {
             for (i, b) in m.chain.enumerated() {
                 let fs = m.files.filter { $0.backup == i }
                 let (st, rw) = Self.sizes(fs)
-                CLI.out(String(format: "    %-11@ %@ .. %@  generations %d-%d  %d files  %@  %@ (%.2fx)",
-                               b.type.rawValue, b.start, b.end, b.genLow, b.genHigh, fs.count, CLI.human(bytes: Int(st)), b.compression,
-                               st > 0 ? Double(rw) / Double(st) : 1))
+                let ratio = Text.format("%.2f", st > 0 ? Double(rw) / Double(st) : 1)
+                CLI.out("    \(Text.padded(b.type.rawValue, to: 11)) \(b.start) .. \(b.end)  generations \(b.genLow)-\(b.genHigh)  "
+                        + "\(fs.count) files  \(CLI.human(bytes: Int(st)))  \(b.compression) (\(ratio)x)")
             }
         }
     }

@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import JetBackup
 import JetStore
 import Synchronization
@@ -246,7 +253,7 @@ enum CLI {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
         var v = Double(bytes), u = 0
         while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
-        return u == 0 ? "\(bytes) B" : String(format: "%.1f %@", v, units[u])
+        return u == 0 ? "\(bytes) B" : "\(Text.format("%.1f", v)) \(units[u])"
     }
 
     static func time(_ us: UInt64) -> String { us == 0 ? "-" : Clock.rfc3339(microseconds: us) }
@@ -306,7 +313,7 @@ struct ProgressBar {
         let width = 30
         let filled = Int(frac * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        CLI.write(2, Array("\r\(label) [\(bar)] \(String(format: "%5.1f", frac * 100))% \(detail)\u{1B}[K".utf8))
+        CLI.write(2, Array("\r\(label) [\(bar)] \(Text.format("%5.1f", frac * 100))% \(detail)\u{1B}[K".utf8))
     }
 
     func finish() { CLI.write(2, [0x0A]) }

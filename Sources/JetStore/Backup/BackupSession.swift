@@ -68,7 +68,7 @@ public final class BackupSession: @unchecked Sendable {
     let instance: Instance
     private let files: [String: DatabaseFile]
     private var ended = false
-    private let endLock = SpinLock()
+    private let endLock = Lock()
 
     init(instance: Instance, kind: Kind, start: LogPosition, previousEnd: UInt32?, databases dbs: [DatabaseFile]) {
         self.instance = instance

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,9 +37,7 @@ public final class ControlCommand: @unchecked Sendable {
         self.environment = environment
         self.stderrIsTerminal = stderrIsTerminal
         if pipe(&wake) == 0 { for fd in wake { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) } } else { wake = [-1, -1] }
-        let t = Thread { [self] in watch() }
-        t.name = "jetstore-control-watch"
-        t.start()
+        Threads.start(name: "jetstore-control-watch") { [self] in watch() }
     }
 
     /// The client interrupted the command or went away; or the owner is shutting down.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,7 +48,7 @@ public final class ControlServer: @unchecked Sendable {
 
     /// What runs a command: given the request, returns the exit status.
     public typealias CommandHandler = @Sendable (ControlCommand) -> Int32
-    private static let handlerLock = SpinLock()
+    private static let handlerLock = Lock()
     nonisolated(unsafe) private static var handler: CommandHandler?
 
     /// Registers what runs commands sent to any owner in this process (the tool above the
@@ -58,9 +62,7 @@ public final class ControlServer: @unchecked Sendable {
         self.options = options
         self.path = ControlSocket.path(instance: instance.path)
         listener = try ControlSocket.listen(path)
-        let t = Thread { [self] in acceptLoop() }
-        t.name = "jetstore-control"
-        t.start()
+        Threads.start(name: "jetstore-control") { [self] in acceptLoop() }
     }
 
     /// Stops accepting, ends every connection (a running backup session aborts: its client
@@ -101,13 +103,11 @@ public final class ControlServer: @unchecked Sendable {
                 c.close()
                 continue
             }
-            let t = Thread { [self] in
+            Threads.start(name: "jetstore-control-client") { [self] in
                 serve(c)
                 state.withLock { _ = connections.removeValue(forKey: ObjectIdentifier(c)); state.broadcast() }
                 c.close()
             }
-            t.name = "jetstore-control-client"
-            t.start()
         }
     }
 

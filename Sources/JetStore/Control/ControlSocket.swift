@@ -8,10 +8,10 @@ import Glibc
 public final class ControlSocket: @unchecked Sendable {
     public let fd: Int32
     private var closed = false
-    private let lock = SpinLock()
+    private let lock = Lock()
     /// Held for a whole frame: frames sent from two threads (a backup's events and its abort,
     /// the owner's answers and its shutdown notice) never interleave on the stream.
-    private let sendLock = SpinLock()
+    private let sendLock = Lock()
 
     init(fd: Int32) { self.fd = fd }
 

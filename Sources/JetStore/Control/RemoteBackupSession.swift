@@ -36,7 +36,7 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
     static let readAhead = 8
 
     private let client: ControlClient
-    private let lock = SpinLock()
+    private let lock = Lock()
     private var ended = false
     private var terminating = false
     /// Database reads sent whose answers are not read yet, oldest first.

@@ -39,6 +39,8 @@ public final class Condition: @unchecked Sendable {
         pthread_cond_timedwait(cond, mutex, &until)
     }
     public func broadcast() { pthread_cond_broadcast(cond) }
+    /// Wakes one waiter.
+    public func signal() { pthread_cond_signal(cond) }
 
     @inline(__always)
     public func withLock<T>(_ body: () throws -> T) rethrows -> T {
@@ -48,13 +50,15 @@ public final class Condition: @unchecked Sendable {
     }
 }
 
-/// A short-held lock for tiny critical sections.
-final class SpinLock: @unchecked Sendable {
+/// A pthread mutex for short critical sections.
+public final class Lock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    init() { pthread_mutex_init(mutex, nil) }
+    public init() { pthread_mutex_init(mutex, nil) }
     deinit { pthread_mutex_destroy(mutex); mutex.deallocate() }
+    public func lock() { pthread_mutex_lock(mutex) }
+    public func unlock() { pthread_mutex_unlock(mutex) }
     @inline(__always)
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()

@@ -29,7 +29,7 @@ public final class MemoryFileSystem: FileSystem, @unchecked Sendable {
         var pending: [(offset: Int, bytes: [UInt8])] = []
     }
 
-    private let lock = SpinLock()
+    private let lock = Lock()
     private var files: [String: Node] = [:]
     private var directories: Set<String> = ["/"]
     /// Held locks: path → the holder's file. Removing the file frees the path (a later

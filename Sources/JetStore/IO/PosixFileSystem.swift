@@ -169,7 +169,7 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
 /// A tiny once-flag, so `close()` and `deinit` never close a descriptor twice.
 final class AtomicFlag: @unchecked Sendable {
     private var value = false
-    private let lock = SpinLock()
+    private let lock = Lock()
     var isSet: Bool { lock.withLock { value } }
     /// Sets the flag; true if this call set it.
     func setOnce() -> Bool { lock.withLock { if value { return false }; value = true; return true } }

@@ -1,9 +1,17 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
 
 /// Results filled in by concurrent workers, read after they all finished.
 public final class Slots<T>: @unchecked Sendable {
     private var items: [Result<T, Error>?]
-    private let lock = NSLock()
+    private let lock = Lock()
     public init(count: Int) { items = Array(repeating: nil, count: count) }
     public func set(_ i: Int, _ r: Result<T, Error>) { lock.lock(); items[i] = r; lock.unlock() }
     public func get(_ i: Int) throws -> T {

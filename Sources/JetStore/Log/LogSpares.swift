@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Generation files kept for reuse, as PostgreSQL recycles WAL segments: a truncation renames
 /// the generations it removes to spare names (`FileNames.spareLog`) instead of deleting them,
@@ -15,7 +22,7 @@ final class LogSpares: @unchecked Sendable {
     let directory: String
     /// Spares kept at most; generations past it are deleted.
     let limit: Int
-    private let lock = NSLock()
+    private let lock = Lock()
     private var names: [String]
 
     init(fs: any FileSystem, directory: String, limit: Int) throws {

@@ -1,4 +1,11 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The memory behind the cache's frames: page-aligned buffers carved from slabs of 64 pages
 /// and reused through a free list. Allocating each page on its own with page alignment cost
@@ -11,7 +18,7 @@ final class PageBuffers: @unchecked Sendable {
     static let pagesPerSlab = 64
     private var slabs: [UnsafeMutableRawBufferPointer] = []
     private var free: [UnsafeMutableRawPointer] = []
-    private let lock = NSLock()
+    private let lock = Lock()
 
     init(pageSize: Int) {
         self.pageSize = pageSize

@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
 
 /// Starts the write-back of the databases' dirty pages on a thread of its own, once per
 /// doublewrite epoch, when the pages written in place are unlikely to be written again
@@ -23,7 +31,7 @@ final class WritebackBehind: @unchecked Sendable {
     /// At most one write in this many may be of a page already written in the epoch.
     static let repeatLimit = 20
 
-    private let cond = NSCondition()
+    private let cond = Condition()
     private var pending: [ObjectIdentifier: any StorageFile] = [:]
     private var stopping = false
     private var running = false
@@ -56,10 +64,7 @@ final class WritebackBehind: @unchecked Sendable {
         for f in files { pending[ObjectIdentifier(f as AnyObject)] = f }
         if !running {
             running = true
-            let t = Thread { [self] in loop() }
-            t.name = "jetstore-writeback"
-            t.stackSize = 256 << 10
-            t.start()
+            Threads.start(name: "jetstore-writeback", stackSize: 256 << 10) { [self] in loop() }
         }
         cond.signal()
     }
