@@ -329,6 +329,18 @@ public final class Instance: @unchecked Sendable {
             try log.waitDurable(LogPosition(rawValue: end))
         }
         for f in frames { PageFormat.seal(f.buffer, pgno: f.pgno) }
+        if frames.allSatisfy({ $0.pgno == PageFormat.headerPage }) {
+            // Only headers (a backup's record, a clean shutdown's checkpoint): each protects
+            // itself, page 0 then its shadow with an fsync between (a crash tears at most one,
+            // and the log brings back whichever is read). Through the doublewrite file they
+            // would open an epoch — its start, the batch and the next epoch's start, three
+            // fsyncs — for pages that need none of it.
+            for f in frames.sorted(by: { $0.key < $1.key }) {
+                try database(f.dbid).writePage(f.pgno, f.buffer, syncBetween: true, sealed: true)
+                doublewrite?.forget(f.key)
+            }
+            return
+        }
         var repeats = 0 // pages of this batch with a copy in the epoch already
         if let dw = doublewrite {
             // A split's new page gets a copy even if it has one of this epoch already: the
@@ -352,8 +364,10 @@ public final class Instance: @unchecked Sendable {
         }
     }
 
+    /// fsyncs every database written since its last fsync (one not written needs none: all it
+    /// holds is durable already).
     func syncDatabases() throws {
-        for db in databases.values { try db.file.sync() }
+        for db in databases.values where db.unsynced { try db.sync() }
     }
 
     /// Before redo: every page copy of the doublewrite file's current epoch whose page in place
@@ -388,7 +402,7 @@ public final class Instance: @unchecked Sendable {
                            [("database", .string(db.name)), ("page", .int(Int64(copy.pgno)))], level: .warning)
             }
         }
-        for dbid in touched.sorted() { try databases[dbid]?.file.sync() }
+        for dbid in touched.sorted() { try databases[dbid]?.sync() }
         if copies > 0 { try dw.startEpoch() }
     }
 

@@ -129,6 +129,55 @@ import Foundation
         print("doublewrite crash points: \(covered) crashes over \(points.count) points; \(repairedRuns) recoveries put pages back")
     }
 
+    /// A checkpoint whose only dirty pages are headers (a backup's record, then the clean
+    /// shutdown) writes them as headers — page 0, fsync, its shadow — and never opens a
+    /// doublewrite epoch for them; crashed at each of its I/O points, dropping or tearing
+    /// what was not synced, recovery keeps every record and the record of the backup is there
+    /// whole or not at all.
+    @Test func headerOnlyCheckpointWritesNoDoublewriteAndSurvivesEveryCrash() throws {
+        let base = try Self.base()
+        var models: [[[UInt8]: [UInt8]]] = []
+        #expect(Self.workload(base, commits: 20, models: &models) == 20)
+        let expected = models[20]
+        let info = DatabaseHeader.BackupInfo(genLow: 1, genHigh: 2, position: LogPosition(generation: 1, offset: 4096), time: 42)
+        func session(_ fs: MemoryFileSystem) {
+            do {
+                let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
+                try inst.recordBackup(full: false, info)
+                try inst.flushCheckpoint()
+                try inst.close()
+            } catch {}
+        }
+        let clean = base.clone()
+        clean.traceIO = true
+        let before = clean.ioCount
+        session(clean)
+        let points = clean.ioCount - before
+        let written = clean.ioTrace.filter { $0.index > before }
+        #expect(!written.contains { $0.path.hasSuffix(FileNames.doublewrite) }, "the doublewrite file was written for header pages")
+        #expect(written.contains { $0.path.hasSuffix(".edb") && $0.kind == .write })
+        let seeds = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long" ? 3 : 1
+        var covered = 0
+        for point in 1...points {
+            for mode in [MemoryFileSystem.CrashMode.dropUnsynced] + (0..<seeds).map({ .tornPrefix(seed: UInt64(point * 5 + $0)) }) {
+                let fs = base.clone()
+                fs.crash(afterOperations: point)
+                session(fs)
+                fs.reboot(mode)
+                let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
+                #expect(try allRecords(inst) == expected, "header crash point \(point) (\(mode)): records differ")
+                try inst.close()
+                let slot = try #require(try Inspection.databases("/inst", fs: fs).first).header.incPrev
+                #expect(slot == nil || slot == info, "header crash point \(point) (\(mode)): backup record \(String(describing: slot))")
+                let report = try Inspection.check("/inst", fs: fs, parameters: try Instance.readParameters(at: "/inst", fs: fs))
+                #expect(report.ok, "header crash point \(point) (\(mode)): check failed")
+                covered += 1
+            }
+        }
+        #expect(covered > 10)
+        print("header-only checkpoint: \(covered) crashes over \(points) I/O points")
+    }
+
     /// A crash during recovery itself: recovery must be restartable.
     @Test func crashDuringRecovery() throws {
         let base = try Self.base()

@@ -8,6 +8,9 @@ final class DatabaseFile: @unchecked Sendable {
     var dbid: UInt16 { UInt16(truncatingIfNeeded: header.dbid) }
     /// The in-memory header; page 0 in the cache carries the same allocation fields.
     var header: DatabaseHeader
+    /// Written since its last fsync (`sync`): a checkpoint or a new doublewrite epoch fsyncs
+    /// only the files that need it.
+    private(set) var unsynced = false
 
     init(name: String, path: String, file: any StorageFile, header: DatabaseHeader) {
         self.name = name
@@ -35,11 +38,18 @@ final class DatabaseFile: @unchecked Sendable {
     /// fsync between, so a crash cannot tear both).
     func writePage(_ pgno: UInt32, _ buffer: UnsafeMutableRawBufferPointer, syncBetween: Bool = false, sealed: Bool = false) throws {
         if !sealed { PageFormat.seal(buffer, pgno: pgno) }
+        unsynced = true
         try file.write(at: Int64(pgno) * Int64(pageSize), UnsafeRawBufferPointer(buffer))
         if pgno == PageFormat.headerPage {
-            if syncBetween { try file.sync() }
+            if syncBetween { try sync() }
             try writeShadow(buffer)
         }
+    }
+
+    /// fsyncs the file. Everything written before is durable once this returns.
+    func sync() throws {
+        try file.sync()
+        unsynced = false
     }
 
     private func writeShadow(_ page0: UnsafeMutableRawBufferPointer) throws {
@@ -56,7 +66,7 @@ final class DatabaseFile: @unchecked Sendable {
     func writeHeaderDirectly(_ page0: UnsafeMutableRawBufferPointer) throws {
         header.encode(into: page0)
         try writePage(PageFormat.headerPage, page0, syncBetween: true)
-        try file.sync()
+        try sync()
     }
 
     /// Reads the header: page 0, or its shadow if page 0 is damaged (then page 0 is rewritten
