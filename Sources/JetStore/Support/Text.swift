@@ -13,16 +13,13 @@ public enum Text {
     /// C `printf` formatting of numbers (`%d`, `%.2f`, `%02X`, ...); strings go in by
     /// interpolation, not as `%s`/`%@` arguments.
     public static func format(_ format: String, _ args: CVarArg...) -> String {
-        withVaList(args) { list in
-            var buffer = [CChar](repeating: 0, count: 128)
-            let n = Int(vsnprintf(&buffer, buffer.count, format, list))
-            guard n >= buffer.count else { return String(cString: buffer) }
+        var buffer = [CChar](repeating: 0, count: 128)
+        let n = Int(withVaList(args) { vsnprintf(&buffer, buffer.count, format, $0) })
+        if n >= buffer.count {
             buffer = [CChar](repeating: 0, count: n + 1)
-            return withVaList(args) { again in
-                _ = vsnprintf(&buffer, buffer.count, format, again)
-                return String(cString: buffer)
-            }
+            _ = withVaList(args) { vsnprintf(&buffer, buffer.count, format, $0) }
         }
+        return String(decoding: buffer.prefix(max(0, n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// `text` padded with spaces on the right to `width` characters, or cut to them.
