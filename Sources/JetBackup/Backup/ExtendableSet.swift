@@ -47,7 +47,7 @@ enum ExtendableSet {
                     + "the set is damaged and is not extended: take a full backup")
             }
             if isLog {
-                guard try crc32c(h, size: size) == f.crc32c else {
+                guard try crc32c(p, size: size, fs: fs) == f.crc32c else {
                     throw JetError(code, "\(p) fails its CRC32C (the manifest's checksum); the set is damaged and is not extended: "
                         + "take a full backup")
                 }
@@ -65,20 +65,12 @@ enum ExtendableSet {
         return creation
     }
 
-    /// CRC32C of a file, through one fixed buffer (a log may be up to 1 GiB).
-    static func crc32c(_ h: any StorageFile, size: Int64) throws -> UInt32 {
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buf.deallocate() }
-        var crc: UInt32 = 0
-        var offset: Int64 = 0
-        while offset < size {
-            let want = Int(min(Int64(buf.count), size - offset))
-            let got = try h.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<want]))
-            guard got == want else { throw JetError(.logReadVerifyFailure, "\(h.path) ended early while reading it") }
-            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buf[0..<got]), extending: crc)
-            offset += Int64(got)
-        }
-        return crc
+    /// CRC32C of a file of `size` bytes, read through a mapping where the file system maps
+    /// (`FileSystem.readWhole`: no buffer to fault in, and a log may be up to 1 GiB).
+    static func crc32c(_ path: String, size: Int64, fs: any FileSystem) throws -> UInt32 {
+        let bytes = try fs.readWhole(path)
+        guard Int64(bytes.count) == size else { throw JetError(.logReadVerifyFailure, "\(path) changed size while reading it") }
+        return bytes.withUnsafeBytes { CRC32C.checksum($0) }
     }
 
     /// The header of a log of the set, as found: this set's log stream, the generation its name says.
