@@ -180,6 +180,12 @@ public struct RestoreInstance {
                 throw inProgress(target)
             }
             if created { try? fs.removeDirectory(target) }
+            // The marker was there when we tried to create it and is gone now: the restore
+            // that held it finished in between, and TARGET holds its instance.
+            if let entries = try? fs.list(target), !entries.isEmpty {
+                throw JetError(.invalidPath, "restore target \(target) is not empty (another restore finished into it while this one "
+                    + "started); restore into a new or empty directory (nothing was touched)")
+            }
             throw targetError(error, target, checking: target)
         }
         do {
