@@ -12,6 +12,7 @@ final class AESGCM {
     init(key: [UInt8]) {
         precondition(key.count == Self.keySize)
         self.key = key
+        LibCrypto.ready
         // Allocation failure of a few hundred bytes is not recoverable here.
         ctx = EVP_CIPHER_CTX_new()!
     }
@@ -53,6 +54,7 @@ final class AESGCM {
     }
 
     static func random(_ n: Int) -> [UInt8] {
+        LibCrypto.ready
         var out = [UInt8](repeating: 0, count: n)
         // RAND_bytes fails only without an entropy source; then nothing may be encrypted.
         precondition(RAND_bytes(&out, Int32(n)) == 1, "no random bytes from OpenSSL")

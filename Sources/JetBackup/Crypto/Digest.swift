@@ -4,6 +4,7 @@ import COpenSSL
 /// (streams of data go through `SHA256Hasher`).
 enum Digest {
     static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        LibCrypto.ready
         var out = [UInt8](repeating: 0, count: 32)
         bytes.withUnsafeBytes { b in
             out.withUnsafeMutableBufferPointer { o in _ = EVP_Digest(b.baseAddress, b.count, o.baseAddress, nil, EVP_sha256(), nil) }
@@ -12,6 +13,7 @@ enum Digest {
     }
 
     static func hmacSHA256(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
+        LibCrypto.ready
         var out = [UInt8](repeating: 0, count: 32)
         var n: UInt32 = 32
         key.withUnsafeBytes { k in

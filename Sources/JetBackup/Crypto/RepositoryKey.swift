@@ -93,6 +93,7 @@ public struct RepositoryKey: Codable, Sendable, Equatable {
         guard n >= 2, n & (n - 1) == 0, n <= 1 << 22, (1...32).contains(r), (1...16).contains(p) else {
             throw JetError(.databaseCorrupted, "the repository's key record has scrypt parameters out of range (n \(n), r \(r), p \(p))")
         }
+        LibCrypto.ready
         var out = [UInt8](repeating: 0, count: AESGCM.keySize)
         let maxmem = 128 * r * n * p + 128 * r * n + (1 << 20)
         let ok = passphrase.withUnsafeBytes { pw in

@@ -7,6 +7,7 @@ final class SHA256Hasher {
     private let ctx: OpaquePointer
 
     init() {
+        LibCrypto.ready
         // Allocation failure of a few hundred bytes is not recoverable here.
         ctx = EVP_MD_CTX_new()!
         EVP_DigestInit_ex(ctx, EVP_sha256(), nil)
