@@ -156,6 +156,11 @@ import Foundation
         let written = clean.ioTrace.filter { $0.index > before }
         #expect(!written.contains { $0.path.hasSuffix(FileNames.doublewrite) }, "the doublewrite file was written for header pages")
         #expect(written.contains { $0.path.hasSuffix(".edb") && $0.kind == .write })
+        // Both copies of each header are durable before a checkpoint names a position past them.
+        for (i, op) in written.enumerated() where op.path.hasSuffix(FileNames.checkpoint) && op.kind == .write {
+            let lastOnDatabase = written[..<i].last { $0.path.hasSuffix(".edb") }
+            #expect(lastOnDatabase?.kind == .sync, "\(FileNames.checkpoint) written after an unsynced write to the database")
+        }
         let seeds = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long" ? 3 : 1
         var covered = 0
         for point in 1...points {

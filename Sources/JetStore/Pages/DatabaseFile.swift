@@ -57,6 +57,7 @@ final class DatabaseFile: @unchecked Sendable {
         defer { shadow.deallocate() }
         shadow.copyMemory(from: UnsafeRawBufferPointer(page0))
         PageFormat.seal(shadow, pgno: PageFormat.shadowPage)
+        unsynced = true
         try file.write(at: Int64(pageSize), UnsafeRawBufferPointer(shadow))
     }
 
