@@ -28,9 +28,9 @@ setup:
 build: setup
 	$(SWIFT) build
 
-# The release binary carries the Swift runtime and FoundationEssentials (`--static-swift-stdlib`): it runs
-# where no Swift toolchain is installed, needing only Debian's libraries (libc, libcrypto, libzstd,
-# libcurl), and starts in about 12 ms instead of 21 (no Swift shared libraries to load and bind).
+# The release binary carries the Swift runtime and FoundationEssentials (`--static-swift-stdlib`): it
+# runs where no Swift toolchain is installed, needing only Debian's libc and libstdc++ (and libcurl
+# for S3), and starts in about 12 ms instead of 21 (no Swift shared libraries to load and bind).
 #
 # libcrypto and libzstd come from Debian's static archives (libssl-dev, libzstd-dev) too: loading
 # libcrypto.so alone cost each start about 1 ms. pkg-config is pointed at .pc files naming a

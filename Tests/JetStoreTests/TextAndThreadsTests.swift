@@ -22,6 +22,8 @@ import Testing
         #expect(Text.padded("abcdef", to: 3) == "abc")
         #expect(Text.padded("", to: 2) == "  ")
         #expect(Text.padded("abc", to: 3) == "abc")
+        #expect(Text.padded("incremental!", to: 11, cutting: false) == "incremental!")
+        #expect(Text.padded("full", to: 11, cutting: false) == "full       ")
     }
 
     @Test func trimmedDropsWhiteSpaceAtBothEnds() {

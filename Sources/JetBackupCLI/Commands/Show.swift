@@ -44,7 +44,7 @@ struct Show: ParsableCommand {
                 let fs = m.files.filter { $0.backup == i }
                 let (st, rw) = Self.sizes(fs)
                 let ratio = Text.format("%.2f", st > 0 ? Double(rw) / Double(st) : 1)
-                CLI.out("    \(Text.padded(b.type.rawValue, to: 11)) \(b.start) .. \(b.end)  generations \(b.genLow)-\(b.genHigh)  "
+                CLI.out("    \(Text.padded(b.type.rawValue, to: 11, cutting: false)) \(b.start) .. \(b.end)  generations \(b.genLow)-\(b.genHigh)  "
                         + "\(fs.count) files  \(CLI.human(bytes: Int(st)))  \(b.compression) (\(ratio)x)")
             }
         }

@@ -22,10 +22,12 @@ public enum Text {
         return String(decoding: buffer.prefix(max(0, n)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// `text` padded with spaces on the right to `width` characters, or cut to them.
-    public static func padded(_ text: String, to width: Int) -> String {
+    /// `text` padded with spaces on the right to `width` characters; a longer one is cut to
+    /// them (Foundation's `padding(toLength:)`), or with `cutting: false` kept whole (printf's `%-11s`).
+    public static func padded(_ text: String, to width: Int, cutting: Bool = true) -> String {
         let n = text.count
-        return n >= width ? String(text.prefix(width)) : text + String(repeating: " ", count: width - n)
+        if n >= width { return cutting ? String(text.prefix(width)) : text }
+        return text + String(repeating: " ", count: width - n)
     }
 }
 
