@@ -10,11 +10,12 @@ import Testing
     /// A memory file system on which the first exclusive create of the restore marker finds
     /// the other restore's marker (as `open(O_EXCL)` reports it) just as that restore ends:
     /// by the time the caller looks, the marker is gone and TARGET holds an instance.
-    final class RacingFileSystem: FileSystem, @unchecked Sendable {
-        let inner = MemoryFileSystem()
+    final class RacingFileSystem: ForwardingFileSystem, @unchecked Sendable {
         private var raced = false
 
-        func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
+        init() { super.init(MemoryFileSystem()) }
+
+        override func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
             if mode == .createNew, path.hasSuffix("/" + FileNames.restoreMarker), !raced {
                 raced = true
                 let dir = FilePaths.directory(of: path)
@@ -23,18 +24,6 @@ import Testing
             }
             return try inner.open(path, mode)
         }
-        func exists(_ path: String) -> Bool { inner.exists(path) }
-        func isDirectory(_ path: String) -> Bool { inner.isDirectory(path) }
-        func isSymlink(_ path: String) -> Bool { inner.isSymlink(path) }
-        func list(_ directory: String) throws -> [String] { try inner.list(directory) }
-        func remove(_ path: String) throws { try inner.remove(path) }
-        func removeDirectory(_ path: String) throws { try inner.removeDirectory(path) }
-        func rename(_ from: String, _ to: String) throws { try inner.rename(from, to) }
-        func createDirectory(_ path: String) throws { try inner.createDirectory(path) }
-        func syncDirectory(_ path: String) throws { try inner.syncDirectory(path) }
-        func lock(_ path: String, owner: String) throws -> any FileLock { try inner.lock(path, owner: owner) }
-        func canonicalPath(_ path: String) -> String { inner.canonicalPath(path) }
-        func isWritableDirectory(_ path: String) -> Bool { inner.isWritableDirectory(path) }
     }
 
     @Test(arguments: [false, true])

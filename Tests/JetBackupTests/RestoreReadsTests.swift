@@ -7,34 +7,23 @@ import Testing
 /// decompressed and checked once, then replayed), and never its copy in TARGET.
 @Suite struct RestoreReadsTests {
     /// The real file system, counting per path the opens for reading and the bytes read.
-    final class CountingFileSystem: FileSystem, @unchecked Sendable {
-        let inner = PosixFileSystem()
+    final class CountingFileSystem: ForwardingFileSystem, @unchecked Sendable {
         private let lock = NSLock()
         private var opens: [String: Int] = [:]
         private var bytes: [String: Int64] = [:]
+
+        init() { super.init(PosixFileSystem()) }
 
         func opensForReading(_ path: String) -> Int { lock.withLock { opens[path, default: 0] } }
         func bytesRead(_ path: String) -> Int64 { lock.withLock { bytes[path, default: 0] } }
         func reset() { lock.withLock { opens = [:]; bytes = [:] } }
         fileprivate func counted(_ path: String, _ n: Int) { lock.withLock { bytes[path, default: 0] += Int64(n) } }
 
-        func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
+        override func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
             let f = try inner.open(path, mode)
             if mode == .readOnly { lock.withLock { opens[path, default: 0] += 1 } }
             return CountingFile(f, fs: self)
         }
-        func exists(_ path: String) -> Bool { inner.exists(path) }
-        func isDirectory(_ path: String) -> Bool { inner.isDirectory(path) }
-        func isSymlink(_ path: String) -> Bool { inner.isSymlink(path) }
-        func list(_ directory: String) throws -> [String] { try inner.list(directory) }
-        func remove(_ path: String) throws { try inner.remove(path) }
-        func removeDirectory(_ path: String) throws { try inner.removeDirectory(path) }
-        func rename(_ from: String, _ to: String) throws { try inner.rename(from, to) }
-        func createDirectory(_ path: String) throws { try inner.createDirectory(path) }
-        func syncDirectory(_ path: String) throws { try inner.syncDirectory(path) }
-        func lock(_ path: String, owner: String) throws -> any FileLock { try inner.lock(path, owner: owner) }
-        func canonicalPath(_ path: String) -> String { inner.canonicalPath(path) }
-        func isWritableDirectory(_ path: String) -> Bool { inner.isWritableDirectory(path) }
     }
 
     final class CountingFile: StorageFile, @unchecked Sendable {
