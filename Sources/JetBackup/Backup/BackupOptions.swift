@@ -36,6 +36,9 @@ public struct BackupOptions: Sendable {
     /// Seconds to wait for a destination another backup run holds, and for the backup
     /// session of an owner that serves another backup (`LockWait`); nil: fail at once.
     public var wait: Double?
+    /// An incremental's check of the set, started before the instance was opened
+    /// (`SetPrefetch.start`); used only if the set is unchanged when the run holds its lock.
+    public var setPrefetch: SetPrefetch?
 
     public init(directory: String?) { self.directory = directory }
 

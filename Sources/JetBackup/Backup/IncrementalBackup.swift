@@ -16,8 +16,12 @@ struct IncrementalBackup {
             throw JetError(.invalidPath, "the set directory \(setDir) is not writable (permission denied, or a read-only file system); "
                 + "nothing was written: make it writable")
         }
-        let (oldManifestBytes, read) = try ExtendableSet.read(setDir, fs: fs)
-        var manifest = read
+        // The manifest as it is now, under the destination's lock: the prefetch's check (run
+        // while the instance opened) stands only for these very bytes.
+        let manifestPath = FilePaths.join(setDir, BackupSetLayout.manifest)
+        let oldManifestBytes = try fs.readAll(manifestPath)
+        let prefetched = run.options.setPrefetch?.result(setDir: setDir, manifestBytes: oldManifestBytes)
+        var manifest = try prefetched?.manifest ?? BackupManifest.decode(oldManifestBytes, path: manifestPath)
         guard manifest.logSignature.signature == session.logSignature else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) is of another instance (its log signature differs); "
                 + "take a full backup into an empty directory")
@@ -41,7 +45,12 @@ struct IncrementalBackup {
         }
         // The set must be whole before it is extended and logs are truncated; this also reads
         // the newest log's creation time, the link the first copied generation must follow.
-        let prevCreation = try ExtendableSet.check(manifest, setDir: setDir, fs: fs)
+        let prevCreation: UInt64?
+        if let prefetched {
+            prevCreation = prefetched.previousCreation
+        } else {
+            prevCreation = try ExtendableSet.check(manifest, setDir: setDir, fs: fs)
+        }
         // What the set holds now: kept by cleanup and put back by this run's undo.
         let keep = Set(manifest.files.map(\.name))
         let keepSums = manifest.sha256sums()

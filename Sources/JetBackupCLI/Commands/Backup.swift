@@ -122,6 +122,8 @@ struct Backup: ParsableCommand {
                 result = (res.summary, res.setsInRepository)
                 report(res.summary, repository: res)
             } else {
+                // The set's check reads the set while the instance opens (README "Changes").
+                opts.setPrefetch = SetPrefetch.start(opts)
                 let summary: BackupSummary
                 if let owner = CLI.remoteOwner {
                     summary = try JetBackupInstance.run(through: owner, opts, status: status)
