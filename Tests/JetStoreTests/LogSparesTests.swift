@@ -173,3 +173,66 @@ import Foundation
         print("spare crash points: \(covered) crashes over \(points) I/O operations")
     }
 }
+
+/// A roll fsyncs the finished generation only when it holds bytes not known to be durable
+/// (`LogWriter`'s `unsynced`): after a clean shutdown nothing needs it, after a crash whose
+/// records recovery replayed it is fsynced before the generation is archived.
+@Suite struct LogRollSyncTests {
+    static func logSyncs(_ fs: MemoryFileSystem, since start: Int) -> Int {
+        fs.ioTrace.dropFirst(start).filter { $0.kind == .sync && $0.path == "/inst/" + FileNames.currentLog }.count
+    }
+
+    @Test func aRollAfterACleanOpenDoesNotFsyncTheLogAgainAndLosesNothing() throws {
+        let fs = try makeMemoryInstance()
+        var model: [[UInt8]: [UInt8]] = [:]
+        do {
+            let inst = try Instance.open(at: "/inst", fs: fs, owner: "t")
+            try LogSparesTests.commit(inst, 0..<60, version: 0, into: &model)
+            try inst.close()
+        }
+        let inst = try Instance.open(at: "/inst", fs: fs, owner: "t")
+        #expect(inst.recoveryReport.transactionsReplayed == 0)
+        fs.traceIO = true
+        let start = fs.ioTrace.count
+        _ = try inst.rollLog()
+        #expect(Self.logSyncs(fs, since: start) == 0, "the clean log was fsynced again")
+        // A commit after the roll is fsynced as always (the new generation's file was opened
+        // at its prepared name).
+        let afterRoll = fs.ioTrace.count
+        try LogSparesTests.commit(inst, 60..<61, version: 0, into: &model)
+        #expect(fs.ioTrace.dropFirst(afterRoll).contains { $0.kind == .sync && $0.path.hasSuffix(FileNames.preparedLog) })
+        fs.traceIO = false
+        // A crash now (nothing closed): every commit is there.
+        let crashed = fs.clone()
+        crashed.reboot(.dropUnsynced)
+        try inst.close()
+        let again = try Instance.open(at: "/inst", fs: crashed, owner: "t")
+        for (k, v) in model { #expect(try again.get("db", k) == v) }
+        try again.close()
+    }
+
+    @Test func aLogRecoveryReplayedIsFsyncedBeforeItIsArchived() throws {
+        let base = try makeMemoryInstance()
+        var model: [[UInt8]: [UInt8]] = [:]
+        let killed: MemoryFileSystem
+        do {
+            let inst = try Instance.open(at: "/inst", fs: base, owner: "t")
+            try LogSparesTests.commit(inst, 0..<60, version: 0, into: &model)
+            // Killed: no clean shutdown, the commits are in the log only.
+            killed = base.clone()
+            killed.reboot(.dropUnsynced)
+            try inst.close()
+        }
+        let fs = killed
+        fs.traceIO = true
+        let start = fs.ioTrace.count
+        let inst = try Instance.open(at: "/inst", fs: fs, owner: "t")
+        #expect(inst.recoveryReport.transactionsReplayed > 0)
+        _ = try inst.rollLog()
+        fs.traceIO = false
+        // A killed process's records may be in the page cache only: fsynced before archiving.
+        #expect(Self.logSyncs(fs, since: start) >= 1)
+        for (k, v) in model { #expect(try inst.get("db", k) == v) }
+        try inst.close()
+    }
+}

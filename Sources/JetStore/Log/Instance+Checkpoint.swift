@@ -55,9 +55,11 @@ extension Instance {
         // Oldest first: the first become spares for later rolls, the rest are deleted. A crash
         // between two of them can leave a gap in what remains; those generations are all below
         // the checkpoint, needed by nobody (`Inspection` tells them from a gap that matters),
-        // and the next truncation takes them.
+        // and the next truncation takes them. The directory is not fsynced for it (ESE deletes
+        // its logs the same way): a crash may bring some of them back under their names, below
+        // the checkpoint where nothing reads them, and the next truncation takes them again;
+        // a spare is used only by a roll, whose own fsync of the directory covers its rename.
         try spares().retire(victims)
-        try fs.syncDirectory(path)
         return lo...hi
     }
 

@@ -43,7 +43,8 @@ final class LogSpares: @unchecked Sendable {
     }
 
     /// Removes archived generations `victims` (oldest first): the first ones the pool has room
-    /// for become spares, the rest are deleted two at a time. The caller fsyncs the directory.
+    /// for become spares, the rest are deleted two at a time. Not made durable here (see
+    /// `Instance.deleteGenerationsLocked`).
     func retire(_ victims: [UInt32]) throws {
         let room = lock.withLock { max(0, limit - names.count) }
         let kept = victims.prefix(room)

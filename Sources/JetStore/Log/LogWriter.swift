@@ -4,6 +4,9 @@
 ///
 /// Invariants:
 /// - bytes [0, `flushedOffset`) of `edb.log` are written; [0, durable.offset) are fsynced;
+/// - `unsynced` is false only while every byte of `edb.log` is durable: a flush with nothing
+///   pending (a roll when no record was written since the last flush, as in a backup's roll of
+///   an instance opened after a clean shutdown) then issues no fsync;
 /// - a generation is fsynced before it is renamed to its numbered name, and the next one
 ///   (prepared as `edbtmp.log` from a spare or a new file, zero-filled, header written and
 ///   fsynced) takes its place by a rename; the directory is fsynced after both renames.
@@ -23,6 +26,8 @@ public final class LogWriter: @unchecked Sendable {
     private var pendingStart: Int
     private var durable: LogPosition
     private var flushing = false
+    /// Bytes of `file` may not be durable (written since its last fsync, or not known to be).
+    private var unsynced: Bool
     private var failure: JetError?
     /// Bytes of records appended since this writer opened (headers, payloads, padding).
     private var appended: Int64 = 0
@@ -33,8 +38,9 @@ public final class LogWriter: @unchecked Sendable {
     let spares: LogSpares?
 
     init(fs: any FileSystem, directory: String, signature: Signature, fileSize: Int, spares: LogSpares?,
-         generation: UInt32, creationTime: UInt64, file: any StorageFile, fileLength: Int, endOffset: Int) {
+         generation: UInt32, creationTime: UInt64, file: any StorageFile, fileLength: Int, endOffset: Int, fileIsDurable: Bool) {
         self.fs = fs
+        self.unsynced = !fileIsDurable
         self.spares = spares
         self.directory = directory
         self.signature = signature
@@ -186,6 +192,14 @@ public final class LogWriter: @unchecked Sendable {
         let f = file
         pending.removeAll(keepingCapacity: true)
         pendingStart = at + bytes.count
+        if bytes.isEmpty && !unsynced {
+            // Everything in the file is durable already.
+            flushing = false
+            if target > durable { durable = target }
+            cond.broadcast()
+            return
+        }
+        unsynced = true
         cond.unlock()
         var err: JetError?
         do {
@@ -198,6 +212,7 @@ public final class LogWriter: @unchecked Sendable {
         }
         cond.lock()
         flushing = false
+        if err == nil { unsynced = false }
         if let e = err {
             failure = JetError(e.code == .diskFull ? .diskFull : .logWriteFail, "writing \(f.path): \(e.message)")
             cond.broadcast()
@@ -236,6 +251,7 @@ public final class LogWriter: @unchecked Sendable {
             creationTime = header.creationTime
             fileSize = Int(header.fileSize)
             file = next
+            unsynced = false // written and fsynced by prepareNext
             pendingStart = LogFormat.headerSize
             durable = LogPosition(generation: generation, offset: UInt32(LogFormat.headerSize))
         } catch let e as JetError {

@@ -164,7 +164,7 @@ extension Instance {
             try fs.syncDirectory(path)
             log = LogWriter(fs: fs, directory: path, signature: parameters.logSignature, fileSize: parameters.logFileSize, spares: try spares(),
                             generation: next.generation, creationTime: next.creationTime, file: f,
-                            fileLength: Int(next.fileSize), endOffset: LogFormat.headerSize)
+                            fileLength: Int(next.fileSize), endOffset: LogFormat.headerSize, fileIsDurable: true)
         } else {
             let f = try fs.open(target, .readWrite)
             let size = Int(header.fileSize)
@@ -175,9 +175,14 @@ extension Instance {
                 events.log(.recoveryEnd, "a torn record at the end of the log was cut off (an interrupted write)",
                            [("file", .string(FileNames.currentLog)), ("offset", .int(Int64(endOffset)))], level: .warning)
             }
+            // Its records are durable when it was cut and fsynced above, or when none was
+            // replayed: a clean shutdown fsynced them (records of an unfinished transaction,
+            // which nothing replays, may be lost with no harm). Replayed records a killed
+            // process wrote may still be only in the page cache: the next flush fsyncs them.
             log = LogWriter(fs: fs, directory: path, signature: parameters.logSignature, fileSize: parameters.logFileSize, spares: try spares(),
                             generation: header.generation, creationTime: header.creationTime, file: f,
-                            fileLength: size, endOffset: endOffset)
+                            fileLength: size, endOffset: endOffset,
+                            fileIsDurable: recoveryReport.tornTailCut || recoveryReport.transactionsReplayed == 0)
             // A generation of an earlier format that this one reads is not continued: new
             // records go into a generation whose header names their format, so an earlier
             // jetbackup refuses them by version instead of calling a record damaged.
