@@ -16,10 +16,16 @@ enum ExtendableSet {
     /// Reads and decodes the set's manifest. A check of the manifest's own integrity
     /// belongs here (every caller that extends a set reads it through this).
     static func read(_ setDir: String, fs: any FileSystem) throws -> (bytes: [UInt8], manifest: BackupManifest) {
-        let path = FilePaths.join(setDir, BackupSetLayout.manifest)
-        let bytes = try fs.readAll(path)
-        return (bytes, try BackupManifest.decode(bytes, path: path))
+        let bytes = try fs.readAll(manifestPath(setDir))
+        return (bytes, try decode(bytes, setDir: setDir))
     }
+
+    /// The manifest of the set in `setDir` from its bytes, read by the caller.
+    static func decode(_ bytes: [UInt8], setDir: String) throws -> BackupManifest {
+        try BackupManifest.decode(bytes, path: manifestPath(setDir))
+    }
+
+    static func manifestPath(_ setDir: String) -> String { FilePaths.join(setDir, BackupSetLayout.manifest) }
 
     /// Checks that the set in `setDir` is whole (see the type's comment); returns the
     /// creation time of its newest log. Reads only.

@@ -18,10 +18,9 @@ struct IncrementalBackup {
         }
         // The manifest as it is now, under the destination's lock: the prefetch's check (run
         // while the instance opened) stands only for these very bytes.
-        let manifestPath = FilePaths.join(setDir, BackupSetLayout.manifest)
-        let oldManifestBytes = try fs.readAll(manifestPath)
+        let oldManifestBytes = try fs.readAll(ExtendableSet.manifestPath(setDir))
         let prefetched = run.options.setPrefetch?.result(setDir: setDir, manifestBytes: oldManifestBytes)
-        var manifest = try prefetched?.manifest ?? BackupManifest.decode(oldManifestBytes, path: manifestPath)
+        var manifest = try prefetched?.manifest ?? ExtendableSet.decode(oldManifestBytes, setDir: setDir)
         guard manifest.logSignature.signature == session.logSignature else {
             throw JetError(.invalidBackupSequence, "the set in \(setDir) is of another instance (its log signature differs); "
                 + "take a full backup into an empty directory")
