@@ -31,7 +31,7 @@ extension Instance {
             let currentPath = file(FileNames.currentLog)
             chain = archived.map { ($0, file(FileNames.archivedLog($0))) }
             if fs.exists(currentPath) {
-                let g = try LogReader.read(fs: fs, path: currentPath)
+                let g = try currentAfterCleanShutdown(currentPath, checkpoint: start) ?? LogReader.read(fs: fs, path: currentPath)
                 chain.append((g.header.generation, currentPath))
                 current = g
             }
@@ -214,6 +214,33 @@ extension Instance {
             ("pagesRepaired", .int(Int64(recoveryReport.pagesRepaired))),
             ("redoBatches", .int(Int64(recoveryReport.redoBatches))),
         ])
+    }
+
+    /// After a clean shutdown the log ends where every database header says it is consistent,
+    /// which is the checkpoint (the close writes both there, and an open marks the headers
+    /// dirty, durably, before it logs anything). The current generation is then read only as
+    /// far as its header and the empty record header at that end, not whole (1 MiB: 0.4 ms of
+    /// every open). nil — read it whole — for anything else: a database not shut down cleanly,
+    /// positions that differ, another generation or size in the header, a byte at the end that
+    /// is not zero, a read that fails.
+    private func currentAfterCleanShutdown(_ path: String, checkpoint start: LogPosition) throws -> LogReader.Generation? {
+        guard !databases.isEmpty,
+              databases.values.allSatisfy({ $0.header.state == .cleanShutdown && $0.header.lastConsistent == start }) else { return nil }
+        guard let f = try? fs.open(path, .readOnly) else { return nil }
+        defer { f.close() }
+        guard let size = try? f.size() else { return nil }
+        let end = Int(start.offset)
+        guard end >= LogFormat.headerSize, end <= size else { return nil }
+        var head = [UInt8](repeating: 0, count: LogFormat.headerSize)
+        guard (try? head.withUnsafeMutableBytes { try f.read(at: 0, into: $0) }) == LogFormat.headerSize,
+              let header = try? head.withUnsafeBytes({ try LogFormat.Header.decode($0, file: path) }),
+              header.generation == start.generation, Int(header.fileSize) == size else { return nil }
+        if end + LogFormat.recordHeaderSize <= size {
+            var next = [UInt8](repeating: 0xFF, count: LogFormat.recordHeaderSize)
+            guard (try? next.withUnsafeMutableBytes { try f.read(at: Int64(end), into: $0) }) == next.count,
+                  next.allSatisfy({ $0 == 0 }) else { return nil }
+        }
+        return LogReader.Generation(path: path, header: header, bytes: head, fragments: [], end: .clean(offset: end))
     }
 
     private func noLog(from start: LogPosition) -> JetError {
