@@ -33,15 +33,29 @@ import Testing
         return o
     }
 
-    @Test func aCheckedSetIsNotReadAgainByTheRun() throws {
-        let s = Scratch()
-        defer { s.remove() }
+    /// An instance, a set with its full backup, and inserts since.
+    static func setWithAFullBackup(_ s: Scratch) throws -> (instance: String, Instance, set: String) {
         let ip = try s.makeInstance { $0.checkpointDepth = 4 << 20 }
         let inst = try open(ip)
         try load(inst, count: 1500)
         let set = s.mkdir("set")
         _ = try backup(inst, set)
         try load(inst, from: 1500, count: 1500)
+        return (ip, inst, set)
+    }
+
+    /// Closes the instance; the set restores to what it held.
+    static func closeAndRestore(_ inst: Instance, _ set: String, _ s: Scratch) throws {
+        let want = try digest(inst)
+        try inst.close()
+        _ = try restore(set, s.path("r"))
+        #expect(try digest(s.path("r")) == want)
+    }
+
+    @Test func aCheckedSetIsNotReadAgainByTheRun() throws {
+        let s = Scratch()
+        defer { s.remove() }
+        let (_, inst, set) = try Self.setWithAFullBackup(s)
         _ = try backup(inst, set, incremental: true)
         try load(inst, from: 3000, count: 1500)
 
@@ -57,21 +71,13 @@ import Testing
         // The run reads only MANIFEST.json (to compare it) and no log or image of the set again.
         #expect(counter.reads == 1, "the run read \(counter.reads) files of the set")
         #expect(sum.generationsTruncated != nil)
-        let want = try digest(inst)
-        try inst.close()
-        _ = try restore(set, s.path("r"))
-        #expect(try digest(s.path("r")) == want)
+        try Self.closeAndRestore(inst, set, s)
     }
 
     @Test func aSetExtendedAfterThePrefetchIsCheckedAgain() throws {
         let s = Scratch()
         defer { s.remove() }
-        let ip = try s.makeInstance { $0.checkpointDepth = 4 << 20 }
-        let inst = try open(ip)
-        try load(inst, count: 1500)
-        let set = s.mkdir("set")
-        _ = try backup(inst, set)
-        try load(inst, from: 1500, count: 1500)
+        let (_, inst, set) = try Self.setWithAFullBackup(s)
         let p = try #require(SetPrefetch.start(Self.options(set)))
         p.wait()
         let checked = try FileManager.default.contents(atPath: set + "/MANIFEST.json").map { [UInt8]($0) }
@@ -91,22 +97,14 @@ import Testing
         #expect(sum.generationsTruncated != nil)
         let m = try SetVerifier().manifest(in: set).1
         #expect(m.chain.count == 3)
-        let want = try digest(inst)
-        try inst.close()
-        _ = try restore(set, s.path("r"))
-        #expect(try digest(s.path("r")) == want)
+        try Self.closeAndRestore(inst, set, s)
     }
 
     @Test func aDamageThePrefetchFoundIsRefusedByTheRunsOwnCheck() throws {
         let s = Scratch()
         defer { s.remove() }
-        let ip = try s.makeInstance { $0.checkpointDepth = 4 << 20 }
-        let inst = try open(ip)
+        let (ip, inst, set) = try Self.setWithAFullBackup(s)
         defer { try? inst.close() }
-        try load(inst, count: 1500)
-        let set = s.mkdir("set")
-        _ = try backup(inst, set)
-        try load(inst, from: 1500, count: 1500)
         let m = try SetVerifier().manifest(in: set).1
         let log = try #require(m.files.first { $0.kind == .log })
         flipByte(set + "/" + log.name, at: Int(log.size / 2))

@@ -84,10 +84,16 @@ struct IncrementalBackup {
 
     /// The set an incremental extends: DIR, or DIR/new of an atomic set.
     func locateExtendable() throws -> String {
-        guard let s = BackupSetLayout.locate(dir, fs: run.fs), s != FilePaths.join(dir, BackupSetLayout.old) else {
+        guard let s = Self.extendable(in: dir, fs: run.fs) else {
             throw JetError(.invalidBackupSequence, "\(dir) holds no backup set for the incremental to extend (no \(BackupSetLayout.manifest)); "
                 + "take a full backup into it first")
         }
+        return s
+    }
+
+    /// The set in `dir` an incremental would extend, if there is one (never DIR/old of an atomic set).
+    static func extendable(in dir: String, fs: any FileSystem) -> String? {
+        guard let s = BackupSetLayout.locate(dir, fs: fs), s != FilePaths.join(dir, BackupSetLayout.old) else { return nil }
         return s
     }
 }

@@ -36,9 +36,9 @@ public final class SetPrefetch: @unchecked Sendable {
         return p
     }
 
-    /// Runs the prefetch's work in the calling thread (tests).
+    /// The prefetch's work: the set an incremental into `dir` would extend, read and checked.
     static func check(_ dir: String, fs: any FileSystem) throws -> Checked? {
-        guard let s = BackupSetLayout.locate(dir, fs: fs), s != FilePaths.join(dir, BackupSetLayout.old) else { return nil }
+        guard let s = IncrementalBackup.extendable(in: dir, fs: fs) else { return nil }
         let (bytes, manifest) = try ExtendableSet.read(s, fs: fs)
         let creation = try ExtendableSet.check(manifest, setDir: s, fs: fs)
         return Checked(setDirectory: s, manifestBytes: bytes, manifest: manifest, previousCreation: creation)
