@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+@testable import JetBackup
+@testable import JetStore
+
+/// A backup writes the log generations it copies with O_DIRECT when the engine hands them
+/// out mapped (whole pages at a page-aligned address), and through the page cache when they
+/// are compressed; either way the set restores to what the instance held.
+@Suite struct LogCopyDirectTests {
+    /// Records, for each log file created in one directory, whether it was asked for direct
+    /// and whether it was still direct when the copier was done with it.
+    final class CreateRecorder: ForwardingFileSystem, @unchecked Sendable {
+        let dir: String
+        private let lock = NSLock()
+        private var files: [(name: String, mode: OpenMode, file: any StorageFile)] = []
+        init(dir: String) {
+            self.dir = dir
+            super.init(PosixFileSystem())
+        }
+
+        override func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
+            let f = try inner.open(path, mode)
+            let name = FilePaths.lastComponent(path)
+            if FilePaths.directory(of: path) == dir, name.hasPrefix("edb"), mode != .readOnly {
+                lock.withLock { files.append((name, mode, f)) }
+            }
+            return f
+        }
+
+        /// (name, opened direct, still direct) of each log file created.
+        var created: [(String, Bool, Bool)] {
+            lock.withLock { files.map { ($0.name, $0.mode == .createNewDirect, ($0.file as? PosixFile)?.direct.isSet ?? false) } }
+        }
+    }
+
+    static func run(compress: Int?) throws {
+        let s = Scratch()
+        defer { s.remove() }
+        let (_, inst, set) = try SetPrefetchTests.setWithAFullBackup(s)
+        let recorder = CreateRecorder(dir: set)
+        var o = SetPrefetchTests.options(set, fs: recorder)
+        o.compressionLevel = compress
+        let sum = try JetBackupInstance.run(inst, o)
+        let logs = recorder.created
+        #expect(!logs.isEmpty && logs.count == sum.generationsCopied?.count, "\(logs.count) log files created")
+        for (name, asked, still) in logs {
+            if compress == nil {
+                #expect(asked && still, "\(name) was written through the page cache")
+            } else {
+                #expect(!asked, "\(name) (compressed) was asked for direct")
+            }
+        }
+        try SetPrefetchTests.closeAndRestore(inst, set, s)
+    }
+
+    @Test func mappedGenerationsAreWrittenDirect() throws { try Self.run(compress: nil) }
+
+    @Test func compressedGenerationsGoThroughThePageCache() throws { try Self.run(compress: 3) }
+}
