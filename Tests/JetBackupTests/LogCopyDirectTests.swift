@@ -3,9 +3,9 @@ import Testing
 @testable import JetBackup
 @testable import JetStore
 
-/// A backup writes the log generations it copies with O_DIRECT when the engine hands them
-/// out mapped (whole pages at a page-aligned address), and through the page cache when they
-/// are compressed; either way the set restores to what the instance held.
+/// A backup writes the log generations it copies with O_DIRECT when they come whole pages at
+/// a page-aligned address (mapped by the engine, or received from an owner), and through the
+/// page cache when they are compressed; either way the set restores to what the instance held.
 @Suite struct LogCopyDirectTests {
     /// Records, for each log file created in one directory, whether it was asked for direct
     /// and whether it was still direct when the copier was done with it.
@@ -33,14 +33,23 @@ import Testing
         }
     }
 
-    static func run(compress: Int?) throws {
+    /// An incremental, in this process or through the instance's owner (served on its
+    /// control socket), with the set's files created through a `CreateRecorder`.
+    static func run(compress: Int?, throughOwner: Bool = false) throws {
         let s = Scratch()
         defer { s.remove() }
-        let (_, inst, set) = try SetPrefetchTests.setWithAFullBackup(s)
+        let (_, inst, set) = try SetPrefetchTests.setWithAFullBackup(s, serveControl: throughOwner)
         let recorder = CreateRecorder(dir: set)
         var o = SetPrefetchTests.options(set, fs: recorder)
         o.compressionLevel = compress
-        let sum = try JetBackupInstance.run(inst, o)
+        let sum: BackupSummary
+        if throughOwner {
+            let client = try #require(try ControlClient.connect(instance: inst.path))
+            defer { client.close() }
+            sum = try JetBackupInstance.run(through: client, o)
+        } else {
+            sum = try JetBackupInstance.run(inst, o)
+        }
         let logs = recorder.created
         #expect(!logs.isEmpty && logs.count == sum.generationsCopied?.count, "\(logs.count) log files created")
         for (name, asked, still) in logs {
@@ -56,4 +65,7 @@ import Testing
     @Test func mappedGenerationsAreWrittenDirect() throws { try Self.run(compress: nil) }
 
     @Test func compressedGenerationsGoThroughThePageCache() throws { try Self.run(compress: 3) }
+
+    /// An owner's generations arrive in page-aligned buffers: written direct too.
+    @Test func generationsFromAnOwnerAreWrittenDirect() throws { try Self.run(compress: nil, throughOwner: true) }
 }

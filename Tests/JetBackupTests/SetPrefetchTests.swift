@@ -34,9 +34,9 @@ import Testing
     }
 
     /// An instance, a set with its full backup, and inserts since.
-    static func setWithAFullBackup(_ s: Scratch) throws -> (instance: String, Instance, set: String) {
+    static func setWithAFullBackup(_ s: Scratch, serveControl: Bool = false) throws -> (instance: String, Instance, set: String) {
         let ip = try s.makeInstance { $0.checkpointDepth = 4 << 20 }
-        let inst = try open(ip)
+        let inst = try Instance.open(at: ip, owner: "test", serveControl: serveControl)
         try load(inst, count: 1500)
         let set = s.mkdir("set")
         _ = try backup(inst, set)

@@ -128,6 +128,8 @@ import Testing
         let gens = try remote.generations(through: last)
         let log = try remote.readLog(gens.lowerBound)
         #expect(log.bytes.array == (try PosixFileSystem().readAll(i + "/" + FileNames.archivedLog(gens.lowerBound))))
+        // Received page-aligned, as a mapped generation is: a backup writes it out directly.
+        #expect(log.bytes.withUnsafeBytes { Int(bitPattern: $0.baseAddress) % 4096 } == 0)
         // The session holds the instance's one backup slot until it ends.
         #expect(throws: JetError.self) { _ = try inst.beginBackup(.full) }
         remote.abort()

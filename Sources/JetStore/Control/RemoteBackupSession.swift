@@ -180,14 +180,14 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
                                                                                               doing: what) else {
                 throw JetError(.instanceUnavailable, "the owner answered a log read with something else")
             }
-            var bytes = [UInt8](repeating: 0, count: Int(size))
-            var have = 0
-            while have < bytes.count {
-                let got = try bytes.withUnsafeMutableBytes { p in
-                    try receiveDataLocked(into: UnsafeMutableRawBufferPointer(rebasing: p[have...]), doing: what)
+            // Page-aligned, so that the copier can write the generation out directly.
+            let bytes = try FileBytes(pageAligned: Int(size)) { p in
+                var have = 0
+                while have < p.count {
+                    let got = try receiveDataLocked(into: UnsafeMutableRawBufferPointer(rebasing: p[have...]), doing: what)
+                    guard got > 0 else { throw Self.unexpected(.data([])) }
+                    have += got
                 }
-                guard got > 0 else { throw Self.unexpected(.data([])) }
-                have += got
             }
             let header = try bytes.withUnsafeBytes { p -> LogFormat.Header in
                 guard p.count >= LogFormat.headerSize else { throw JetError(.logReadVerifyFailure, "log generation \(name) from the owner is truncated") }
@@ -196,7 +196,7 @@ public final class RemoteBackupSession: BackupSource, @unchecked Sendable {
             guard gen == g, header.generation == g else {
                 throw JetError(.logReadVerifyFailure, "the owner handed generation \(header.generation) for \(g)")
             }
-            return BackupSession.LogFile(generation: g, fileName: name, header: header, bytes: FileBytes(bytes), records: Int(records))
+            return BackupSession.LogFile(generation: g, fileName: name, header: header, bytes: bytes, records: Int(records))
         }
     }
 

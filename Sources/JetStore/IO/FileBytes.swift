@@ -3,8 +3,8 @@ import Glibc
 #endif
 
 /// A file's bytes read whole for one pass over them (a log generation a backup checks,
-/// hashes and writes out): mapped read-only where the file system allows, else held in an
-/// array. A mapping puts the page cache's pages in the process: nothing is copied in and no
+/// hashes and writes out): mapped read-only where the file system allows, received into a
+/// page-aligned allocation (from an owner), else held in an array. A mapping puts the page cache's pages in the process: nothing is copied in and no
 /// fresh memory is faulted in and zeroed, which for the backup's copy of log generations
 /// was a third of its CPU time (README, "Runs of 2026-12-06, fourth session").
 ///
@@ -15,12 +15,15 @@ public final class FileBytes: @unchecked Sendable {
     private let base: UnsafeRawPointer?
     public let count: Int
     private let storage: [UInt8]?
+    /// Set when `base` is an allocation of this object's own (not a mapping).
+    private let allocated: Bool
 
     /// Bytes held in an array (a file system without mappings, or bytes received).
     public init(_ bytes: [UInt8]) {
         storage = bytes
         base = nil
         count = bytes.count
+        allocated = false
     }
 
     /// A read-only mapping of `count` bytes at `base`, unmapped when this goes away.
@@ -28,10 +31,33 @@ public final class FileBytes: @unchecked Sendable {
         self.base = base
         self.count = count
         storage = nil
+        allocated = false
+    }
+
+    /// `count` bytes in a page-aligned allocation of their own, written once by `fill`
+    /// (bytes received): like a mapping's, whole pages of them can be written out with
+    /// O_DIRECT, without a copy through the page cache.
+    public init(pageAligned count: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 4096)
+        do {
+            try fill(UnsafeMutableRawBufferPointer(rebasing: b[0..<count]))
+        } catch {
+            b.deallocate()
+            throw error
+        }
+        base = UnsafeRawPointer(b.baseAddress!)
+        self.count = count
+        storage = nil
+        allocated = true
     }
 
     deinit {
-        if let base { _ = munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        guard let base else { return }
+        if allocated {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        } else {
+            _ = munmap(UnsafeMutableRawPointer(mutating: base), count)
+        }
     }
 
     public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
