@@ -121,6 +121,13 @@ final class PageCache {
         operationPins.append(f)
     }
 
+    /// Pins `f` beyond the current operation, until `release(f)`: redo holds a page that is
+    /// in the middle of a transaction (`RedoBatch.run`), which must not be written then.
+    func hold(_ f: PageFrame) { f.pins += 1 }
+
+    /// Ends a `hold`.
+    func release(_ f: PageFrame) { f.pins -= 1 }
+
     /// Unpins what the operation fetched. A read that pinned more pages than the cache holds
     /// (a scan's batch) made it grow: outside a transaction it shrinks back to its bound here,
     /// or every read after it would keep the grown size.

@@ -324,7 +324,11 @@ extension Instance {
     private func redo(_ batch: RedoBatch, checkCancelled: (String) throws -> Void) throws {
         guard !batch.isEmpty else { return }
         recoveryReport.redoBatches += 1
-        defer { cache.endOperation() }
+        var held: [UInt64: PageFrame] = [:]
+        defer {
+            for f in held.values { cache.release(f) }
+            cache.endOperation()
+        }
         var done = 0
         try batch.run(prepare: { order in
             for p in order where p.next >= 0 {
@@ -332,7 +336,18 @@ extension Instance {
                     db.file.willNeed(offset: Int64(p.pgno) * Int64(db.pageSize), length: db.pageSize)
                 }
             }
-        }, { p, w in try redo(w, on: p, in: batch) }, endPage: {
+        }, { p, w in try redo(w, on: p, in: batch) }, hold: { p, on in
+            // A page in the middle of a transaction stays pinned until the rest is applied.
+            let key = PageFrame.key(p.dbid, p.pgno)
+            if on {
+                if let f = cache.cached(p.dbid, p.pgno), held[key] == nil {
+                    cache.hold(f)
+                    held[key] = f
+                }
+            } else if let f = held.removeValue(forKey: key) {
+                cache.release(f)
+            }
+        }, endPage: {
             cache.endOperation()
             done += 1
             if done % Self.cancelPollInterval == 0 { try checkCancelled("a batch of redo (\(done) pages applied)") }

@@ -60,6 +60,10 @@ final class RedoBatch {
         /// the page takes that transaction's changes (`Instance.recover`).
         var transaction = -1
         var takesTransaction = false
+        /// Some of a transaction's groups on this page are applied and others are not yet
+        /// (a move's source brought up to the move, in the middle of the transaction): the
+        /// page must not be written in that state (`run`'s `hold`).
+        var held = false
 
         init(dbid: UInt16, pgno: UInt32) { self.dbid = dbid; self.pgno = pgno }
     }
@@ -165,7 +169,16 @@ final class RedoBatch {
     /// sees the pages in that order (to read ahead), `apply` does one group, `endPage` follows
     /// each page in page order (with the pages its moves needed). Empties the batch, also when
     /// `apply` throws.
-    func run(prepare: ([Page]) -> Void = { _ in }, _ apply: (Page, Work) throws -> Void, endPage: () throws -> Void) throws {
+    ///
+    /// A page whose next group belongs to the transaction of the group just applied is in
+    /// the middle of that transaction: its dbtime already says the transaction is applied
+    /// (each group stamps it), so written now and found after a crash, the rest of the
+    /// transaction's changes to it would be skipped. `hold(page, true)` is called when a page
+    /// enters that state and `hold(page, false)` when it leaves it; the caller keeps such a
+    /// page from being written in between. A batch holds whole transactions, so none is held
+    /// when `run` returns.
+    func run(prepare: ([Page]) -> Void = { _ in }, _ apply: (Page, Work) throws -> Void,
+             hold: (Page, Bool) -> Void = { _, _ in }, endPage: () throws -> Void) throws {
         defer { groups.removeAll(); payloads.removeAll(); paths.removeAll(); pages.removeAll(); bytes = 0 }
         let order = pages.keys.sorted().map { pages[$0]! }
         prepare(order)
@@ -195,6 +208,11 @@ final class RedoBatch {
                 try apply(p, Work(seq: seq, transaction: payloads[Int(g.payload)].transaction, before: g.before, after: g.after,
                                   whole: g.whole, changes: changes))
                 p.next = g.nextInPage
+                let open = p.next >= 0 && groups[Int(p.next)].payload == g.payload
+                if open != p.held {
+                    p.held = open
+                    hold(p, open)
+                }
             }
             try endPage()
         }
