@@ -109,13 +109,12 @@ struct LogCopier {
     /// Writes one generation's stored bytes and hands the file to `syncing`, which fsyncs
     /// and closes it in the background, so the device works on each copy while the next ones
     /// are read and written. Bytes that are whole pages at a page-aligned address (a mapped
-    /// generation, or one an owner sent, uncompressed) are written with O_DIRECT straight
-    /// from there: a buffered
-    /// write must first get fresh page-cache pages, and on this virtual machine, after the
-    /// file system freed much (a truncation, a deleted set), a fresh page costs about ten
-    /// times as much: 18 MiB then took 40 ms to write into the cache against 11 ms written
-    /// direct and fsynced (README "Runs of 2026-12-07, seventh session"). Compressed bytes
-    /// go through the page cache.
+    /// generation, or one an owner sent, uncompressed) are written with O_DIRECT straight from
+    /// there. A buffered write must first get fresh page-cache pages, and on the VM measured,
+    /// after the file system freed many (a truncation, a deleted set), a fresh page costs about
+    /// ten times as much: 18 generations then took 48-57 ms buffered against 11 ms direct,
+    /// each fsynced (README "Runs of 2026-12-07, seventh session"). Compressed bytes go
+    /// through the page cache.
     private func write(_ bytes: UnsafeRawBufferPointer, name: String, in dir: String, syncing: SyncBehind) throws -> Stored {
         let page = 4096
         let direct = bytes.count % page == 0 && Int(bitPattern: bytes.baseAddress) % page == 0

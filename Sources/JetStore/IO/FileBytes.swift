@@ -4,9 +4,10 @@ import Glibc
 
 /// A file's bytes read whole for one pass over them (a log generation a backup checks,
 /// hashes and writes out): mapped read-only where the file system allows, received into a
-/// page-aligned allocation (from an owner), else held in an array. A mapping puts the page cache's pages in the process: nothing is copied in and no
-/// fresh memory is faulted in and zeroed, which for the backup's copy of log generations
-/// was a third of its CPU time (README, "Runs of 2026-12-06, fourth session").
+/// page-aligned allocation (from an owner), else held in an array. A mapping puts the page
+/// cache's pages in the process: nothing is copied in and no fresh memory is faulted in and
+/// zeroed, which for the backup's copy of log generations was a third of its CPU time
+/// (README, "Runs of 2026-12-06, fourth session").
 ///
 /// A mapped file must not shrink while it is mapped (a read past its new end is SIGBUS):
 /// only files nothing truncates are mapped — an instance's finished generations, which a
@@ -18,7 +19,7 @@ public final class FileBytes: @unchecked Sendable {
     /// Set when `base` is an allocation of this object's own (not a mapping).
     private let allocated: Bool
 
-    /// Bytes held in an array (a file system without mappings, or bytes received).
+    /// Bytes held in an array (a file system without mappings).
     public init(_ bytes: [UInt8]) {
         storage = bytes
         base = nil
