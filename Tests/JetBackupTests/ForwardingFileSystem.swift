@@ -1,3 +1,4 @@
+import Foundation
 import JetStore
 
 /// A file system that hands every call to `inner`: tests subclass it and override `open`
@@ -19,4 +20,24 @@ class ForwardingFileSystem: FileSystem, @unchecked Sendable {
     func lock(_ path: String, owner: String) throws -> any FileLock { try inner.lock(path, owner: owner) }
     func canonicalPath(_ path: String) -> String { inner.canonicalPath(path) }
     func isWritableDirectory(_ path: String) -> Bool { inner.isWritableDirectory(path) }
+}
+
+/// Records every open of a file in one directory (name, mode, the file handed out), in order.
+final class DirectoryOpens: ForwardingFileSystem, @unchecked Sendable {
+    let dir: String
+    private let lock = NSLock()
+    private var opened: [(name: String, mode: OpenMode, file: any StorageFile)] = []
+    init(dir: String) {
+        self.dir = dir
+        super.init(PosixFileSystem())
+    }
+
+    var opens: [(name: String, mode: OpenMode, file: any StorageFile)] { lock.withLock { opened } }
+    func reset() { lock.withLock { opened = [] } }
+
+    override func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
+        let f = try inner.open(path, mode)
+        if FilePaths.directory(of: path) == dir { lock.withLock { opened.append((FilePaths.lastComponent(path), mode, f)) } }
+        return f
+    }
 }

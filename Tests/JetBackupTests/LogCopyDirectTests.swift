@@ -7,39 +7,13 @@ import Testing
 /// a page-aligned address (mapped by the engine, or received from an owner), and through the
 /// page cache when they are compressed; either way the set restores to what the instance held.
 @Suite struct LogCopyDirectTests {
-    /// Records, for each log file created in one directory, whether it was asked for direct
-    /// and whether it was still direct when the copier was done with it.
-    final class CreateRecorder: ForwardingFileSystem, @unchecked Sendable {
-        let dir: String
-        private let lock = NSLock()
-        private var files: [(name: String, mode: OpenMode, file: any StorageFile)] = []
-        init(dir: String) {
-            self.dir = dir
-            super.init(PosixFileSystem())
-        }
-
-        override func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
-            let f = try inner.open(path, mode)
-            let name = FilePaths.lastComponent(path)
-            if FilePaths.directory(of: path) == dir, name.hasPrefix("edb"), mode != .readOnly {
-                lock.withLock { files.append((name, mode, f)) }
-            }
-            return f
-        }
-
-        /// (name, opened direct, still direct) of each log file created.
-        var created: [(String, Bool, Bool)] {
-            lock.withLock { files.map { ($0.name, $0.mode == .createNewDirect, ($0.file as? PosixFile)?.direct.isSet ?? false) } }
-        }
-    }
-
     /// An incremental, in this process or through the instance's owner (served on its
-    /// control socket), with the set's files created through a `CreateRecorder`.
+    /// control socket), with the set's opens recorded (`DirectoryOpens`).
     static func run(compress: Int?, throughOwner: Bool = false) throws {
         let s = Scratch()
         defer { s.remove() }
         let (_, inst, set) = try SetPrefetchTests.setWithAFullBackup(s, serveControl: throughOwner)
-        let recorder = CreateRecorder(dir: set)
+        let recorder = DirectoryOpens(dir: set)
         var o = SetPrefetchTests.options(set, fs: recorder)
         o.compressionLevel = compress
         let sum: BackupSummary
@@ -50,7 +24,9 @@ import Testing
         } else {
             sum = try JetBackupInstance.run(inst, o)
         }
-        let logs = recorder.created
+        // (name, opened direct, still direct after the copy) of each log file created.
+        let logs = recorder.opens.filter { $0.name.hasPrefix("edb") && $0.mode != .readOnly }
+            .map { ($0.name, $0.mode == .createNewDirect, ($0.file as? PosixFile)?.direct.isSet ?? false) }
         #expect(!logs.isEmpty && logs.count == sum.generationsCopied?.count, "\(logs.count) log files created")
         for (name, asked, still) in logs {
             if compress == nil {

@@ -7,25 +7,6 @@ import Testing
 /// destination's lock. Its result stands only for the manifest bytes it checked: a set
 /// extended meanwhile, or a damaged one, is checked again by the run, in order, under the lock.
 @Suite struct SetPrefetchTests {
-    /// Counts opens for reading of the files in one directory.
-    final class OpenCounter: ForwardingFileSystem, @unchecked Sendable {
-        let dir: String
-        private let lock = NSLock()
-        private var count = 0
-        init(dir: String) {
-            self.dir = dir
-            super.init(PosixFileSystem())
-        }
-
-        var reads: Int { lock.withLock { count } }
-        func reset() { lock.withLock { count = 0 } }
-
-        override func open(_ path: String, _ mode: OpenMode) throws -> any StorageFile {
-            if mode == .readOnly, FilePaths.directory(of: path) == dir { lock.withLock { count += 1 } }
-            return try inner.open(path, mode)
-        }
-    }
-
     static func options(_ set: String, fs: any FileSystem = PosixFileSystem()) -> BackupOptions {
         var o = BackupOptions(directory: set)
         o.incremental = true
@@ -59,17 +40,18 @@ import Testing
         _ = try backup(inst, set, incremental: true)
         try load(inst, from: 3000, count: 1500)
 
-        let counter = OpenCounter(dir: set)
+        let counter = DirectoryOpens(dir: set)
         var o = Self.options(set, fs: counter)
         let p = try #require(SetPrefetch.start(o))
         p.wait()
-        let checkedReads = counter.reads
+        let checkedReads = counter.opens.filter { $0.mode == .readOnly }.count
         #expect(checkedReads >= 3, "the prefetch reads the set's files (\(checkedReads))")
         counter.reset()
         o.setPrefetch = p
         let sum = try JetBackupInstance.run(inst, o)
         // The run reads only MANIFEST.json (to compare it) and no log or image of the set again.
-        #expect(counter.reads == 1, "the run read \(counter.reads) files of the set")
+        let runReads = counter.opens.filter { $0.mode == .readOnly }.count
+        #expect(runReads == 1, "the run read \(runReads) files of the set")
         #expect(sum.generationsTruncated != nil)
         try Self.closeAndRestore(inst, set, s)
     }

@@ -201,15 +201,9 @@ import Foundation
             let returned = Self.workload(fs, commits: 60, models: &models)
             fs.reboot(.tornPrefix(seed: UInt64(w)))
             for k in stride(from: 1, through: 40, by: long ? 1 : 3) {
-                let again = fs.clone()
-                again.crash(afterOperations: k)
-                _ = try? Instance.open(at: "/inst", fs: again, owner: "test")
-                again.reboot(.tornPrefix(seed: UInt64(w * 64 + k)))
-                let inst = try Instance.open(at: "/inst", fs: again, owner: "test")
-                let got = try allRecords(inst)
+                let got = try Self.recoverAfterCrashingRecovery(fs, at: k, seed: UInt64(w * 64 + k))
                 #expect(got == models[returned] || got == models[min(returned + 1, models.count - 1)],
                         "workload crashed at \(w), recovery at \(k): \(got.count) records")
-                try inst.close()
                 runs += 1
             }
         }
@@ -225,14 +219,21 @@ import Foundation
         let returned = Self.workload(fs, commits: 60, models: &models)
         fs.reboot(.tornPrefix(seed: 9))
         for k in 1..<25 {
-            let again = fs.clone()
-            again.crash(afterOperations: k)
-            _ = try? Instance.open(at: "/inst", fs: again, owner: "test")
-            again.reboot(.tornPrefix(seed: UInt64(k)))
-            let inst = try Instance.open(at: "/inst", fs: again, owner: "test")
-            let got = try allRecords(inst)
+            let got = try Self.recoverAfterCrashingRecovery(fs, at: k, seed: UInt64(k))
             #expect(got == models[returned] || got == models[min(returned + 1, models.count - 1)], "recovery crashed at \(k)")
-            try inst.close()
         }
+    }
+
+    /// On a clone of the crashed `fs`: recovery crashed after `k` I/O operations (torn with
+    /// `seed`), then recovered again; the records it gives.
+    static func recoverAfterCrashingRecovery(_ fs: MemoryFileSystem, at k: Int, seed: UInt64) throws -> [[UInt8]: [UInt8]] {
+        let again = fs.clone()
+        again.crash(afterOperations: k)
+        _ = try? Instance.open(at: "/inst", fs: again, owner: "test")
+        again.reboot(.tornPrefix(seed: seed))
+        let inst = try Instance.open(at: "/inst", fs: again, owner: "test")
+        let got = try allRecords(inst)
+        try inst.close()
+        return got
     }
 }

@@ -116,7 +116,7 @@ struct LogCopier {
     /// each fsynced (README "Runs of 2026-12-07, seventh session"). Compressed bytes go
     /// through the page cache.
     private func write(_ bytes: UnsafeRawBufferPointer, name: String, in dir: String, syncing: SyncBehind) throws -> Stored {
-        let page = 4096
+        let page = FileBytes.pageAlignment
         let direct = bytes.count % page == 0 && Int(bitPattern: bytes.baseAddress) % page == 0
         var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name), direct: direct)
         do {

@@ -35,11 +35,15 @@ public final class FileBytes: @unchecked Sendable {
         allocated = false
     }
 
+    /// The alignment (and length multiple) of bytes a direct write takes as they are: a
+    /// mapping's and a `pageAligned` allocation's start.
+    public static let pageAlignment = 4096
+
     /// `count` bytes in a page-aligned allocation of their own, written once by `fill`
     /// (bytes received): like a mapping's, whole pages of them can be written out with
     /// O_DIRECT, without a copy through the page cache.
     public init(pageAligned count: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
-        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 4096)
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: Self.pageAlignment)
         do {
             try fill(UnsafeMutableRawBufferPointer(rebasing: b[0..<count]))
         } catch {

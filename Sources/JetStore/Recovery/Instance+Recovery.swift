@@ -340,7 +340,7 @@ extension Instance {
             // A page in the middle of a transaction stays pinned until the rest is applied.
             let key = PageFrame.key(p.dbid, p.pgno)
             if on {
-                if let f = cache.cached(p.dbid, p.pgno), held[key] == nil {
+                if let f = cache.cached(p.dbid, p.pgno) {
                     cache.hold(f)
                     held[key] = f
                 }
