@@ -115,12 +115,19 @@ struct LogCopier {
     /// ten times as much: 18 generations then took 48-57 ms buffered against 11 ms direct,
     /// each fsynced (README "Runs of 2026-12-07, seventh session"). Compressed bytes go
     /// through the page cache.
+    ///
+    /// The whole pages of zeros a generation ends with (the unused end of one finished early,
+    /// as every backup's roll finishes the current one) are not written: the copy's file is
+    /// extended past what was written, a hole that reads as zeros, so it holds the same bytes
+    /// with the same checksums and the device writes only the records.
     private func write(_ bytes: UnsafeRawBufferPointer, name: String, in dir: String, syncing: SyncBehind) throws -> Stored {
         let page = FileBytes.pageAlignment
         let direct = bytes.count % page == 0 && Int(bitPattern: bytes.baseAddress) % page == 0
+        let used = Self.lengthBeforeZeroPages(bytes, page: page)
         var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name), direct: direct)
         do {
-            try w.append(bytes)
+            try w.append(UnsafeRawBufferPointer(rebasing: bytes[0..<used]))
+            try w.appendZeros(UnsafeRawBufferPointer(rebasing: bytes[used...]))
         } catch {
             w.abandon()
             throw error
@@ -128,6 +135,17 @@ struct LogCopier {
         let sha = w.finishDeferringSync()
         syncing.add(w.file)
         return Stored(size: w.size, crc: w.crc, sha: sha)
+    }
+
+    /// `bytes.count` less the whole `page`-byte pages of zeros at its end (never the first
+    /// page); all of it when the length is not a whole number of pages.
+    static func lengthBeforeZeroPages(_ bytes: UnsafeRawBufferPointer, page: Int) -> Int {
+        guard bytes.count % page == 0 else { return bytes.count }
+        var used = bytes.count
+        while used > page && PageFormat.isAllZero(UnsafeRawBufferPointer(rebasing: bytes[(used - page)..<used])) {
+            used -= page
+        }
+        return used
     }
 
     /// Writes one generation to an object store: completed (and durable) when this returns.

@@ -48,6 +48,17 @@ struct SetFileWriter {
         }
     }
 
+    /// Appends `zeros` (bytes the caller found all zero) to the checksums and extends the file
+    /// by as many zero bytes without writing them where the file system keeps holes
+    /// (`StorageFile.appendZeros`): the file reads back the same, its blocks are not written.
+    mutating func appendZeros(_ zeros: UnsafeRawBufferPointer) throws {
+        precondition(pipeline == nil, "a pipelined file is written in chunks only")
+        sha.update(zeros)
+        try file.appendZeros(at: size, count: zeros.count)
+        crc = CRC32C.checksum(zeros, extending: crc)
+        size += Int64(zeros.count)
+    }
+
     /// fsyncs and closes; returns the SHA-256 in hex.
     mutating func finish() throws -> String {
         if let p = pipeline {

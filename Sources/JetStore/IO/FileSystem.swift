@@ -18,6 +18,10 @@ public protocol StorageFile: AnyObject, Sendable {
     func syncWritten() throws
     func size() throws -> Int64
     func truncate(to size: Int64) throws
+    /// Extends the file, whose end is `end`, by `count` zero bytes: a hole where the file
+    /// system keeps them (no blocks written or allocated, as `cp --sparse` leaves), the zeros
+    /// written otherwise (the default: an encrypted or uploaded file).
+    func appendZeros(at end: Int64, count: Int) throws
     func close()
     func startWriteback(offset: Int64, length: Int)
     /// Starts writing every dirty page of the file back without waiting and without
@@ -48,6 +52,20 @@ extension StorageFile {
     public func flushBehind() {}
 
     public func syncWritten() throws {}
+
+    public func appendZeros(at end: Int64, count: Int) throws {
+        let chunk = min(count, 1 << 20)
+        guard chunk > 0 else { return }
+        let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { zeros.deallocate() }
+        zeros.initializeMemory(as: UInt8.self, repeating: 0)
+        var done = 0
+        while done < count {
+            let n = min(chunk, count - done)
+            try write(at: end + Int64(done), UnsafeRawBufferPointer(rebasing: zeros[0..<n]))
+            done += n
+        }
+    }
 
     /// Starts reading `length` bytes at `offset` into the page cache without waiting, so a
     /// later read finds them there. A hint: no effect where unsupported.

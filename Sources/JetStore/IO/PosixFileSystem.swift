@@ -145,6 +145,15 @@ public final class PosixFile: StorageFile, @unchecked Sendable {
         }
     }
 
+    /// A hole: the file's size is set past its end (ftruncate), no block is written.
+    public func appendZeros(at end: Int64, count: Int) throws {
+        guard count > 0 else { return }
+        guard try size() == end else {
+            throw JetError(.invalidParameter, "\(path) does not end at byte \(end); zeros are appended only at its end")
+        }
+        try truncate(to: end + Int64(count))
+    }
+
     public func close() {
         if closed.setOnce() { try? fd.close() }
     }
