@@ -105,6 +105,41 @@ import Testing
         return dir
     }
 
+    /// The socket is made 0600 without touching the umask, which is the whole process's: a
+    /// directory another thread creates meanwhile gets its usual mode (under a changed umask
+    /// it came out 0600, without search rights: found by two tests failing together).
+    @Test func listeningLeavesOtherThreadsFilesAlone() throws {
+        let dir = try Self.instance()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mask = umask(0o022)
+        umask(mask)
+        let want = 0o777 & ~mask
+        let done = AtomicFlag(), finished = AtomicFlag(), wrong = AtomicFlag()
+        #expect(mkdir(dir + "/m", 0o700) == 0)
+        Threads.start(name: "mkdir", stackSize: 1 << 20) {
+            var k = 0
+            while !done.isSet {
+                let d = dir + "/m/d\(k % 64)"
+                _ = rmdir(d)
+                if mkdir(d, 0o777) == 0 {
+                    var st = stat()
+                    if stat(d, &st) == 0 && (st.st_mode & 0o777) != want { _ = wrong.setOnce() }
+                }
+                k += 1
+            }
+            _ = finished.setOnce()
+        }
+        for _ in 0..<1000 {
+            let s = try ControlSocket.listen(dir + "/s.sock")
+            s.close()
+        }
+        _ = done.setOnce()
+        while !finished.isSet { usleep(1000) }
+        #expect(!wrong.isSet, "a directory was created with another mode than \(String(want, radix: 8))")
+        var st = stat()
+        #expect(lstat(dir + "/s.sock", &st) == 0 && (st.st_mode & 0o777) == 0o600)
+    }
+
     /// Opened read-write, the instance listens on control.sock (0600) and serves a backup
     /// session whose pages and logs are the local session's; closed, the socket is gone.
     /// `serveControl: false` and read-only opens do not listen.

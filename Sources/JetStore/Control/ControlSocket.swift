@@ -53,11 +53,13 @@ public final class ControlSocket: @unchecked Sendable {
         guard fd >= 0 else { throw JetError(.diskIO, "socket() failed (errno \(errno))") }
         let s = ControlSocket(fd: fd)
         _ = unlink(path)
-        // The socket is created 0600: no moment in which another user could connect.
-        let old = umask(0o177)
+        // The socket is created 0600: no moment in which another user could connect. Linux
+        // gives the bound file the mode of the socket's own inode (less the umask), so it is
+        // set on the descriptor first; the umask is not touched, being the whole process's
+        // (another thread creating a directory meanwhile would get it without search rights).
+        guard fchmod(fd, 0o600) == 0 else { throw JetError(.diskIO, "fchmod() of a new socket failed (errno \(errno))") }
         let r = try withAddress(path) { addr, len in bind(fd, addr, len) }
         let e = errno
-        umask(old)
         guard r == 0 else { throw JetError(.diskIO, "could not listen on \(path): \(String(cString: strerror(e))) (errno \(e))") }
         guard Glibc.listen(fd, 16) == 0 else { throw JetError(.diskIO, "listen() on \(path) failed (errno \(errno))") }
         return s
