@@ -126,8 +126,7 @@ struct LogCopier {
         let used = Self.lengthBeforeZeroPages(bytes, page: page)
         var w = try SetFileWriter(fs: fs, path: FilePaths.join(dir, name), direct: direct)
         do {
-            try w.append(UnsafeRawBufferPointer(rebasing: bytes[0..<used]))
-            try w.appendZeros(UnsafeRawBufferPointer(rebasing: bytes[used...]))
+            try w.append(bytes, zerosFrom: used)
         } catch {
             w.abandon()
             throw error

@@ -33,8 +33,14 @@ struct SetFileWriter {
         file = try fs.open(path, direct ? .createNewDirect : .createNew)
     }
 
-    mutating func append(_ bytes: UnsafeRawBufferPointer, slot: Int = 0) throws {
+    /// Appends `bytes`. With `zerosFrom`, the bytes from there on are all zero (the caller
+    /// checked) and are not written: the file is extended past what was written instead
+    /// (`StorageFile.appendZeros`: a hole where the file system keeps them), so it reads back
+    /// the same and has the same checksums.
+    mutating func append(_ bytes: UnsafeRawBufferPointer, slot: Int = 0, zerosFrom: Int? = nil) throws {
+        let written = UnsafeRawBufferPointer(rebasing: bytes[0..<(zerosFrom ?? bytes.count)])
         if let p = pipeline {
+            precondition(zerosFrom == nil, "a pipelined file is written in whole chunks")
             p.submit(bytes, at: size, slot: slot)
         } else if bytes.count >= Self.hashAlongside {
             // The SHA-256 (about 0.5 ms a MiB) on another thread while this one waits for the
@@ -43,10 +49,10 @@ struct SetFileWriter {
             let hashed = DispatchGroup()
             DispatchQueue.global().async(group: hashed) { job.sha.update(job.bytes) }
             defer { hashed.wait() } // the bytes stay the caller's until the hash is done
-            try file.write(at: size, bytes)
+            try write(written, zeros: bytes.count - written.count)
         } else {
             sha.update(bytes)
-            try file.write(at: size, bytes)
+            try write(written, zeros: bytes.count - written.count)
         }
         crc = CRC32C.checksum(bytes, extending: crc)
         size += Int64(bytes.count)
@@ -58,15 +64,9 @@ struct SetFileWriter {
         }
     }
 
-    /// Appends `zeros` (bytes the caller found all zero) to the checksums and extends the file
-    /// by as many zero bytes without writing them where the file system keeps holes
-    /// (`StorageFile.appendZeros`): the file reads back the same, its blocks are not written.
-    mutating func appendZeros(_ zeros: UnsafeRawBufferPointer) throws {
-        precondition(pipeline == nil, "a pipelined file is written in chunks only")
-        sha.update(zeros)
-        try file.appendZeros(at: size, count: zeros.count)
-        crc = CRC32C.checksum(zeros, extending: crc)
-        size += Int64(zeros.count)
+    private func write(_ bytes: UnsafeRawBufferPointer, zeros: Int) throws {
+        if bytes.count > 0 { try file.write(at: size, bytes) }
+        if zeros > 0 { try file.appendZeros(at: size + Int64(bytes.count), count: zeros) }
     }
 
     /// fsyncs and closes; returns the SHA-256 in hex.
