@@ -49,6 +49,10 @@ import Testing
         try e.load(300, seed: 2)
         // JETBACKUP_KEY_FILE stands for --key-file.
         try e.run(["backup", "--repo", s.repo, "--incremental", "--compress-logs", "-i", e.inst], expect: 0, env: ["JETBACKUP_KEY_FILE": key])
+        // And one not compressed: the zero pages at a generation's end, a hole in a plain set,
+        // are written (encrypted) here.
+        try e.load(200, seed: 3)
+        try e.run(["backup", "--repo", s.repo, "--incremental", "-i", e.inst, "--key-file", key], expect: 0)
         let digest = try e.digest()
         #expect(try e.restoreDigest(["--repo", s.repo, "--key-file", key]) == digest)
         try e.run(["verify", "--repo", s.repo, "--key-file", key], expect: 0)
