@@ -51,7 +51,9 @@ import Testing
         #expect(try f.size() == Int64(65 * Self.page))
         let back = try fs.readAll(s.path("f"))
         #expect(Array(back[..<Self.page]) == data && back[Self.page...].allSatisfy { $0 == 0 })
-        #expect(Self.allocated(s.path("f")) < 65 * Self.page, "the zeros were written: \(Self.allocated(s.path("f"))) bytes allocated")
+        if Self.holesKept(s.path(".")) {
+            #expect(Self.allocated(s.path("f")) < 65 * Self.page, "the zeros were written: \(Self.allocated(s.path("f"))) bytes allocated")
+        }
     }
 
     /// A file system without holes (here the in-memory one, as an encrypted or uploaded file)
@@ -101,13 +103,29 @@ import Testing
         let bytes = try PosixFileSystem().readAll(last)
         let used = bytes.withUnsafeBytes { LogCopier.lengthBeforeZeroPages($0, page: Self.page) }
         #expect(used < bytes.count, "the last generation was full (\(used) of \(bytes.count) bytes used)")
-        #expect(Self.allocated(last) <= used + Self.page, "\(Self.allocated(last)) bytes allocated for \(used) used")
+        if Self.holesKept(set) {
+            #expect(Self.allocated(last) <= used + Self.page, "\(Self.allocated(last)) bytes allocated for \(used) used")
+        }
         try SetPrefetchTests.closeAndRestore(inst, set, s)
     }
 
     @Test func anIncrementalLeavesAHoleAfterTheLastRecords() throws { try Self.run(throughOwner: false) }
 
     @Test func throughAnOwnerToo() throws { try Self.run(throughOwner: true) }
+
+    /// True if the file system of `dir` keeps holes (a file extended by 1 MiB allocates
+    /// nothing): where it does not, only the bytes and checksums are checked.
+    static func holesKept(_ dir: String) -> Bool {
+        let p = dir + "/.hole-probe"
+        defer { unlink(p) }
+        let fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0o600)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        guard ftruncate(fd, 1 << 20) == 0 else { return false }
+        let kept = allocated(p) == 0
+        if !kept { print("note: \(dir) does not keep holes; only bytes and checksums are checked") }
+        return kept
+    }
 
     /// Bytes the file system allocated for a file (st_blocks × 512).
     static func allocated(_ path: String) -> Int {
