@@ -47,7 +47,7 @@ final class SeaweedFS: @unchecked Sendable {
     static func shared() throws -> SeaweedFS { try sharedServer.get() }
 
     let dir = WeedDirectory()
-    let ports: [String: Int]
+    private(set) var ports: [String: Int] = [:]
     private var process: Process?
     let bucket = "jbtest"
 
@@ -55,23 +55,24 @@ final class SeaweedFS: @unchecked Sendable {
     var endpoint: String { "http://127.0.0.1:\(s3Port)" }
 
     init() throws {
-        var p: [String: Int] = [:]
-        var used = Set<Int>()
-        for name in ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
-                     "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc"] {
-            var port = 0
-            repeat { port = try Self.freePort() } while used.contains(port)
-            used.insert(port)
-            p[name] = port
-        }
-        ports = p
         let identity = """
             {"identities":[{"name":"jbtest","credentials":[{"accessKey":"\(Self.accessKey)","secretKey":"\(Self.secretKey)"}],
             "actions":["Admin","Read","Write","List","Tagging"]}]}
             """
         try identity.write(toFile: dir.path("s3.json"), atomically: true, encoding: .utf8)
         _ = dir.mkdir("data")
-        try start()
+        // A port found free can be taken by another test's server before ours binds it (tests
+        // run in parallel): then `start` finds the S3 port answered by someone else, and the
+        // server is started again on other ports.
+        for attempt in 1...5 {
+            ports = try Self.freePorts()
+            do {
+                try start()
+                break
+            } catch let e as PortTaken where attempt < 5 {
+                print("SeaweedFS: \(e.description); starting again on other ports")
+            }
+        }
         try client().createBucket()
         try client().put(Self.probeKey, Array("probe".utf8))
         bucketReady = true
@@ -119,6 +120,15 @@ final class SeaweedFS: @unchecked Sendable {
         while Date() < deadline {
             if let r = try? CurlTransport.perform(method: "GET", url: endpoint + "/", headers: [], body: [], timeouts: .init()),
                r.status > 0 {
+                // The answer must be our server's (a test that stalls it with SIGSTOP would
+                // otherwise talk to another test's server and never see the stall).
+                if !Self.listens(p.processIdentifier, port: s3Port) {
+                    usleep(200_000)
+                    if !Self.listens(p.processIdentifier, port: s3Port) {
+                        kill()
+                        throw PortTaken(description: "port \(s3Port) is answered by another process than weed \(p.processIdentifier)")
+                    }
+                }
                 if !bucketReady { return }
                 let probe = client { $0.attempts = 1; $0.timeouts.connectMillis = 500 }
                 if (try? probe.get(Self.probeKey)) != nil { return }
@@ -150,6 +160,42 @@ final class SeaweedFS: @unchecked Sendable {
         }
     }
 
+    /// The ten ports `weed mini` listens on, each free when found.
+    static func freePorts() throws -> [String: Int] {
+        var p: [String: Int] = [:]
+        var used = Set<Int>()
+        for name in ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+                     "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc"] {
+            var port = 0
+            repeat { port = try freePort() } while used.contains(port)
+            used.insert(port)
+            p[name] = port
+        }
+        return p
+    }
+
+    /// True if process `pid` holds the socket listening on TCP `port` (/proc/net/tcp{,6}
+    /// against the socket inodes in /proc/PID/fd).
+    static func listens(_ pid: pid_t, port: Int) -> Bool {
+        let fdDir = "/proc/\(pid)/fd"
+        var inodes = Set<String>()
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: fdDir)) ?? [] {
+            if let t = try? FileManager.default.destinationOfSymbolicLink(atPath: fdDir + "/" + f), t.hasPrefix("socket:[") {
+                inodes.insert(String(t.dropFirst(8).dropLast()))
+            }
+        }
+        let hex = String(port, radix: 16, uppercase: true)
+        let hexPort = ":" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let f = line.split(separator: " ")
+                if f.count > 9, f[1].hasSuffix(hexPort), f[3] == "0A", inodes.contains(String(f[9])) { return true }
+            }
+        }
+        return false
+    }
+
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw JetErrorForTests("socket: \(errno)") }
@@ -165,6 +211,11 @@ final class SeaweedFS: @unchecked Sendable {
         guard ok else { throw JetErrorForTests("bind: \(errno)") }
         return Int(UInt16(bigEndian: a.sin_port))
     }
+}
+
+/// `SeaweedFS.start` found its S3 port answered by another process.
+struct PortTaken: Error, CustomStringConvertible {
+    let description: String
 }
 
 struct JetErrorForTests: Error, CustomStringConvertible {
