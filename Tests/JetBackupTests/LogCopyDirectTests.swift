@@ -16,14 +16,7 @@ import Testing
         let recorder = DirectoryOpens(dir: set)
         var o = SetPrefetchTests.options(set, fs: recorder)
         o.compressionLevel = compress
-        let sum: BackupSummary
-        if throughOwner {
-            let client = try #require(try ControlClient.connect(instance: inst.path))
-            defer { client.close() }
-            sum = try JetBackupInstance.run(through: client, o)
-        } else {
-            sum = try JetBackupInstance.run(inst, o)
-        }
+        let sum = try SetPrefetchTests.run(inst, o, throughOwner: throughOwner)
         // (name, opened direct, still direct after the copy) of each log file created.
         let logs = recorder.opens.filter { $0.name.hasPrefix("edb") && $0.mode != .readOnly }
             .map { ($0.name, $0.mode == .createNewDirect, ($0.file as? PosixFile)?.direct.isSet ?? false) }

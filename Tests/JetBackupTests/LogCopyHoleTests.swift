@@ -76,16 +76,8 @@ import Testing
     static func run(throughOwner: Bool) throws {
         let s = Scratch()
         defer { s.remove() }
-        let (ip, inst, set) = try SetPrefetchTests.setWithAFullBackup(s, serveControl: throughOwner)
-        let o = SetPrefetchTests.options(set)
-        let sum: BackupSummary
-        if throughOwner {
-            let client = try #require(try ControlClient.connect(instance: ip))
-            defer { client.close() }
-            sum = try JetBackupInstance.run(through: client, o)
-        } else {
-            sum = try JetBackupInstance.run(inst, o)
-        }
+        let (_, inst, set) = try SetPrefetchTests.setWithAFullBackup(s, serveControl: throughOwner)
+        let sum = try SetPrefetchTests.run(inst, SetPrefetchTests.options(set), throughOwner: throughOwner)
         let gens = try #require(sum.generationsCopied)
         // Each copy as the set holds it agrees with the manifest's size and checksums.
         let manifest = try BackupManifest.decode(try PosixFileSystem().readAll(FilePaths.join(set, BackupSetLayout.manifest)), path: set)

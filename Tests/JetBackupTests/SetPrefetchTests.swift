@@ -25,6 +25,15 @@ import Testing
         return (ip, inst, set)
     }
 
+    /// Runs the backup `o` in this process, or through the instance's owner (the instance
+    /// opened with `serveControl`) on its control socket.
+    static func run(_ inst: Instance, _ o: BackupOptions, throughOwner: Bool) throws -> BackupSummary {
+        guard throughOwner else { return try JetBackupInstance.run(inst, o) }
+        let client = try #require(try ControlClient.connect(instance: inst.path))
+        defer { client.close() }
+        return try JetBackupInstance.run(through: client, o)
+    }
+
     /// Closes the instance; the set restores to what it held.
     static func closeAndRestore(_ inst: Instance, _ set: String, _ s: Scratch) throws {
         let want = try digest(inst)

@@ -56,7 +56,7 @@ extension StorageFile {
     public func appendZeros(at end: Int64, count: Int) throws {
         let chunk = min(count, 1 << 20)
         guard chunk > 0 else { return }
-        let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: FileBytes.pageAlignment)
         defer { zeros.deallocate() }
         zeros.initializeMemory(as: UInt8.self, repeating: 0)
         var done = 0
