@@ -7,6 +7,10 @@ import Foundation
 /// not synced, and recovery must give a state holding every commit that returned and no
 /// part of one that did not.
 @Suite struct CrashPointTests {
+    /// A workload run on a file system that may crash: (file system, commits, the model after
+    /// each commit, filled in) -> the commits that returned.
+    typealias Workload = (MemoryFileSystem, Int, inout [[[UInt8]: [UInt8]]]) -> Int
+
     /// Runs the workload; returns the commits that returned. Stops at the first error.
     static func workload(_ fs: MemoryFileSystem, commits: Int, models: inout [[[UInt8]: [UInt8]]]) -> Int {
         var done = 0
@@ -58,19 +62,20 @@ import Foundation
         return (ok && report.ok, repaired)
     }
 
-    /// Crashes the workload on a fresh clone of `base` at each point, in each mode `modes`
-    /// gives for it, reboots and recovers; every recovery must hold what returned (or one more
-    /// commit) with every page good. Returns the crashes run and how many recoveries put pages
-    /// back from the doublewrite file.
+    /// Crashes `workload` (this suite's by default) on a fresh clone of `base` at each point,
+    /// in each mode `modes` gives for it, reboots and recovers; every recovery must hold what
+    /// returned (or one more commit) with every page good. Returns the crashes run and how
+    /// many recoveries put pages back from the doublewrite file.
     static func crashAndRecover(_ base: MemoryFileSystem, commits: Int, at points: [Int],
-                                modes: (Int) -> [MemoryFileSystem.CrashMode], label: String) throws -> (covered: Int, repaired: Int) {
+                                modes: (Int) -> [MemoryFileSystem.CrashMode], label: String,
+                                workload: Workload = CrashPointTests.workload) throws -> (covered: Int, repaired: Int) {
         var models: [[[UInt8]: [UInt8]]] = []
         var covered = 0, repairedRuns = 0
         for point in points {
             for mode in modes(point) {
                 let fs = base.clone()
                 fs.crash(afterOperations: point)
-                let returned = workload(fs, commits: commits, models: &models)
+                let returned = workload(fs, commits, &models)
                 fs.reboot(mode)
                 let (ok, repaired) = try recover(fs, models, returned: returned)
                 #expect(ok, "\(label) \(point) (\(mode)): \(returned) commits returned, state matches neither \(returned) nor \(returned + 1), or a page is bad")

@@ -13,10 +13,34 @@ import Foundation
         var stop = false
         var waiting = 0
         var errors: [String] = []
+        /// Keys of database a the writers delete first, one each, before their random operations.
+        var victims: [Int] = []
+        var operations = 0
     }
 
     @Test(arguments: [1, 2, 3])
     func pagesCopiedWhileWritingRecover(round: Int) throws {
+        _ = try Self.copyWhileWriting(round: round, keys: 2000, seeded: 300, deletes: (1, 6), pause: 300, overflow: true, thin: 0)
+    }
+
+    /// The same while the writers first delete four of every five seeded records, in a
+    /// scattered order: leaves thin out and merge (`BTree.mergeIfRoom`) while their pages are
+    /// copied, so a merged page and its sibling may be copied on either side of the merge.
+    @Test(arguments: [1, 2])
+    func pagesCopiedWhileLeavesMergeRecover(round: Int) throws {
+        let (before, after) = try Self.copyWhileWriting(round: round, keys: 600, seeded: 600, deletes: (1, 6), pause: 10_000,
+                                                        overflow: false, thin: 480)
+        #expect(after * 3 < before * 2, "pages in use of database a: \(before) before the writers, \(after) after")
+    }
+
+    /// Seeds database a with keys 0..<seeded, copies both databases online while three writers
+    /// put or delete (`deletes`: n of d operations) random keys below `keys`, pausing `pause` µs
+    /// between chunks of the copy (one value of eight 7,000 bytes, in overflow pages, with
+    /// `overflow`), after deleting `thin` of the seeded keys of a, in a scattered order, one
+    /// each; the copy and its logs must recover to the state at the roll. Returns
+    /// database a's pages in use after the seeding and at the end.
+    static func copyWhileWriting(round: Int, keys: UInt64, seeded: Int, deletes: (UInt64, UInt64), pause: UInt32,
+                                 overflow: Bool, thin: Int) throws -> (Int, Int) {
         let dir = temporaryDirectory("online")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = dir + "/src", copy = dir + "/copy"
@@ -31,8 +55,11 @@ import Foundation
         try inst.createDatabase("b")
         let box = Box()
         // Seed some data so there is something to copy from the start.
-        for i in 0..<300 { try inst.commit([.put(database: "a", key: key(i), value: value(i, 0, size: 200))]) }
-        for i in 0..<300 { box.model[Array("a".utf8) + key(i)] = value(i, 0, size: 200) }
+        for i in 0..<seeded { try inst.commit([.put(database: "a", key: key(i), value: value(i, 0, size: 200))]) }
+        for i in 0..<seeded { box.model[Array("a".utf8) + key(i)] = value(i, 0, size: 200) }
+        let seededPages = try BTreeMergeTests.pagesInUse(inst, "a")
+        var shuffler = SplitMix64(seed: UInt64(round))
+        box.victims = Array(Array(0..<seeded).shuffled(using: &shuffler).prefix(thin))
 
         let writers = 3
         let group = DispatchGroup()
@@ -47,10 +74,12 @@ import Foundation
                     while box.paused && !box.stop { box.waiting += 1; box.lock.unlock(); usleep(200); box.lock.lock(); box.waiting -= 1 }
                     if box.stop { box.lock.unlock(); return }
                     // Commit while holding the box lock so the model and the log agree on order.
-                    let db = rng.next() % 2 == 0 ? "a" : "b"
-                    let k = key(Int(rng.next() % 2000))
-                    let del = rng.next() % 6 == 0
-                    let v = value(w * 1_000_000 + n, round, size: rng.next() % 8 == 0 ? 7000 : Int(rng.next() % 300))
+                    let victim = box.victims.popLast()
+                    let db = victim != nil || rng.next() % 2 == 0 ? "a" : "b"
+                    let k = key(victim ?? Int(rng.next() % keys))
+                    let del = victim != nil || rng.next() % deletes.1 < deletes.0
+                    box.operations += 1
+                    let v = value(w * 1_000_000 + n, round, size: rng.next() % 8 == 0 && overflow ? 7000 : Int(rng.next() % 300))
                     do {
                         if del { try inst.commit([.delete(database: db, key: k)]) } else { try inst.commit([.put(database: db, key: k, value: v)]) }
                         box.model[Array(db.utf8) + k] = del ? nil : v
@@ -79,11 +108,13 @@ import Foundation
                 if n == 0 { break }
                 try buf.withUnsafeBytes { try out.write(at: offset, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 offset += Int64(n)
-                usleep(300)
+                usleep(pause)
                 if n < buf.count { break }
             }
             out.close()
         }
+        // The deletes that began during the copy all made (at most 10 s).
+        for _ in 0..<1000 where box.lock.withLock({ !box.victims.isEmpty }) { usleep(10_000) }
         // Stop the writers at a commit boundary, roll, and take the model at that instant.
         box.lock.lock()
         box.paused = true
@@ -100,6 +131,8 @@ import Foundation
             try Data(log.bytes.array).write(to: URL(fileURLWithPath: copy + "/" + log.fileName))
         }
         session.abort()
+        let endPages = try BTreeMergeTests.pagesInUse(inst, "a")
+        #expect(box.victims.isEmpty || thin == 0, "\(box.victims.count) of \(thin) deletes not done before the roll (\(box.operations) operations)")
         try inst.close()
         #expect(box.errors.isEmpty)
         // Lay out an instance around the copy and recover it.
@@ -116,6 +149,7 @@ import Foundation
         #expect(got.count == expected.count)
         #expect(got == expected)
         try restored.close()
+        return (seededPages, endPages)
     }
 }
 

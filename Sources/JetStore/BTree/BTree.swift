@@ -311,7 +311,8 @@ struct BTree {
     }
 
     /// Deletes `key`; false if it was not there. An emptied leaf leaves the tree and its page
-    /// goes to the free list; a root branch with a single child gives way to it.
+    /// goes to the free list; a leaf left less than a quarter full is merged with a sibling
+    /// (`mergeIfRoom`); a root branch with a single child gives way to it.
     func delete(_ key: UnsafeRawBufferPointer) throws -> Bool {
         let (leaf, path) = try descend(key)
         let (i, found) = try Node.lowerBound(leaf, key, db)
@@ -319,15 +320,48 @@ struct BTree {
         change(leaf)
         try freeOverflowOf(leaf, i)
         try log(leaf, .delete(slot: i))
-        if leaf.count == 0, let (parent, ci) = path.last, parent.count > 1 {
+        guard let (parent, ci) = path.last, parent.count > 1 else { return true }
+        if leaf.count == 0 {
             change(parent)
             try log(parent, .delete(slot: ci))
             try free(leaf)
-            if parent.pgno == db.header.rootPage && parent.count == 1 {
-                db.header.rootPage = try Node.child(parent, 0, db)
-                try free(parent)
-            }
+        } else if Node.usedSpace(leaf, db) > Node.capacity(db) / 4 {
+            return true
+        } else if try !mergeIfRoom(leaf, parent: parent, at: ci) {
+            return true
         }
+        if parent.pgno == db.header.rootPage && parent.count == 1 {
+            db.header.rootPage = try Node.child(parent, 0, db)
+            try free(parent)
+        }
+        return true
+    }
+
+    /// Merges leaf `leaf`, child `ci` of `parent`, with its left sibling (its right one if it
+    /// is the first child) when the two fit in one page with a quarter of it still free, so
+    /// the next inserts do not split it again: the right page's cells are appended to the
+    /// left page, the right page leaves `parent` and goes to the free list. Each moved cell is
+    /// logged with its bytes (an insert), as ESE logs the nodes a merge moves: redo needs no
+    /// other page, so no write order follows from a merge, and a copy of either page taken
+    /// at any time during an online backup is brought forward by redo. Branch pages are not
+    /// merged (a branch page leaves the tree only when the root collapses). Returns whether
+    /// it merged.
+    private func mergeIfRoom(_ leaf: PageFrame, parent: PageFrame, at ci: Int) throws -> Bool {
+        let l = ci > 0 ? ci - 1 : 0
+        let left = l == ci ? leaf : try cache.fetch(dbid, try Node.child(parent, l, db))
+        let right = l == ci ? try cache.fetch(dbid, try Node.child(parent, l + 1, db)) : leaf
+        for f in [left, right] where f.type != .leaf {
+            throw Node.corrupt(f, db, "a sibling of leaf \(leaf.pgno) under branch \(parent.pgno) is not a leaf")
+        }
+        guard Node.usedSpace(left, db) + Node.usedSpace(right, db) <= Node.capacity(db) * 3 / 4 else { return false }
+        change(left)
+        change(right)
+        for k in 0..<right.count {
+            try log(left, .insert(slot: left.count, cell: try Node.cellBytes(right, k, db)))
+        }
+        change(parent)
+        try log(parent, .delete(slot: l + 1))
+        try free(right)
         return true
     }
 }

@@ -96,6 +96,14 @@ enum Node {
         return lo - 1
     }
 
+    /// Bytes a page holds for slots and cells.
+    static func capacity(_ db: DatabaseFile) -> Int { db.pageSize - PageFormat.headerSize }
+
+    /// Bytes of `f`'s slots and cells (its capacity less the free and fragmented bytes).
+    static func usedSpace(_ f: PageFrame, _ db: DatabaseFile) -> Int {
+        capacity(db) - freeSpace(f) - f.fragmented
+    }
+
     static func freeSpace(_ f: PageFrame) -> Int {
         f.cellStart - (PageFormat.headerSize + 2 * f.count)
     }

@@ -1,0 +1,171 @@
+import Testing
+import Foundation
+@testable import JetStore
+
+/// Leaves that deletes leave less than a quarter full are merged with a sibling
+/// (`BTree.mergeIfRoom`): their pages go back to the free list and are reused, every record
+/// stays readable in key order, and merges — logged as the cells they move — are redone after
+/// a crash, at every I/O point, and in a copy taken while they happen.
+@Suite struct BTreeMergeTests {
+    /// Pages of the database in use: neither the header nor on the free list.
+    static func pagesInUse(_ inst: Instance, _ db: String = "db") throws -> Int {
+        let h = try inst.engine.withLock { try inst.database(named: db).header }
+        return Int(h.pageCount) - Int(h.freeCount)
+    }
+
+    /// Keys 0..<n in a scattered order, values of 150 bytes: a few hundred leaves.
+    static func load(_ inst: Instance, _ n: Int, version: Int, model: inout [[UInt8]: [UInt8]]) throws {
+        var rng = SplitMix64(seed: 7)
+        var keys = Array(0..<n)
+        keys.shuffle(using: &rng)
+        for chunk in stride(from: 0, to: n, by: 100) {
+            var ops: [Mutation] = []
+            for i in keys[chunk..<min(n, chunk + 100)] {
+                let v = value(i, version, size: 150)
+                ops.append(.put(database: "db", key: key(i), value: v))
+                model[key(i)] = v
+            }
+            try inst.commit(ops)
+        }
+    }
+
+    /// Deletes nine keys of every ten, in a scattered order, `perCommit` at a time.
+    static func thin(_ inst: Instance, _ n: Int, perCommit: Int, model: inout [[UInt8]: [UInt8]]) throws {
+        var rng = SplitMix64(seed: 11)
+        var victims = (0..<n).filter { $0 % 10 != 0 }
+        victims.shuffle(using: &rng)
+        for chunk in stride(from: 0, to: victims.count, by: perCommit) {
+            var ops: [Mutation] = []
+            for i in victims[chunk..<min(victims.count, chunk + perCommit)] {
+                ops.append(.delete(database: "db", key: key(i)))
+                model[key(i)] = nil
+            }
+            try inst.commit(ops)
+        }
+    }
+
+    /// Without merges, deleting nine records of ten at random empties almost no leaf: the
+    /// database would keep all its pages, each a tenth full.
+    @Test func sparseLeavesAreMergedAndTheirPagesReused() throws {
+        let fs = try makeMemoryInstance()
+        var inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
+        var model: [[UInt8]: [UInt8]] = [:]
+        try Self.load(inst, 6000, version: 0, model: &model)
+        let full = try Self.pagesInUse(inst)
+        try Self.thin(inst, 6000, perCommit: 40, model: &model)
+        let thinned = try Self.pagesInUse(inst)
+        #expect(thinned * 3 < full, "pages in use: \(full) loaded, \(thinned) after deleting 90 % of the records")
+        #expect(try allRecords(inst) == model)
+        #expect(try Array(allRecords(inst).keys).count == 600)
+        // The pages merged away are reused: loading the deleted keys again grows the file
+        // by less than half what the first load took.
+        let pageCount = try Int(inst.database(named: "db").header.pageCount)
+        try Self.load(inst, 6000, version: 1, model: &model)
+        let grown = try Int(inst.database(named: "db").header.pageCount) - pageCount
+        #expect(grown * 2 < full, "the reload added \(grown) pages to \(pageCount); the first load used \(full)")
+        #expect(try allRecords(inst) == model)
+        try inst.close()
+        inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
+        #expect(try allRecords(inst) == model)
+        try inst.close()
+        let report = try Inspection.check("/inst", fs: fs, parameters: try Instance.readParameters(at: "/inst", fs: fs))
+        #expect(report.ok, "\(report.problems)")
+    }
+
+    /// Scans in key order across merged leaves return every record once, in order.
+    @Test func scansCrossMergedLeavesInOrder() throws {
+        let fs = try makeMemoryInstance()
+        let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
+        var model: [[UInt8]: [UInt8]] = [:]
+        try Self.load(inst, 3000, version: 0, model: &model)
+        try Self.thin(inst, 3000, perCommit: 25, model: &model)
+        var seen: [[UInt8]] = []
+        try inst.scan("db") { k, _ in seen.append(k); return true }
+        #expect(seen == model.keys.sorted { Node.compare($0.withUnsafeBytes { $0 }, $1.withUnsafeBytes { $0 }) < 0 })
+        try inst.close()
+    }
+
+    /// Merges made after the last checkpoint are redone from the log alone: the crash loses
+    /// every page write not synced (or tears it), and recovery gives the committed records.
+    @Test(arguments: [false, true])
+    func mergesAreRedoneAfterACrash(torn: Bool) throws {
+        let fs = try makeMemoryInstance { p in p.cacheSize = 32 * 8192 }
+        var inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
+        var model: [[UInt8]: [UInt8]] = [:]
+        try Self.load(inst, 4000, version: 0, model: &model)
+        try inst.flushCheckpoint()
+        let before = try Self.pagesInUse(inst)
+        try Self.thin(inst, 4000, perCommit: 60, model: &model)
+        #expect(try Self.pagesInUse(inst) * 3 < before)
+        fs.crash(afterOperations: 0)
+        try? inst.close()
+        fs.reboot(torn ? .tornPrefix(seed: 3) : .dropUnsynced)
+        inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
+        #expect(inst.recoveryReport.transactionsReplayed > 0)
+        #expect(try allRecords(inst) == model)
+        #expect(try Self.pagesInUse(inst) * 3 < before, "the merges were redone, not only the deletes")
+        try inst.close()
+        let report = try Inspection.check("/inst", fs: fs, parameters: try Instance.readParameters(at: "/inst", fs: fs))
+        #expect(report.ok, "\(report.problems)")
+    }
+
+    /// A workload of merges crashed at every I/O point (`CrashPointTests`' harness: small
+    /// cache, doublewrite batches, shallow checkpoint), each crash dropping what was not
+    /// synced or tearing it in turn; three tearing seeds more at each point with
+    /// JETBACKUP_STRESS=long.
+    @Test func crashAtEveryIOPointWhileMerging() throws {
+        // 300 records of 150 bytes in two commits' worth of leaves, then commits deleting
+        // four of every five keys in a scattered order, a few at a time.
+        let base = try CrashPointTests.base()
+        do {
+            let inst = try Instance.open(at: "/inst", fs: base, owner: "test")
+            var ops: [Mutation] = []
+            for i in 0..<300 { ops.append(.put(database: "db", key: key(i), value: value(i, 0, size: 150))) }
+            try inst.commit(ops)
+            try inst.close()
+        }
+        let workload: CrashPointTests.Workload = { fs, commits, models in
+            var model: [[UInt8]: [UInt8]] = [:]
+            for i in 0..<300 { model[key(i)] = value(i, 0, size: 150) }
+            models = [model]
+            var done = 0
+            do {
+                let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
+                var rng = SplitMix64(seed: 5)
+                var victims = (0..<300).filter { $0 % 5 != 0 }
+                victims.shuffle(using: &rng)
+                for c in 0..<commits {
+                    var ops: [Mutation] = []
+                    for i in victims[(c * 6)..<min(victims.count, c * 6 + 6)] {
+                        ops.append(.delete(database: "db", key: key(i))); model[key(i)] = nil
+                    }
+                    models.append(model)
+                    try inst.commit(ops)
+                    done += 1
+                }
+                try inst.close()
+            } catch {}
+            return done
+        }
+        let commits = 40
+        let clean = base.clone()
+        let before = clean.ioCount
+        var models: [[[UInt8]: [UInt8]]] = []
+        #expect(workload(clean, commits, &models) == commits)
+        let points = clean.ioCount - before
+        // The clean run merged: far fewer pages in use than before the deletes.
+        let end = try Instance.open(at: "/inst", fs: clean, owner: "test")
+        #expect(try allRecords(end) == models[commits])
+        let start = try Instance.open(at: "/inst", fs: base.clone(), owner: "test")
+        let (endPages, startPages) = (try Self.pagesInUse(end), try Self.pagesInUse(start))
+        #expect(endPages * 3 < startPages * 2, "pages in use: \(startPages) before the deletes, \(endPages) after")
+        try end.close()
+        try start.close()
+        let long = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long"
+        let (covered, _) = try CrashPointTests.crashAndRecover(base, commits: commits, at: Array(1...points), modes: { point in
+            if !long { return [point % 2 == 0 ? .dropUnsynced : .tornPrefix(seed: UInt64(point))] }
+            return [.dropUnsynced] + (0..<3).map { .tornPrefix(seed: UInt64(point * 3 + $0)) }
+        }, label: "merge crash point", workload: workload)
+        print("merge crash points covered: \(covered) crashes over \(points) I/O operations")
+    }
+}
