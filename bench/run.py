@@ -158,7 +158,13 @@ def log_volume_rows(only):
             f"{rate15 / sq15:.2f}×", "≥ 3.0×", rate15 >= 3 * sq15, f"database {edb_size(big) / 2**20:.0f} MiB")
         log_row(f"log ÷ logical, {n15:,} × 150 B random inserts", out15)
 
-        # Incremental backup after 100,000 random inserts (QUICK: 20,000) into that database.
+        # Incremental backup after 100,000 random inserts (QUICK: 20,000) into that database,
+        # which the issue's goal wants of at least 376 MiB: the load above leaves 375 MiB (the
+        # engine fills its pages a little better than the one the issue measured), so it is
+        # topped up with more random inserts first (`grow`).
+        if not QUICK:
+            grow(big, 376)
+        base_mib = edb_size(big) / 2**20
         bset = os.path.join(WORK, "bigset"); fresh(bset)
         jb("backup", bset, "--progress", "none", "--quiet", inst=big)
         before = size_of(dir_files(bset))
@@ -187,10 +193,11 @@ def log_volume_rows(only):
         stored = max(grown)
         shutil.rmtree(snap, ignore_errors=True); shutil.rmtree(fdest, ignore_errors=True)
         inc_s, full_s = stat(t["incremental"])[0], stat(t["full"])[0]
-        row(f"incremental after {ninc:,} random inserts ({edb_size(big) / 2**20:.0f} MiB database): bytes",
+        into = f"{base_mib:.1f} MiB database, {edb_size(big) / 2**20:.0f} MiB after"
+        row(f"incremental after {ninc:,} random inserts ({into}): bytes",
             f"{stored / 2**20:.1f} MiB stored", f"{inc_out['bytes'] / 2**20:.1f} MiB inserted", f"{stored / inc_out['bytes']:.2f}×",
             "≤ 3×", stored <= 3 * inc_out["bytes"])
-        row(f"incremental after {ninc:,} random inserts ({edb_size(big) / 2**20:.0f} MiB database): time",
+        row(f"incremental after {ninc:,} random inserts ({into}): time",
             fmt(t["incremental"]), f"full {fmt(t['full'])}", f"{inc_s / full_s * 100:.1f}% of full", "≤ 10%", inc_s <= 0.1 * full_s,
             noisy(t["incremental"], t["full"]))
 
