@@ -78,7 +78,7 @@ test: setup
 stress: setup
 	$(SWIFT) build
 	$(SWIFT) build --build-tests
-	JETBACKUP_STRESS=long $(SWIFT) test --skip-build --filter "Stress|FaultInjection|Reliability|CrashPoint|LogSpares|RestoreSafety|SetReading|Owner"
+	JETBACKUP_STRESS=long $(SWIFT) test --skip-build --filter "Stress|FaultInjection|Reliability|CrashPoint|BTreeMerge|LogSpares|RestoreSafety|SetReading|Owner"
 
 demo: release
 	./scripts/demo.sh $(BIN)
