@@ -114,38 +114,25 @@ import Foundation
     /// synced or tearing it in turn; three tearing seeds more at each point with
     /// JETBACKUP_STRESS=long.
     @Test func crashAtEveryIOPointWhileMerging() throws {
-        // 300 records of 150 bytes in two commits' worth of leaves, then commits deleting
-        // four of every five keys in a scattered order, a few at a time.
+        // 300 records of 150 bytes committed at once, then commits deleting four of every
+        // five keys in a scattered order, six at a time.
+        var seeded: [[UInt8]: [UInt8]] = [:]
+        for i in 0..<300 { seeded[key(i)] = value(i, 0, size: 150) }
         let base = try CrashPointTests.base()
         do {
             let inst = try Instance.open(at: "/inst", fs: base, owner: "test")
-            var ops: [Mutation] = []
-            for i in 0..<300 { ops.append(.put(database: "db", key: key(i), value: value(i, 0, size: 150))) }
-            try inst.commit(ops)
+            try inst.commit((0..<300).map { .put(database: "db", key: key($0), value: seeded[key($0)]!) })
             try inst.close()
         }
+        var rng = SplitMix64(seed: 5)
+        let victims = (0..<300).filter { $0 % 5 != 0 }.shuffled(using: &rng)
         let workload: CrashPointTests.Workload = { fs, commits, models in
-            var model: [[UInt8]: [UInt8]] = [:]
-            for i in 0..<300 { model[key(i)] = value(i, 0, size: 150) }
-            models = [model]
-            var done = 0
-            do {
-                let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
-                var rng = SplitMix64(seed: 5)
-                var victims = (0..<300).filter { $0 % 5 != 0 }
-                victims.shuffle(using: &rng)
-                for c in 0..<commits {
-                    var ops: [Mutation] = []
-                    for i in victims[(c * 6)..<min(victims.count, c * 6 + 6)] {
-                        ops.append(.delete(database: "db", key: key(i))); model[key(i)] = nil
-                    }
-                    models.append(model)
-                    try inst.commit(ops)
-                    done += 1
+            CrashPointTests.commitEach(fs, commits: commits, from: seeded, models: &models) { c, model in
+                victims[(c * 6)..<min(victims.count, c * 6 + 6)].map { i in
+                    model[key(i)] = nil
+                    return .delete(database: "db", key: key(i))
                 }
-                try inst.close()
-            } catch {}
-            return done
+            }
         }
         let commits = 40
         let clean = base.clone()
@@ -161,11 +148,8 @@ import Foundation
         #expect(endPages * 3 < startPages * 2, "pages in use: \(startPages) before the deletes, \(endPages) after")
         try end.close()
         try start.close()
-        let long = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long"
-        let (covered, _) = try CrashPointTests.crashAndRecover(base, commits: commits, at: Array(1...points), modes: { point in
-            if !long { return [point % 2 == 0 ? .dropUnsynced : .tornPrefix(seed: UInt64(point))] }
-            return [.dropUnsynced] + (0..<3).map { .tornPrefix(seed: UInt64(point * 3 + $0)) }
-        }, label: "merge crash point", workload: workload)
+        let (covered, _) = try CrashPointTests.crashAndRecover(base, commits: commits, at: Array(1...points),
+                                                               modes: CrashPointTests.modes(at:), label: "merge crash point", workload: workload)
         print("merge crash points covered: \(covered) crashes over \(points) I/O operations")
     }
 }

@@ -11,31 +11,55 @@ import Foundation
     /// each commit, filled in) -> the commits that returned.
     typealias Workload = (MemoryFileSystem, Int, inout [[[UInt8]: [UInt8]]]) -> Int
 
-    /// Runs the workload; returns the commits that returned. Stops at the first error.
-    static func workload(_ fs: MemoryFileSystem, commits: Int, models: inout [[[UInt8]: [UInt8]]]) -> Int {
+    /// Opens the instance on `fs` and commits `commits` transactions, transaction `c` being
+    /// `ops(c, &model)` (which applies it to the model too), starting from `start`; `models`
+    /// gets the model before the first and after each. Stops at the first error (a crash);
+    /// returns the commits that returned.
+    static func commitEach(_ fs: MemoryFileSystem, commits: Int, from start: [[UInt8]: [UInt8]] = [:],
+                           models: inout [[[UInt8]: [UInt8]]],
+                           _ ops: (Int, inout [[UInt8]: [UInt8]]) -> [Mutation]) -> Int {
         var done = 0
-        var model: [[UInt8]: [UInt8]] = [:]
+        var model = start
         models = [model]
         do {
             let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
             for c in 0..<commits {
-                var ops: [Mutation] = []
-                for j in 0..<6 {
-                    let k = key((c * 7 + j * 13) % 400)
-                    if (c + j) % 5 == 0 {
-                        ops.append(.delete(database: "db", key: k)); model[k] = nil
-                    } else {
-                        let v = value(c, j, size: j == 0 && c % 4 == 0 ? 6000 : 150)
-                        ops.append(.put(database: "db", key: k, value: v)); model[k] = v
-                    }
-                }
+                let batch = ops(c, &model)
                 models.append(model)
-                try inst.commit(ops)
+                try inst.commit(batch)
                 done += 1
             }
             try inst.close()
         } catch {}
         return done
+    }
+
+    /// The suite's workload: six puts and deletes a commit over 400 keys, some values in
+    /// overflow pages. Returns the commits that returned.
+    static func workload(_ fs: MemoryFileSystem, commits: Int, models: inout [[[UInt8]: [UInt8]]]) -> Int {
+        commitEach(fs, commits: commits, models: &models) { c, model in
+            var ops: [Mutation] = []
+            for j in 0..<6 {
+                let k = key((c * 7 + j * 13) % 400)
+                if (c + j) % 5 == 0 {
+                    ops.append(.delete(database: "db", key: k)); model[k] = nil
+                } else {
+                    let v = value(c, j, size: j == 0 && c % 4 == 0 ? 6000 : 150)
+                    ops.append(.put(database: "db", key: k, value: v)); model[k] = v
+                }
+            }
+            return ops
+        }
+    }
+
+    /// The crash modes tried at an I/O point: `make test` alternates dropping and tearing
+    /// unsynced writes over the points; `make stress` tries both at every point, tearing with
+    /// three seeds.
+    static func modes(at point: Int) -> [MemoryFileSystem.CrashMode] {
+        if ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] != "long" {
+            return [point % 2 == 0 ? .dropUnsynced : .tornPrefix(seed: UInt64(point))]
+        }
+        return [.dropUnsynced] + (0..<3).map { .tornPrefix(seed: UInt64(point * 3 + $0)) }
     }
 
     /// A small cache (batches of 6 pages written through the doublewrite file), a small
@@ -96,13 +120,8 @@ import Foundation
         #expect(Self.workload(clean, commits: commits, models: &models) == commits)
         let points = clean.ioCount - before
         #expect(points > 100)
-        // make test alternates the two crash modes over the points; make stress tries both at
-        // every point, the torn one with three seeds.
-        let long = ProcessInfo.processInfo.environment["JETBACKUP_STRESS"] == "long"
-        let (covered, repairedRuns) = try Self.crashAndRecover(base, commits: commits, at: Array(1...points), modes: { point in
-            if !long { return [point % 2 == 0 ? .dropUnsynced : .tornPrefix(seed: UInt64(point))] }
-            return [.dropUnsynced] + (0..<3).map { .tornPrefix(seed: UInt64(point * 3 + $0)) }
-        }, label: "crash point")
+        let (covered, repairedRuns) = try Self.crashAndRecover(base, commits: commits, at: Array(1...points),
+                                                               modes: Self.modes(at:), label: "crash point")
         // Crashes while pages were written in place: some pages came back from the doublewrite file.
         #expect(repairedRuns > 0)
         print("crash points covered: \(covered) crashes over \(points) I/O operations; \(repairedRuns) recoveries put pages back from the doublewrite file")
