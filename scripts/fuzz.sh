@@ -13,12 +13,12 @@ seed() { # target, files...
   local t=$1; shift; mkdir -p "$W/$t"
   for f in "$@"; do [ -f "$f" ] && cp "$f" "$W/$t/$(basename "$f")-$RANDOM"; done
 }
-seed log Fixtures/instance/edb*.log Fixtures/backupset/edb*.log
+seed log Fixtures/instance/edb*.log Fixtures/backupset/edb*.log Fixtures/instance-format4/edb*.log Fixtures/backupset-format4/edb*.log
 seed page Fixtures/instance/app.edb
 seed header Fixtures/instance/notes.edb
 seed checkpoint Fixtures/instance/edb.chk
 seed doublewrite Fixtures/instance/edb.dw
-seed manifest Fixtures/backupset/MANIFEST.json
+seed manifest Fixtures/backupset/MANIFEST.json Fixtures/backupset-format4/MANIFEST.json
 mkdir -p "$W/size"; for s in 4096 64KiB 1MiB 2GiB 7t; do printf '%s' "$s" > "$W/size/$s"; done
 # Page-sized seeds from the database files.
 for f in Fixtures/instance/*.edb; do split -b 4096 -a 3 "$f" "$W/page/$(basename "$f")-"; done

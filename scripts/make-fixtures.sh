@@ -4,12 +4,14 @@
 # them, so a change that cannot read last month's formats fails a test.
 # Run only when the on-disk format changes on purpose (and say so in the commit).
 # Fixtures/instance-format3 is kept as it is: an instance written with log format 3, which
-# this version must refuse with a clear error (FixtureTests).
+# this version must refuse with a clear error (FixtureTests). Fixtures/instance-format4 and
+# backupset-format4 (and their digests) are kept as they are too: written with log format 4
+# and manifest format 1, which this version must still read.
 set -euo pipefail
 J=${1:-.build/debug/jetbackup}
 J=$(cd "$(dirname "$J")" && pwd)/$(basename "$J")
 cd "$(dirname "$0")/.."
-rm -rf Fixtures/instance Fixtures/backupset Fixtures/*.digest
+rm -rf Fixtures/instance Fixtures/backupset Fixtures/instance.digest Fixtures/backupset.digest
 mkdir -p Fixtures
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT

@@ -15,15 +15,20 @@ import Testing
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test func openFixtureInstance() throws {
+    /// The instance as this version writes it (log format 5) and as the release before wrote
+    /// it (format 4): both check, hold their digest's content, and take new work.
+    @Test(arguments: [("instance", UInt32(5)), ("instance-format4", 4)])
+    func openFixtureInstance(name: String, logFormat: UInt32) throws {
         let s = Scratch()
         let copy = s.path("instance")
-        try FileManager.default.copyItem(atPath: Self.fixtures + "/instance", toPath: copy)
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/" + name, toPath: copy)
+        #expect(try Self.logVersions(copy).filter { $0.name == FileNames.currentLog }.map(\.version) == [logFormat])
         let r = try Inspection.check(copy, fs: PosixFileSystem(), parameters: try Instance.readParameters(at: copy))
         #expect(r.ok, "\(r.problems)")
-        #expect(try digest(copy) == Self.expected("instance"))
-        // And it takes new work: a log of format 4 (the fixture's) is continued in format 5,
-        // splits named by their old page among it, and all of it reads back after a reopen.
+        #expect(try digest(copy) == Self.expected(name))
+        // And it takes new work, in format 5 (a format 4 generation is finished at the first
+        // open, not continued), splits named by their old page among it, and all of it reads
+        // back after a reopen.
         var inst = try open(copy)
         var added: [[UInt8]: [UInt8]] = [:]
         for b in 0..<40 {
@@ -40,12 +45,16 @@ import Testing
         inst = try open(copy)
         for (k, v) in added { #expect(try inst.get("notes", k) == v) }
         try inst.close()
-        // The fixture's format 4 generation was finished at the first open, not continued.
-        let versions = try FileManager.default.contentsOfDirectory(atPath: copy).filter { $0.hasPrefix("edb") && $0.hasSuffix(".log") }
-            .map { name in try Data(contentsOf: URL(fileURLWithPath: copy + "/" + name)).withUnsafeBytes { ($0.u32(8), name) } }
-        #expect(versions.filter { $0.0 == 4 }.count == 1, "\(versions)")
-        #expect(versions.contains { $0.0 == 5 && $0.1 == FileNames.currentLog })
-        #expect(try digest(copy) != Self.expected("instance"))
+        let versions = try Self.logVersions(copy)
+        #expect(versions.filter { $0.version == 4 }.count == (logFormat == 4 ? 1 : 0), "\(versions)")
+        #expect(versions.contains { $0.version == 5 && $0.name == FileNames.currentLog })
+        #expect(try digest(copy) != Self.expected(name))
+    }
+
+    /// The log format version of each generation file in `dir` (its header's third word).
+    static func logVersions(_ dir: String) throws -> [(version: UInt32, name: String)] {
+        try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("edb") && $0.hasSuffix(".log") }
+            .map { name in (try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name)).withUnsafeBytes { $0.u32(8) }, name) }
     }
 
     /// An instance whose log is format 3 (page images; the release before this one) is refused
@@ -69,16 +78,20 @@ import Testing
         #expect(try names.map { try fs.readAll(copy + "/" + $0) } == before)
     }
 
-    @Test func restoreFixtureBackupSet() throws {
+    /// A set as this version writes it (manifest format 2, sealed; log format 5) and as the
+    /// release before wrote it (manifest format 1 without a checksum, log format 4): both
+    /// verify and restore to their digest's content.
+    @Test(arguments: [("backupset", 2, UInt32(5)), ("backupset-format4", 1, 4)])
+    func restoreFixtureBackupSet(name: String, manifestFormat: Int, logFormat: UInt32) throws {
         let s = Scratch()
         let set = s.path("set")
-        try FileManager.default.copyItem(atPath: Self.fixtures + "/backupset", toPath: set)
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/" + name, toPath: set)
         let m = try SetVerifier().manifest(in: set).1
         #expect(m.chain.count == 3 && m.chain[2].compression.hasPrefix("zstd"))
-        // The fixture pins manifest format 1 (no checksum), which must stay readable.
-        #expect(m.formatVersion == 1 && m.checksum == nil)
+        #expect(m.formatVersion == manifestFormat && (m.checksum != nil) == (manifestFormat >= 2))
+        #expect(try Self.logVersions(set).map(\.version) == [logFormat, logFormat])
         _ = try SetVerifier().verify(set)
         _ = try restore(set, s.path("r"))
-        #expect(try digest(s.path("r")) == Self.expected("backupset"))
+        #expect(try digest(s.path("r")) == Self.expected(name))
     }
 }
