@@ -78,7 +78,9 @@ import Foundation
         let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
         var model: [[UInt8]: [UInt8]] = [:]
         try Self.load(inst, 3000, version: 0, model: &model)
+        let loaded = try Self.pagesInUse(inst)
         try Self.thin(inst, 3000, perCommit: 25, model: &model)
+        #expect(try Self.pagesInUse(inst) * 3 < loaded, "the leaves were merged")
         var seen: [[UInt8]] = []
         try inst.scan("db") { k, _ in seen.append(k); return true }
         #expect(seen == model.keys.sorted { Node.compare($0.withUnsafeBytes { $0 }, $1.withUnsafeBytes { $0 }) < 0 })
@@ -107,6 +109,74 @@ import Foundation
         try inst.close()
         let report = try Inspection.check("/inst", fs: fs, parameters: try Instance.readParameters(at: "/inst", fs: fs))
         #expect(report.ok, "\(report.problems)")
+    }
+
+    /// Splits and merges of the same pages between two writes of them, crashed at every I/O
+    /// point: records inserted between existing ones split full leaves in their middle (a
+    /// split logged as `move`, its new page written no later than its old one), then most
+    /// records are deleted and the pages split moments before merge and go to the free list,
+    /// and new inserts take the freed pages again, all through the suite's small cache.
+    @Test func crashAtEveryIOPointWhileSplittingAndMerging() throws {
+        // 200 records with even numbers committed at once; then 10 commits inserting 20 odd
+        // numbers each (splits in the middle of leaves), 15 deleting 20 each (merges), and 5
+        // inserting 20 new ones each (freed pages taken again), each in a scattered order.
+        var seeded: [[UInt8]: [UInt8]] = [:]
+        for i in stride(from: 0, to: 400, by: 2) { seeded[key(i)] = value(i, 0, size: 150) }
+        let base = try CrashPointTests.base()
+        do {
+            let inst = try Instance.open(at: "/inst", fs: base, owner: "test")
+            try inst.commit(stride(from: 0, to: 400, by: 2).map { .put(database: "db", key: key($0), value: seeded[key($0)]!) })
+            try inst.close()
+        }
+        var rng = SplitMix64(seed: 9)
+        let odd = Array(stride(from: 1, to: 400, by: 2)).shuffled(using: &rng)
+        let doomed = Array(0..<400).shuffled(using: &rng).prefix(300)
+        let workload: CrashPointTests.Workload = { fs, commits, models in
+            CrashPointTests.commitEach(fs, commits: commits, from: seeded, models: &models) { c, model in
+                let ops: [Mutation]
+                switch c {
+                case 0..<10:
+                    ops = odd[(c * 20)..<(c * 20 + 20)].map { .put(database: "db", key: key($0), value: value($0, 1, size: 150)) }
+                case 10..<25:
+                    ops = doomed[doomed.startIndex + (c - 10) * 20..<doomed.startIndex + (c - 9) * 20].map { .delete(database: "db", key: key($0)) }
+                default:
+                    ops = (0..<20).map { .put(database: "db", key: key(1000 + c * 20 + $0), value: value($0, c, size: 150)) }
+                }
+                for op in ops {
+                    switch op {
+                    case .put(_, let k, let v): model[k] = v
+                    case .delete(_, let k): model[k] = nil
+                    }
+                }
+                return ops
+            }
+        }
+        let commits = 30
+        // What the phases do, each run alone on a clone: the deletes merge away half the
+        // pages the splits made, and the last inserts take freed pages instead of growing
+        // the file.
+        func after(_ n: Int) throws -> (inUse: Int, pageCount: UInt32, records: [[UInt8]: [UInt8]], model: [[UInt8]: [UInt8]]) {
+            let fs = base.clone()
+            var models: [[[UInt8]: [UInt8]]] = []
+            #expect(workload(fs, n, &models) == n)
+            let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
+            defer { try? inst.close() }
+            return (try Self.pagesInUse(inst), try inst.engine.withLock { try inst.database(named: "db").header.pageCount },
+                    try allRecords(inst), models[n])
+        }
+        let (split, merged, reused) = (try after(10), try after(25), try after(commits))
+        #expect(merged.inUse * 2 < split.inUse, "pages in use: \(split.inUse) after the splits, \(merged.inUse) after the deletes")
+        #expect(reused.pageCount == merged.pageCount, "the file grew from \(merged.pageCount) to \(reused.pageCount) pages")
+        #expect(reused.records == reused.model)
+        let clean = base.clone()
+        let before = clean.ioCount
+        var models: [[[UInt8]: [UInt8]]] = []
+        #expect(workload(clean, commits, &models) == commits)
+        let points = clean.ioCount - before
+        let (covered, _) = try CrashPointTests.crashAndRecover(base, commits: commits, at: Array(1...points),
+                                                               modes: CrashPointTests.modes(at:), label: "split and merge crash point",
+                                                               workload: workload)
+        print("split and merge crash points covered: \(covered) crashes over \(points) I/O operations")
     }
 
     /// A workload of merges crashed at every I/O point (`CrashPointTests`' harness: small
