@@ -77,7 +77,7 @@ def stat(xs):
 
 
 def noisy(*series):
-    """A note when a series' max is over 1.5× its min: the machine was noisy (BENCHMARKING.md)."""
+    """A note when a series' max is over 1.5× its min: the machine was noisy (README, "Benchmarks")."""
     spread = max(max(xs) / max(min(xs), 1e-9) for xs in series)
     return f"noisy run: spread up to {spread:.1f}× between repetitions" if spread > 1.5 else ""
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: every figure is a ratio against a baseline measured in the same run on the
-# same data (../shared/BENCHMARKING.md). Installs what it compares against.
+# same data, alternated (README, "Benchmarks"). Installs what it compares against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
