@@ -33,11 +33,12 @@ import Foundation
     /// page and its sibling are copied on either side of the merge.
     @Test(arguments: [1, 2])
     func pagesCopiedWhileLeavesMergeRecover(round: Int) throws {
-        let (atStart, atEnd) = try Self.copyWhileWriting(round: round, keys: 600, seeded: 600, deletes: (1, 6), pause: 4000, chunk: 1,
-                                                         overflow: false, thin: (360, 150))
+        let (atStart, atEnd, during) = try Self.copyWhileWriting(round: round, keys: 600, seeded: 600, deletes: (1, 6), pause: 4000,
+                                                                 chunk: 1, overflow: false, thin: (360, 150))
+        #expect(during >= 50, "\(during) of the 150 deletes ran while database a was copied")
         // Emptied leaves alone free a few pages (3 to 5 of 37 with merges taken out); merges
         // free a third or more.
-        #expect((atStart - atEnd) * 5 >= atStart, "pages in use of database a: \(atStart) when its copy began, \(atEnd) when it ended")
+        #expect((atStart - atEnd) * 5 >= atStart, "pages in use of database a: \(atStart) when its copy began, \(atEnd) after the deletes")
     }
 
     /// Seeds database a with keys 0..<seeded, copies both databases online while three writers
@@ -46,9 +47,10 @@ import Foundation
     /// pages, with `overflow`); `thin.before` of the seeded keys of a, in a scattered order,
     /// are deleted before the writers start, and `thin.during` more by the writers, one each,
     /// once the copy has begun. The copy and its logs must recover to the state at the roll.
-    /// Returns database a's pages in use when its copy began and when it ended.
+    /// Returns database a's pages in use when its copy began and once the writers' deletes
+    /// were done, and how many of those ran while a was copied.
     static func copyWhileWriting(round: Int, keys: UInt64, seeded: Int, deletes: (UInt64, UInt64), pause: UInt32, chunk: Int,
-                                 overflow: Bool, thin: (before: Int, during: Int)) throws -> (Int, Int) {
+                                 overflow: Bool, thin: (before: Int, during: Int)) throws -> (Int, Int, Int) {
         let dir = temporaryDirectory("online")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = dir + "/src", copy = dir + "/copy"
@@ -112,13 +114,14 @@ import Foundation
         let start = session.start
         try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: false)
         let fs = PosixFileSystem()
-        var pagesOfA: [Int] = []
+        var pagesAtCopy = 0
+        var victimsLeft: [Int] = []
         for db in session.databases {
             if db.name == "a" {
-                pagesOfA.append(try BTreeMergeTests.pagesInUse(inst, "a"))
-                box.lock.withLock { box.copying = true }
+                pagesAtCopy = try BTreeMergeTests.pagesInUse(inst, "a")
+                box.lock.withLock { box.copying = true; victimsLeft.append(box.victims.count) }
             }
-            defer { if db.name == "a" { pagesOfA.append((try? BTreeMergeTests.pagesInUse(inst, "a")) ?? -1) } }
+            defer { if db.name == "a" { box.lock.withLock { victimsLeft.append(box.victims.count) } } }
             let out = try fs.open(copy + "/" + db.fileName, .createNew)
             var buf = [UInt8](repeating: 0, count: chunk * db.pageSize)
             var offset: Int64 = 0
@@ -134,6 +137,7 @@ import Foundation
         }
         // The deletes that began during the copy all made (at most 10 s).
         for _ in 0..<1000 where box.lock.withLock({ !box.victims.isEmpty }) { usleep(10_000) }
+        let pagesAfterDeletes = try BTreeMergeTests.pagesInUse(inst, "a")
         // Stop the writers at a commit boundary, roll, and take the model at that instant.
         box.lock.lock()
         box.paused = true
@@ -167,7 +171,7 @@ import Foundation
         #expect(got.count == expected.count)
         #expect(got == expected)
         try restored.close()
-        return (pagesOfA[0], pagesOfA[1])
+        return (pagesAtCopy, pagesAfterDeletes, victimsLeft[0] - victimsLeft[1])
     }
 }
 
