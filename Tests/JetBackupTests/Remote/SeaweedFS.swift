@@ -66,10 +66,12 @@ final class SeaweedFS: @unchecked Sendable {
         // server is started again on other ports.
         for attempt in 1...5 {
             ports = try Self.freePorts()
+            Self.reservations.withLock { $0.formUnion(ports.values) }
             do {
                 try start()
                 break
             } catch let e as PortTaken where attempt < 5 {
+                Self.reservations.withLock { $0.subtract(ports.values) }
                 print("SeaweedFS: \(e.description); starting again on other ports")
             }
         }
@@ -84,7 +86,16 @@ final class SeaweedFS: @unchecked Sendable {
     static let probeKey = "jbtest-ready-probe"
     private var bucketReady = false
 
-    deinit { kill() }
+    deinit {
+        kill()
+        Self.reservations.withLock { $0.subtract(ports.values) }
+    }
+
+    /// Ports of the servers this test process has started and not yet given up, free or not:
+    /// `freePorts` hands none of them out again, so a server stopped to be restarted on its
+    /// ports (a test of an outage) finds them still its own. CI on a4e70ae failed when another
+    /// test's server took such a port during the outage.
+    private static let reservations = ReservedPorts()
 
     func config(secret: String = SeaweedFS.secretKey) -> S3Config {
         var c = S3Config(endpoint: endpoint, region: "us-east-1",
@@ -167,7 +178,7 @@ final class SeaweedFS: @unchecked Sendable {
         for name in ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
                      "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc"] {
             var port = 0
-            repeat { port = try freePort() } while used.contains(port)
+            repeat { port = try freePort() } while used.contains(port) || reservations.withLock { $0.contains(port) }
             used.insert(port)
             p[name] = port
         }
@@ -243,5 +254,16 @@ final class WeedDirectory: @unchecked Sendable {
     func mkdir(_ name: String) -> String {
         try? FileManager.default.createDirectory(atPath: path(name), withIntermediateDirectories: true)
         return path(name)
+    }
+}
+
+/// A set of ports under a lock (`SeaweedFS.reservations`).
+final class ReservedPorts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ports = Set<Int>()
+    func withLock<T>(_ body: (inout Set<Int>) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&ports)
     }
 }
