@@ -67,9 +67,9 @@ import JetStore
         for (what, edit) in edits {
             var m = sealed
             edit(&m)
-            #expect(throws: JetError.self, "\(what)") { try BackupManifest.decode(try m.encodedAsIs(), path: "MANIFEST.json") }
             do {
                 _ = try BackupManifest.decode(try m.encodedAsIs(), path: "MANIFEST.json")
+                Issue.record("\(what): read although changed under the seal")
             } catch let e as JetError {
                 #expect(e.code == .databaseCorrupted && e.message.contains("checksum does not match"), "\(what): \(e)")
             }

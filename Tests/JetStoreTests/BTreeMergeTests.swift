@@ -9,8 +9,13 @@ import Foundation
 @Suite struct BTreeMergeTests {
     /// Pages of the database in use: neither the header nor on the free list.
     static func pagesInUse(_ inst: Instance, _ db: String = "db") throws -> Int {
-        let h = try inst.engine.withLock { try inst.database(named: db).header }
+        let h = try header(inst, db)
         return Int(h.pageCount) - Int(h.freeCount)
+    }
+
+    /// The database's header as the engine holds it (read under its lock).
+    static func header(_ inst: Instance, _ db: String = "db") throws -> DatabaseHeader {
+        try inst.engine.withLock { try inst.database(named: db).header }
     }
 
     /// Keys 0..<n in a scattered order, values of 150 bytes: a few hundred leaves.
@@ -64,9 +69,9 @@ import Foundation
         #expect(seen == model.keys.sorted { Node.compare($0.withUnsafeBytes { $0 }, $1.withUnsafeBytes { $0 }) < 0 })
         // The pages merged away are reused: loading the deleted keys again grows the file
         // by less than half what the first load took.
-        let pageCount = try inst.engine.withLock { try Int(inst.database(named: "db").header.pageCount) }
+        let pageCount = try Int(Self.header(inst).pageCount)
         try Self.load(inst, 6000, version: 1, model: &model)
-        let grown = try inst.engine.withLock { try Int(inst.database(named: "db").header.pageCount) } - pageCount
+        let grown = try Int(Self.header(inst).pageCount) - pageCount
         #expect(grown * 2 < full, "the reload added \(grown) pages to \(pageCount); the first load used \(full)")
         #expect(try allRecords(inst) == model)
         try inst.close()
@@ -151,7 +156,7 @@ import Foundation
             #expect(workload(fs, n, &models) == n)
             let inst = try Instance.open(at: "/inst", fs: fs, owner: "test")
             defer { try? inst.close() }
-            return (try Self.pagesInUse(inst), try inst.engine.withLock { try inst.database(named: "db").header.pageCount },
+            return (try Self.pagesInUse(inst), try Self.header(inst).pageCount,
                     try allRecords(inst), models[n])
         }
         let (split, merged, reused) = (try after(10), try after(25), try after(commits))

@@ -17,8 +17,8 @@ struct BTree {
     var dbid: UInt16 { db.dbid }
 
     /// Largest cell kept inline in a leaf: a leaf holds at least four.
-    var maxInlineCell: Int { (db.pageSize - PageFormat.headerSize) / 4 - 2 }
-    var overflowCapacity: Int { db.pageSize - PageFormat.headerSize }
+    var maxInlineCell: Int { Node.capacity(db) / 4 - 2 }
+    var overflowCapacity: Int { Node.capacity(db) }
 
     private func change(_ f: PageFrame) { cache.beginChange(f) }
 
